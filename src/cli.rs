@@ -1,0 +1,448 @@
+//! The headless command line: `run` and `check`, sharing preset loading and overrides.
+//!
+//! Exit codes: 0 success; 1 a check exceeded its tolerance; 2 bad input (nothing written);
+//! 3 a run paused on a non-finite value (the trace up to the last good step is written).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::core::check::{self, CheckRow};
+use crate::core::dataset;
+use crate::core::model::Score;
+use crate::core::preset::{self, Built, DataSpec, InitSpec, ObjectiveSpec, Preset};
+use crate::core::reference::Method;
+use crate::core::step::RateMode;
+use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
+
+/// Exit code for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a failed check.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit code for a run that paused on a non-finite value.
+pub const EXIT_PAUSED: u8 = 3;
+
+/// implicit-em-lab: gradient descent as implicit EM, made visible and checkable.
+///
+/// Without a subcommand it opens the desktop lab (optionally with PRESET).
+#[derive(Parser, Debug)]
+#[command(name = "implicit-em-lab", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Headless command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// A preset (.ron) to open in the window.
+    pub preset: Option<PathBuf>,
+    /// Open the window, run --steps steps, save a PNG screenshot to this file and exit.
+    #[arg(long, value_name = "FILE.png")]
+    pub screenshot: Option<PathBuf>,
+    /// Steps to run before the screenshot.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+}
+
+/// Headless commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run gradient descent and explicit EM side by side and write the trace.
+    Run(RunArgs),
+    /// Check the implicit-EM identity and every exact gradient against an independent derivative.
+    Check(CheckArgs),
+}
+
+/// The objective on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Unsupervised mixture.
+    Mixture,
+    /// Attention (distance scores; see --score).
+    Attention,
+    /// Cross-entropy classification.
+    CrossEntropy,
+}
+
+/// The attention score on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScoreArg {
+    /// `d = ||x − μ||² / (2s)`.
+    Distance,
+    /// `d = −x·μ`.
+    DotProduct,
+}
+
+/// The rate mode on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RateArg {
+    /// One learning rate for every parameter.
+    Shared,
+    /// EM-preconditioned per-component rate η·N·s_j/N_j (η = 1 reproduces EM).
+    Em,
+}
+
+/// The independent derivative on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Forward-mode dual numbers (exact to rounding).
+    Dual,
+    /// Central finite differences.
+    FiniteDifference,
+}
+
+/// The preset and the overrides shared by `run` and `check`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PresetArgs {
+    /// The preset (.ron). Without it: a mixture on three blobs, prototypes only, shared rate.
+    #[arg(long, value_name = "FILE.ron")]
+    pub preset: Option<PathBuf>,
+    /// Objective (overrides the preset's).
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveArg>,
+    /// Attention score form (with --objective attention).
+    #[arg(long, value_enum)]
+    pub score: Option<ScoreArg>,
+    /// Prototypes per class M (with --objective cross-entropy).
+    #[arg(long, value_name = "M")]
+    pub per_class: Option<usize>,
+    /// Temperature T > 0.
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub temperature: Option<f64>,
+    /// Learning rate η > 0.
+    #[arg(long, value_name = "ETA", allow_negative_numbers = true)]
+    pub learning_rate: Option<f64>,
+    /// Rate mode: shared, or EM-preconditioned.
+    #[arg(long, value_enum)]
+    pub rate: Option<RateArg>,
+    /// Seed of every random choice (data generator and initialisation).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Points from a CSV file: coordinate columns, optional integer `label` column and
+    /// `target…` columns, header optional (without one every column is a coordinate).
+    #[arg(long, value_name = "points.csv")]
+    pub data: Option<PathBuf>,
+    /// Initial prototypes from a CSV file, one per row (K = rows); for cross-entropy an
+    /// optional `label` column gives each prototype's class.
+    #[arg(long, value_name = "init.csv")]
+    pub prototypes: Option<PathBuf>,
+}
+
+/// Arguments of `run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub preset: PresetArgs,
+    /// Paired steps to run (default: the preset's `steps`).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Write the trace: `.json` (whole record) or `.csv` (flat, one row per step and run).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Arguments of `check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub preset: PresetArgs,
+    /// Independent derivative.
+    #[arg(long, value_enum, default_value = "dual")]
+    pub method: MethodArg,
+    /// Take this many gradient steps first, then check at the GD state.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub steps: usize,
+}
+
+/// A command-line failure: message and exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// What to print on stderr.
+    pub message: String,
+}
+
+fn bad(message: impl Into<String>) -> Failure {
+    Failure {
+        code: EXIT_BAD_INPUT,
+        message: message.into(),
+    }
+}
+
+/// Loads the preset (or the default), applies the overrides and validates. Returns the preset
+/// as run and the folder its relative paths resolve against.
+///
+/// # Errors
+/// Bad input (exit code 2).
+pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
+    let (mut p, base) = match &args.preset {
+        Some(path) => {
+            let p = preset::load(path).map_err(|e| bad(e.message))?;
+            let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            (p, base)
+        }
+        None => (Preset::default(), PathBuf::from(".")),
+    };
+    if let Some(o) = args.objective {
+        p.objective = match o {
+            ObjectiveArg::Mixture => ObjectiveSpec::Mixture,
+            ObjectiveArg::Attention => ObjectiveSpec::Attention { score: Score::Distance },
+            ObjectiveArg::CrossEntropy => ObjectiveSpec::CrossEntropy { per_class: 1 },
+        };
+    }
+    if let Some(s) = args.score {
+        let ObjectiveSpec::Attention { score } = &mut p.objective else {
+            return Err(bad(
+                "--score applies to the attention objective only (add --objective attention)",
+            ));
+        };
+        *score = match s {
+            ScoreArg::Distance => Score::Distance,
+            ScoreArg::DotProduct => Score::DotProduct,
+        };
+    }
+    if let Some(m) = args.per_class {
+        let ObjectiveSpec::CrossEntropy { per_class } = &mut p.objective else {
+            return Err(bad(
+                "--per-class applies to the cross-entropy objective only (add --objective cross-entropy)",
+            ));
+        };
+        *per_class = m;
+    }
+    if let Some(t) = args.temperature {
+        p.temperature = t;
+    }
+    if let Some(eta) = args.learning_rate {
+        p.learning_rate = eta;
+    }
+    if let Some(r) = args.rate {
+        p.rate = match r {
+            RateArg::Shared => RateMode::Shared,
+            RateArg::Em => RateMode::Em,
+        };
+    }
+    if let Some(s) = args.seed {
+        p.seed = s;
+    }
+    if let Some(path) = &args.data {
+        let abs = std::path::absolute(path).map_err(|e| bad(format!("--data {}: {e}", path.display())))?;
+        if !abs.is_file() {
+            return Err(bad(format!("--data: no such file: {}", path.display())));
+        }
+        p.data = DataSpec::Csv {
+            path: abs.display().to_string(),
+        };
+    }
+    if let Some(path) = &args.prototypes {
+        let table = dataset::read_csv(path).map_err(|e| bad(format!("--prototypes: {e}")))?;
+        let positions: Vec<Vec<f64>> = (0..table.len()).map(|i| table.point(i).to_vec()).collect();
+        let classes = if table.labels.iter().any(Option::is_some) {
+            if let Some(i) = table.labels.iter().position(Option::is_none) {
+                return Err(bad(format!("--prototypes: prototype {i} has no label while others do")));
+            }
+            Some(table.labels.iter().map(|l| l.expect("checked") as usize).collect())
+        } else {
+            None
+        };
+        p.prototypes = InitSpec::Explicit {
+            positions,
+            classes,
+            values: None,
+            weights: None,
+            scales: None,
+        };
+    }
+    p.validate().map_err(|e| bad(e.message))?;
+    Ok((p, base))
+}
+
+/// Builds the experiment of a validated preset.
+///
+/// # Errors
+/// Bad input (exit code 2).
+pub fn build(p: &Preset, base: &Path) -> Result<Built, Failure> {
+    p.validate().and_then(|v| v.build(base)).map_err(|e| bad(e.message))
+}
+
+enum OutFormat {
+    Json,
+    Csv,
+}
+
+fn out_format(path: &Path) -> Result<OutFormat, Failure> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("json") => Ok(OutFormat::Json),
+        Some("csv") => Ok(OutFormat::Csv),
+        _ => Err(bad(format!(
+            "--out {}: the file name must end in .json or .csv",
+            path.display()
+        ))),
+    }
+}
+
+/// `run`: both runs in lockstep, the trace written atomically. Returns the summary text.
+///
+/// # Errors
+/// Bad input (2), or a paused run (3) after writing the trace so far.
+pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> {
+    let format = args.out.as_deref().map(out_format).transpose()?;
+    if let Some(out) = &args.out {
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(bad(format!(
+                "--out {}: the folder {} does not exist",
+                out.display(),
+                dir.display()
+            )));
+        }
+    }
+    let (preset, base) = resolve_preset(&args.preset)?;
+    let steps = args.steps.unwrap_or(preset.steps);
+    let Built {
+        mut experiment,
+        critical_temperature,
+    } = build(&preset, &base)?;
+    let start = Instant::now();
+    let mut last_report = start;
+    let mut paused = None;
+    for s in 0..steps {
+        if let Err(e) = experiment.step() {
+            paused = Some(e.to_string());
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(1) {
+            last_report = Instant::now();
+            let _ = writeln!(
+                progress,
+                "step {}/{steps} ({:.0}%), {:.1} s",
+                s + 1,
+                100.0 * (s + 1) as f64 / steps as f64,
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if let (Some(out), Some(format)) = (&args.out, format) {
+        let text = match format {
+            OutFormat::Json => trace::to_json(&TraceDocument {
+                preset: &preset,
+                steps: experiment.trace(),
+                format_version: FORMAT_VERSION,
+                critical_temperature,
+                paused: paused.clone(),
+            }),
+            OutFormat::Csv => trace::to_csv(experiment.trace()),
+        };
+        crate::core::io::write_atomic(out, text.as_bytes()).map_err(bad)?;
+    }
+    let last = experiment.latest();
+    let mut summary = format!(
+        "{} ({}), N = {}, K = {}, D = {}, T = {}, η = {}, rate {}\n",
+        preset.name,
+        preset.regime().name(),
+        experiment.problem().len(),
+        experiment.gd_state().k,
+        experiment.problem().dim,
+        preset.temperature,
+        preset.learning_rate,
+        preset.rate.name()
+    );
+    summary += &format!(
+        "after {} steps: GD loss {:.10e}, EM loss {:.10e}, prototype distance {:.3e}, identity residual {:.1e}\n",
+        last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
+    );
+    summary += &format!("critical temperature (λ_max of the data covariance): {critical_temperature:.6}\n");
+    for w in &last.warnings {
+        summary += &format!("warning: {w}\n");
+    }
+    if let Some(out) = &args.out {
+        summary += &format!("trace written to {}\n", out.display());
+    }
+    match paused {
+        Some(reason) => Err(Failure {
+            code: EXIT_PAUSED,
+            message: format!("{summary}run {reason}"),
+        }),
+        None => Ok(summary),
+    }
+}
+
+/// Formats the check table.
+#[must_use]
+pub fn format_table(rows: &[CheckRow], method: Method) -> String {
+    let mut s = format!(
+        "{:<50} {:>7} {:>22} {:>22} {:>10} {:>9}  status\n",
+        "quantity",
+        "entries",
+        "closed form",
+        format!(
+            "independent ({})",
+            match method {
+                Method::Dual => "dual",
+                Method::FiniteDifference => "fd",
+            }
+        ),
+        "deviation",
+        "tolerance"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<50} {:>7} {:>22.15e} {:>22.15e} {:>10.2e} {:>9.1e}  {}\n",
+            r.quantity,
+            r.entries,
+            r.closed_form,
+            r.independent,
+            r.deviation,
+            r.tolerance,
+            if r.passed() { "ok" } else { "FAILED" }
+        );
+    }
+    s
+}
+
+/// `check`: the table, and whether every row passed.
+///
+/// # Errors
+/// Bad input (2); a deviation above tolerance (1), with the table in the message.
+pub fn check(args: &CheckArgs) -> Result<String, Failure> {
+    let (preset, base) = resolve_preset(&args.preset)?;
+    let Built { mut experiment, .. } = build(&preset, &base)?;
+    experiment.run(args.steps).map_err(|e| Failure {
+        code: EXIT_PAUSED,
+        message: format!("check {e}"),
+    })?;
+    let method = match args.method {
+        MethodArg::Dual => Method::Dual,
+        MethodArg::FiniteDifference => Method::FiniteDifference,
+    };
+    let rows = check::check(experiment.problem(), experiment.gd_state(), method);
+    let t = experiment.problem().spec.temperature;
+    let mut text = format!(
+        "{} ({}) at step {}, T = {t}, N = {}, K = {}; independent derivative: {}\n",
+        preset.name,
+        preset.regime().name(),
+        experiment.step_count(),
+        experiment.problem().effective_n(),
+        experiment.gd_state().k,
+        method.name()
+    );
+    text += "convention: losses J to minimise in free-energy units, so ∂F_i/∂E_ij = +r_ij; in the paper's \
+             convention (T = 1, L = log Σ_j exp(−d_j) maximised) the same identity reads ∂L/∂d_j = −r_j\n\n";
+    text += &format_table(&rows, method);
+    if rows.iter().all(CheckRow::passed) {
+        text += "\nall checks passed\n";
+        Ok(text)
+    } else {
+        Err(Failure {
+            code: EXIT_CHECK_FAILED,
+            message: format!("{text}\nsome checks FAILED\n"),
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The identity and every exact gradient checked against an independent derivative
+//! (MATH.md §2, §7). The command line prints the table; the window shows it.
+
+use super::model::{Regime, Score, State};
+use super::objective::{Problem, evaluate, point_row};
+use super::reference::{self, Method, Params};
+use super::step::{RateMode, em_prototype_step, gd_prototype_step};
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckRow {
+    /// What is compared.
+    pub quantity: String,
+    /// How many numbers were compared.
+    pub entries: usize,
+    /// The closed form at the entry of largest deviation.
+    pub closed_form: f64,
+    /// The independent value at that entry.
+    pub independent: f64,
+    /// `max |closed − independent|`.
+    pub deviation: f64,
+    /// The largest deviation allowed.
+    pub tolerance: f64,
+}
+
+impl CheckRow {
+    /// Within tolerance.
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.deviation <= self.tolerance
+    }
+
+    fn compare(quantity: &str, closed: &[f64], independent: &[f64], rel_tol: f64) -> Self {
+        let scale = closed.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let mut row = Self {
+            quantity: quantity.into(),
+            entries: closed.len(),
+            closed_form: closed.first().copied().unwrap_or(0.0),
+            independent: independent.first().copied().unwrap_or(0.0),
+            deviation: 0.0,
+            tolerance: rel_tol * scale,
+        };
+        for (&c, &i) in closed.iter().zip(independent) {
+            let dev = (c - i).abs();
+            // A NaN deviation must fail: it replaces any finite one and fails `passed`.
+            if dev.is_nan() || dev > row.deviation {
+                row.deviation = dev;
+                row.closed_form = c;
+                row.independent = i;
+            }
+        }
+        row
+    }
+}
+
+/// Relative tolerance for derivatives by `method`.
+#[must_use]
+pub fn tolerance(method: Method) -> f64 {
+    match method {
+        Method::Dual => 1e-10,
+        Method::FiniteDifference => 1e-6,
+    }
+}
+
+/// Checks, at `state`: Theorem 1 (`∂F_i/∂E_ij = r_ij`), the regime's `∂J/∂E`, every parameter
+/// gradient, the loss itself, and (mixture) the exact EM bridge.
+#[must_use]
+pub fn check(problem: &Problem, state: &State, method: Method) -> Vec<CheckRow> {
+    let tol = tolerance(method);
+    let n = problem.effective_n().max(1) as f64;
+    let mut r_closed = Vec::new();
+    let mut r_ind = Vec::new();
+    let mut g_closed = Vec::new();
+    let mut g_ind = Vec::new();
+    for i in 0..problem.len() {
+        let Some(row) = point_row(problem, state, i) else {
+            continue;
+        };
+        r_closed.extend_from_slice(&row.responsibilities);
+        r_ind.extend(reference::free_energy_gradient(problem, state, i, method));
+        g_closed.extend(row.energy_gradient.iter().map(|g| g / n));
+        g_ind.extend(reference::energy_gradient(problem, state, i, method));
+    }
+    let law = match problem.spec.regime {
+        Regime::Mixture => "∂J/∂E_ij = r_ij/N (mixture)",
+        Regime::CrossEntropy => "∂J/∂E_ij = (q_ij − r_ij)/N (cross-entropy)",
+        Regime::Attention { .. } => "∂J/∂E_ij = −α_ij(a_ij − ā_i)/T (attention)",
+    };
+    let eval = evaluate(problem, state);
+    let independent = reference::parameter_gradient(problem, state, method);
+    let mut rows = vec![
+        CheckRow::compare("Theorem 1: ∂F_i/∂E_ij = r_ij", &r_closed, &r_ind, tol),
+        CheckRow::compare(law, &g_closed, &g_ind, tol),
+        CheckRow::compare(
+            "∂J/∂μ (prototypes)",
+            &eval.gradient.prototypes,
+            &independent.prototypes,
+            tol,
+        ),
+        CheckRow::compare(
+            "∂J/∂w (mixing logits)",
+            &eval.gradient.log_weights,
+            &independent.log_weights,
+            tol,
+        ),
+        CheckRow::compare(
+            "∂J/∂ρ (log-scales)",
+            &eval.gradient.log_scales,
+            &independent.log_scales,
+            tol,
+        ),
+    ];
+    if matches!(problem.spec.regime, Regime::Attention { .. }) {
+        rows.push(CheckRow::compare(
+            "∂J/∂v (values)",
+            &eval.gradient.values,
+            &independent.values,
+            tol,
+        ));
+    }
+    let reference_loss: f64 = reference::loss(problem, &Params::<f64>::constant(state));
+    rows.push(CheckRow::compare(
+        "J (one-pass vs reference)",
+        &[eval.loss],
+        &[reference_loss],
+        1e-12,
+    ));
+    if problem.spec.regime == Regime::Mixture && problem.spec.regime.score() == Score::Distance {
+        let gd = gd_prototype_step(problem, state, &eval, 1.0, RateMode::Em);
+        let em = em_prototype_step(problem, state, &eval);
+        rows.push(CheckRow::compare(
+            "bridge: GD at η_j = N s_j/N_j lands on EM's m_j",
+            &gd,
+            &em,
+            1e-12,
+        ));
+    }
+    rows
+}

@@ -1,0 +1,371 @@
+//! Data sets: seeded generators, CSV import, and the statistics the lab marks (the critical
+//! temperature of the first split).
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+/// Points with optional labels and optional regression targets.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Dataset {
+    /// `D`.
+    pub dim: usize,
+    /// `N × D`, row-major.
+    pub points: Vec<f64>,
+    /// `y_i`, `None` when unlabelled.
+    pub labels: Vec<Option<u32>>,
+    /// `P` of explicit targets (0 when the data set defines none).
+    pub target_dim: usize,
+    /// `N × P` explicit targets.
+    pub targets: Vec<f64>,
+}
+
+/// The seeded random-number generator used everywhere (xoshiro256++, a fixed algorithm, so a
+/// seed means the same data on every machine and version).
+#[must_use]
+pub fn rng(seed: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(seed)
+}
+
+impl Dataset {
+    /// `N`.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no points.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `x_i`.
+    #[must_use]
+    pub fn point(&self, i: usize) -> &[f64] {
+        &self.points[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Number of classes: the largest label plus one (0 when nothing is labelled).
+    #[must_use]
+    pub fn class_count(&self) -> usize {
+        self.labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0)
+    }
+
+    /// Appends a point.
+    pub fn push(&mut self, x: &[f64], label: Option<u32>, target: &[f64]) {
+        self.points.extend_from_slice(x);
+        self.labels.push(label);
+        self.targets.extend_from_slice(target);
+    }
+
+    /// The covariance matrix of the points (`1/N` normalisation).
+    #[must_use]
+    pub fn covariance(&self) -> nalgebra::DMatrix<f64> {
+        weighted_covariance(self, &vec![1.0; self.len()])
+    }
+
+    /// `T_c = λ_max` of the data covariance: below it, prototypes at the data mean split
+    /// (deterministic annealing with unit scales, MATH.md §6).
+    #[must_use]
+    pub fn critical_temperature(&self) -> f64 {
+        if self.len() < 2 {
+            return 0.0;
+        }
+        let eig = nalgebra::SymmetricEigen::new(self.covariance());
+        eig.eigenvalues.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Covariance of the points under non-negative weights (`Σ w (x − m)(x − m)ᵀ / Σ w`).
+#[must_use]
+pub fn weighted_covariance(data: &Dataset, weights: &[f64]) -> nalgebra::DMatrix<f64> {
+    let dim = data.dim;
+    let total: f64 = weights.iter().sum();
+    let mut mean = vec![0.0; dim];
+    for (i, w) in weights.iter().enumerate() {
+        for (m, x) in mean.iter_mut().zip(data.point(i)) {
+            *m += w * x / total;
+        }
+    }
+    let mut cov = nalgebra::DMatrix::zeros(dim, dim);
+    for (i, w) in weights.iter().enumerate() {
+        let x = data.point(i);
+        for a in 0..dim {
+            for b in 0..dim {
+                cov[(a, b)] += w * (x[a] - mean[a]) * (x[b] - mean[b]) / total;
+            }
+        }
+    }
+    cov
+}
+
+/// One Gaussian cloud of a generated data set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cloud {
+    /// Centre.
+    pub mean: Vec<f64>,
+    /// Standard deviation per axis.
+    pub std: Vec<f64>,
+    /// Number of points.
+    pub count: usize,
+    /// Label of its points.
+    pub label: Option<u32>,
+}
+
+/// Axis-aligned Gaussian clouds.
+#[must_use]
+pub fn gaussians(clouds: &[Cloud], seed: u64) -> Dataset {
+    let mut rng = rng(seed);
+    let dim = clouds.first().map_or(0, |c| c.mean.len());
+    let mut data = Dataset {
+        dim,
+        ..Dataset::default()
+    };
+    for cloud in clouds {
+        for _ in 0..cloud.count {
+            let x: Vec<f64> = cloud
+                .mean
+                .iter()
+                .zip(&cloud.std)
+                .map(|(m, s)| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    m + s * z
+                })
+                .collect();
+            data.push(&x, cloud.label, &[]);
+        }
+    }
+    data
+}
+
+/// `k` isotropic blobs of `n` points in all (split as evenly as possible), centres uniform in
+/// `[−spread, spread]^dim`, labelled by blob.
+#[must_use]
+pub fn blobs(k: usize, n: usize, dim: usize, spread: f64, std: f64, seed: u64) -> Dataset {
+    let mut rng = rng(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let clouds: Vec<Cloud> = (0..k)
+        .map(|c| Cloud {
+            mean: (0..dim).map(|_| rng.random_range(-spread..=spread)).collect(),
+            std: vec![std; dim],
+            count: n / k + usize::from(c < n % k),
+            label: Some(c as u32),
+        })
+        .collect();
+    gaussians(&clouds, seed)
+}
+
+/// Two interleaving half-moons in 2-D (labels 0 and 1), with Gaussian noise.
+#[must_use]
+pub fn moons(n: usize, noise: f64, seed: u64) -> Dataset {
+    let mut rng = rng(seed);
+    let mut data = Dataset {
+        dim: 2,
+        ..Dataset::default()
+    };
+    for i in 0..n {
+        let upper = i % 2 == 0;
+        let a = rng.random_range(0.0..std::f64::consts::PI);
+        let (x, y) = if upper {
+            (a.cos(), a.sin())
+        } else {
+            (1.0 - a.cos(), 0.5 - a.sin())
+        };
+        let zx: f64 = StandardNormal.sample(&mut rng);
+        let zy: f64 = StandardNormal.sample(&mut rng);
+        data.push(&[x + noise * zx, y + noise * zy], Some(u32::from(!upper)), &[]);
+    }
+    data
+}
+
+/// A regression task for attention: points uniform in `[−3, 3]^dim`, one target
+/// `t = sin(x_1)·cos(x_2/2)` (`sin(x_1)` in 1-D) plus Gaussian noise.
+#[must_use]
+pub fn wave(n: usize, dim: usize, noise: f64, seed: u64) -> Dataset {
+    let mut rng = rng(seed);
+    let mut data = Dataset {
+        dim,
+        target_dim: 1,
+        ..Dataset::default()
+    };
+    for _ in 0..n {
+        let x: Vec<f64> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let z: f64 = StandardNormal.sample(&mut rng);
+        let second = if dim > 1 { (x[1] / 2.0).cos() } else { 1.0 };
+        let t = x[0].sin() * second + noise * z;
+        data.push(&x, None, &[t]);
+    }
+    data
+}
+
+/// A parsed CSV table: coordinate columns, an optional `label` column, optional `target…`
+/// columns.
+///
+/// With a header (a first row with any field that is not a number) columns are named: `label`
+/// holds integer labels (an empty cell is unlabelled), names starting with `target` hold
+/// regression targets, every other column is a coordinate. Without a header every column is a
+/// coordinate. `source` names the file in messages.
+///
+/// # Errors
+/// A message naming the line and column of the first field that does not parse, or a row of
+/// the wrong length.
+pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Col {
+        Coord,
+        Label,
+        Target,
+    }
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .peekable();
+    let Some(&(_, first)) = lines.peek() else {
+        return Err(format!("{source}: no rows"));
+    };
+    let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim().to_string()).collect() };
+    let first_fields = split(first);
+    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
+    let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
+        lines.next();
+        first_fields
+            .iter()
+            .map(|f| {
+                let lower = f.to_ascii_lowercase();
+                let kind = if lower == "label" {
+                    Col::Label
+                } else if lower.starts_with("target") {
+                    Col::Target
+                } else {
+                    Col::Coord
+                };
+                (f.clone(), kind)
+            })
+            .unzip()
+    } else {
+        (
+            (1..=first_fields.len()).map(|c| format!("column {c}")).collect(),
+            vec![Col::Coord; first_fields.len()],
+        )
+    };
+    let dim = kinds.iter().filter(|&&k| k == Col::Coord).count();
+    let target_dim = kinds.iter().filter(|&&k| k == Col::Target).count();
+    if dim == 0 {
+        return Err(format!(
+            "{source}: no coordinate columns (a header names them, e.g. `x,y,label`)"
+        ));
+    }
+    if kinds.iter().filter(|&&k| k == Col::Label).count() > 1 {
+        return Err(format!("{source}: more than one `label` column"));
+    }
+    let mut data = Dataset {
+        dim,
+        target_dim,
+        ..Dataset::default()
+    };
+    let mut x = Vec::with_capacity(dim);
+    let mut t = Vec::with_capacity(target_dim);
+    for (line, l) in lines {
+        let fields = split(l);
+        if fields.len() != kinds.len() {
+            return Err(format!(
+                "{source}, line {line}: {} fields, expected {} ({})",
+                fields.len(),
+                kinds.len(),
+                names.join(",")
+            ));
+        }
+        x.clear();
+        t.clear();
+        let mut label = None;
+        for ((f, kind), name) in fields.iter().zip(&kinds).zip(&names) {
+            match kind {
+                Col::Label => {
+                    if !f.is_empty() {
+                        label = Some(f.parse::<u32>().map_err(|_| {
+                            format!("{source}, line {line}, column `{name}`: `{f}` is not a non-negative integer label")
+                        })?);
+                    }
+                }
+                Col::Coord | Col::Target => {
+                    let v = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                        format!("{source}, line {line}, column `{name}`: `{f}` is not a finite number")
+                    })?;
+                    if *kind == Col::Coord { x.push(v) } else { t.push(v) }
+                }
+            }
+        }
+        data.push(&x, label, &t);
+    }
+    if data.is_empty() {
+        return Err(format!("{source}: a header but no data rows"));
+    }
+    Ok(data)
+}
+
+/// Reads and parses a CSV file ([`parse_csv`]).
+///
+/// # Errors
+/// A missing or unreadable file, or a parse error.
+pub fn read_csv(path: &std::path::Path) -> Result<Dataset, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_csv(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn critical_temperature_of_two_points() {
+        // Points ±a on one axis: covariance a², the other axis 0.
+        let data = Dataset {
+            dim: 2,
+            points: vec![-2.0, 0.0, 2.0, 0.0],
+            labels: vec![None, None],
+            ..Dataset::default()
+        };
+        assert!((data.critical_temperature() - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn blobs_are_seeded_and_sized() {
+        let a = blobs(3, 100, 2, 5.0, 0.5, 7);
+        let b = blobs(3, 100, 2, 5.0, 0.5, 7);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 100);
+        assert_eq!(a.labels.iter().filter(|l| **l == Some(0)).count(), 34);
+        assert_ne!(a, blobs(3, 100, 2, 5.0, 0.5, 8));
+    }
+
+    #[test]
+    fn csv_with_header_labels_and_targets() {
+        let d = parse_csv("x,y,label,target\n1,2,0,0.5\n3,4,,1.5\n", "t.csv").unwrap();
+        assert_eq!(d.dim, 2);
+        assert_eq!(d.points, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(d.labels, vec![Some(0), None]);
+        assert_eq!(d.targets, vec![0.5, 1.5]);
+    }
+
+    #[test]
+    fn csv_without_header_is_all_coordinates() {
+        let d = parse_csv("1,2,3\n4,5,6\n", "t.csv").unwrap();
+        assert_eq!(d.dim, 3);
+        assert_eq!(d.labels, vec![None, None]);
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        let e = parse_csv("x,y\n1,2\n3,abc\n", "t.csv").unwrap_err();
+        assert!(
+            e.contains("line 3") && e.contains("`abc`") && e.contains("column `y`"),
+            "{e}"
+        );
+        let e = parse_csv("x,y\n1,2\n3\n", "t.csv").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("1 fields, expected 2"), "{e}");
+        let e = parse_csv("x,label\n1,-1\n", "t.csv").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("label"), "{e}");
+    }
+}

@@ -1,0 +1,105 @@
+//! The diagnostics of MATH.md §7, computed from evaluations and states.
+
+use super::model::State;
+use super::objective::{Evaluation, Problem, point_row};
+use super::reference::{self, Method};
+
+/// A component whose mass `N_j` falls below this fraction of `N` is reported dead.
+pub const DEAD_FRACTION: f64 = 1e-6;
+/// Explicit EM's objective may not rise by more than this (relative) between steps.
+pub const EM_RISE_TOLERANCE: f64 = 1e-9;
+/// How many points the per-step identity residual samples (the `check` command uses all).
+pub const RESIDUAL_SAMPLE: usize = 128;
+
+/// Evenly spaced indices of up to `max` points that count in the objective.
+#[must_use]
+pub fn sample_rows(problem: &Problem, max: usize) -> Vec<usize> {
+    let counted: Vec<usize> = (0..problem.len()).filter(|&i| problem.counts_point(i)).collect();
+    if counted.len() <= max {
+        return counted;
+    }
+    (0..max).map(|s| counted[s * counted.len() / max]).collect()
+}
+
+/// The identity residual over `rows`: `max |N·∂J/∂E_ij (independent) − closed form|`, the
+/// closed form being `r_ij` (mixture), `q_ij − r_ij` (cross-entropy) or the attention law.
+/// Per-point units, so the number does not shrink with `N`.
+#[must_use]
+pub fn identity_residual(problem: &Problem, state: &State, rows: &[usize], method: Method) -> f64 {
+    let n = problem.effective_n().max(1) as f64;
+    let mut worst: f64 = 0.0;
+    for &i in rows {
+        let Some(row) = point_row(problem, state, i) else {
+            continue;
+        };
+        let independent = reference::energy_gradient(problem, state, i, method);
+        for (closed, ind) in row.energy_gradient.iter().zip(independent) {
+            worst = worst.max((closed - ind * n).abs());
+        }
+    }
+    worst
+}
+
+/// Cosine between two displacement vectors; `None` when either is zero.
+#[must_use]
+pub fn cosine(a: &[f64], b: &[f64]) -> Option<f64> {
+    let ab: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let aa: f64 = a.iter().map(|x| x * x).sum();
+    let bb: f64 = b.iter().map(|x| x * x).sum();
+    if aa > 0.0 && bb > 0.0 {
+        Some((ab / (aa.sqrt() * bb.sqrt())).clamp(-1.0, 1.0))
+    } else {
+        None
+    }
+}
+
+/// Step fraction `α_j = (Δ^GD·Δ^EM)/||Δ^EM||²`: for the mixture with a shared rate this is
+/// `η N_j/(N s_j)`, the fraction of EM's step that gradient descent takes.
+#[must_use]
+pub fn step_fraction(gd: &[f64], em: &[f64]) -> Option<f64> {
+    let ab: f64 = gd.iter().zip(em).map(|(x, y)| x * y).sum();
+    let bb: f64 = em.iter().map(|x| x * x).sum();
+    (bb > 0.0).then(|| ab / bb)
+}
+
+/// `sqrt(Σ_j ||μ^a_j − μ^b_j||²)`.
+#[must_use]
+pub fn prototype_distance(a: &State, b: &State) -> f64 {
+    a.prototypes
+        .iter()
+        .zip(&b.prototypes)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Warnings about one run's state: dead components, scales at their floor or running away.
+/// `spread` is the data's variance per coordinate (a runaway scale exceeds it by 100×).
+#[must_use]
+pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evaluation, spread: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    let n = eval.n as f64;
+    for (j, &c) in eval.counts.iter().enumerate() {
+        if c < DEAD_FRACTION * n {
+            out.push(format!(
+                "{run}: component {j} is dead (N_j = {c:.3e}, below {DEAD_FRACTION:e}·N)"
+            ));
+        }
+    }
+    let spec = &problem.spec;
+    if spec.learn_scales {
+        for (j, s) in state.scales().into_iter().enumerate() {
+            if s <= spec.scale_floor * (1.0 + 1e-9) {
+                out.push(format!(
+                    "{run}: scale of component {j} is at its floor {:e} (collapsing onto few points)",
+                    spec.scale_floor
+                ));
+            } else if s * spec.temperature > 100.0 * spread {
+                out.push(format!(
+                    "{run}: scale of component {j} is running away (s = {s:.3e}; metric collapse: responsibilities go uniform)"
+                ));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,414 @@
+//! Gradient descent and explicit EM advanced in lockstep from the same start, with the trace.
+//!
+//! One call of [`Experiment::step`] is one paired step; the driver (command line or window)
+//! owns the loop, so every step can be watched.
+
+use serde::{Deserialize, Serialize};
+
+use super::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
+use super::model::{Regime, State};
+use super::objective::{Evaluation, Problem, evaluate};
+use super::reference::Method;
+use super::step::{RateMode, em_prototype_step, em_step, gd_prototype_step, gd_step};
+
+/// The knobs that may change between steps without rebuilding the experiment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSettings {
+    /// `η > 0`.
+    pub learning_rate: f64,
+    /// Shared or EM-preconditioned rate.
+    pub rate: RateMode,
+}
+
+/// One run's state and numbers at one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The regime's loss `J` at this run's state.
+    pub loss: f64,
+    /// What explicit EM never increases (`J_U`; mean clamped free energy for cross-entropy).
+    pub em_objective: f64,
+    /// `μ_j`, one coordinate array per prototype.
+    pub prototypes: Vec<Vec<f64>>,
+    /// `v_j` (attention only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Vec<f64>>>,
+    /// `π_j`.
+    pub weights: Vec<f64>,
+    /// `s_j`.
+    pub scales: Vec<f64>,
+    /// `N_j = Σ_i r_ij`.
+    pub counts: Vec<f64>,
+    /// Mean entropy of the responsibilities.
+    pub mean_entropy: f64,
+    /// `exp(H(N_j/N))`.
+    pub effective_components: f64,
+}
+
+impl RunRecord {
+    fn new(state: &State, eval: &Evaluation, attention: bool) -> Self {
+        let rows = |v: &[f64], w: usize| v.chunks(w.max(1)).map(<[f64]>::to_vec).collect();
+        Self {
+            loss: eval.loss,
+            em_objective: eval.em_objective,
+            prototypes: rows(&state.prototypes, state.dim),
+            values: attention.then(|| rows(&state.values, state.value_dim)),
+            weights: state.mixing(),
+            scales: state.scales(),
+            counts: eval.counts.clone(),
+            mean_entropy: eval.mean_entropy,
+            effective_components: eval.effective_components(),
+        }
+    }
+}
+
+/// `effective_components` of both runs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PerRun {
+    /// Gradient descent.
+    pub gd: f64,
+    /// Explicit EM.
+    pub em: f64,
+}
+
+/// Everything recorded at one step (step 0 is the start).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Steps taken so far.
+    pub step: usize,
+    /// `T` at this step.
+    pub temperature: f64,
+    /// `η` at this step.
+    pub learning_rate: f64,
+    /// Gradient descent.
+    pub gd: RunRecord,
+    /// Explicit EM.
+    pub em: RunRecord,
+    /// `max |N ∂J/∂E (dual numbers) − closed form|` over a sample of points at the GD state.
+    pub identity_residual: f64,
+    /// Per prototype, the cosine between the GD step and the EM step from the GD state
+    /// (`null` where a step is zero).
+    pub alignment: Vec<Option<f64>>,
+    /// Per prototype, `α_j = (Δ^GD·Δ^EM)/||Δ^EM||²` from the GD state.
+    pub step_fraction: Vec<Option<f64>>,
+    /// `sqrt(Σ_j ||μ^GD_j − μ^EM_j||²)`.
+    pub prototype_distance: f64,
+    /// `exp(H(N_j/N))` of each run.
+    pub effective_components: PerRun,
+    /// Dead components, scales at the floor or running away, EM objective rising.
+    pub warnings: Vec<String>,
+}
+
+/// Why a run stopped. The experiment keeps its last good state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepError {
+    /// The step that could not be taken (the state is still at `step − 1`).
+    pub step: usize,
+    /// What went wrong, in words.
+    pub reason: String,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "paused before step {}: {}", self.step, self.reason)
+    }
+}
+
+impl std::error::Error for StepError {}
+
+/// Gradient descent and explicit EM from the same start, advanced in lockstep.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    problem: Problem,
+    settings: RunSettings,
+    gd: State,
+    em: State,
+    gd_eval: Evaluation,
+    em_eval: Evaluation,
+    step: usize,
+    spread: f64,
+    residual_rows: Vec<usize>,
+    /// EM objective at the previous step, for the monotonicity check (reset by edits).
+    previous_em_objective: Option<f64>,
+    trace: Vec<StepRecord>,
+}
+
+fn check_finite(state: &State, eval: &Evaluation, run: &str, step: usize) -> Result<(), StepError> {
+    if let Some(block) = state.non_finite_block() {
+        return Err(StepError {
+            step,
+            reason: format!("the {run} run's {block} became non-finite (is the learning rate too large?)"),
+        });
+    }
+    if !eval.loss.is_finite() || eval.gradient.prototypes.iter().any(|g| !g.is_finite()) {
+        return Err(StepError {
+            step,
+            reason: format!(
+                "the {run} run's loss or gradient became non-finite (loss = {}); lower the learning rate or raise the temperature",
+                eval.loss
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Experiment {
+    /// Starts both runs at `initial` and records step 0.
+    ///
+    /// # Errors
+    /// When the initial state or its loss is not finite.
+    pub fn new(problem: Problem, initial: State, settings: RunSettings) -> Result<Self, StepError> {
+        let eval = evaluate(&problem, &initial);
+        check_finite(&initial, &eval, "initial", 0)?;
+        let spread = data_spread(&problem);
+        let residual_rows = diagnostics::sample_rows(&problem, RESIDUAL_SAMPLE);
+        let mut exp = Self {
+            problem,
+            settings,
+            gd: initial.clone(),
+            em: initial,
+            gd_eval: eval.clone(),
+            em_eval: eval,
+            step: 0,
+            spread,
+            residual_rows,
+            previous_em_objective: None,
+            trace: Vec::new(),
+        };
+        let record = exp.record(Vec::new());
+        exp.trace.push(record);
+        Ok(exp)
+    }
+
+    /// The data and model.
+    #[must_use]
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// The current knobs.
+    #[must_use]
+    pub fn settings(&self) -> RunSettings {
+        self.settings
+    }
+
+    /// Steps taken.
+    #[must_use]
+    pub fn step_count(&self) -> usize {
+        self.step
+    }
+
+    /// The gradient-descent run's state.
+    #[must_use]
+    pub fn gd_state(&self) -> &State {
+        &self.gd
+    }
+
+    /// The explicit-EM run's state.
+    #[must_use]
+    pub fn em_state(&self) -> &State {
+        &self.em
+    }
+
+    /// The evaluation at the GD state.
+    #[must_use]
+    pub fn gd_evaluation(&self) -> &Evaluation {
+        &self.gd_eval
+    }
+
+    /// The evaluation at the EM state.
+    #[must_use]
+    pub fn em_evaluation(&self) -> &Evaluation {
+        &self.em_eval
+    }
+
+    /// Every recorded step, step 0 first.
+    #[must_use]
+    pub fn trace(&self) -> &[StepRecord] {
+        &self.trace
+    }
+
+    /// The latest record.
+    #[must_use]
+    pub fn latest(&self) -> &StepRecord {
+        self.trace.last().expect("step 0 is always recorded")
+    }
+
+    /// One paired step: a gradient step on the GD state and an EM step on the EM state.
+    ///
+    /// # Errors
+    /// When either new state, loss or gradient is non-finite; nothing changes then.
+    pub fn step(&mut self) -> Result<&StepRecord, StepError> {
+        let next = self.step + 1;
+        let gd = gd_step(
+            &self.problem,
+            &self.gd,
+            &self.gd_eval,
+            self.settings.learning_rate,
+            self.settings.rate,
+        );
+        let em = em_step(&self.problem, &self.em, &self.em_eval);
+        let gd_eval = evaluate(&self.problem, &gd);
+        check_finite(&gd, &gd_eval, "gradient-descent", next)?;
+        let em_eval = evaluate(&self.problem, &em);
+        check_finite(&em, &em_eval, "EM", next)?;
+        let mut warnings = Vec::new();
+        let monotone = matches!(self.problem.spec.regime, Regime::Mixture | Regime::CrossEntropy);
+        let before = self.previous_em_objective.unwrap_or(self.em_eval.em_objective);
+        let after = em_eval.em_objective;
+        if monotone && after - before > EM_RISE_TOLERANCE * before.abs().max(1.0) {
+            warnings.push(format!(
+                "EM: objective rose from {before:.12e} to {after:.12e} (EM never increases it: a bug)"
+            ));
+        }
+        self.gd = gd;
+        self.em = em;
+        self.gd_eval = gd_eval;
+        self.em_eval = em_eval;
+        self.step = next;
+        self.previous_em_objective = Some(after);
+        let record = self.record(warnings);
+        self.trace.push(record);
+        Ok(self.latest())
+    }
+
+    /// Runs `steps` paired steps, stopping at the first error.
+    ///
+    /// # Errors
+    /// As [`Experiment::step`].
+    pub fn run(&mut self, steps: usize) -> Result<(), StepError> {
+        for _ in 0..steps {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// Changes the learning rate or rate mode; takes effect at the next step.
+    pub fn set_settings(&mut self, settings: RunSettings) {
+        self.settings = settings;
+        self.refresh_latest();
+    }
+
+    /// Changes the temperature live: both runs are re-evaluated and the latest record rewritten.
+    pub fn set_temperature(&mut self, temperature: f64) {
+        self.problem.spec.temperature = temperature;
+        self.reevaluate();
+    }
+
+    /// Replaces both runs' states (a drag in the window): both runs continue from `state`.
+    ///
+    /// # Errors
+    /// When the state is not finite; nothing changes then.
+    pub fn set_states(&mut self, gd: State, em: State) -> Result<(), StepError> {
+        let gd_eval = evaluate(&self.problem, &gd);
+        check_finite(&gd, &gd_eval, "gradient-descent", self.step)?;
+        let em_eval = evaluate(&self.problem, &em);
+        check_finite(&em, &em_eval, "EM", self.step)?;
+        self.gd = gd;
+        self.em = em;
+        self.gd_eval = gd_eval;
+        self.em_eval = em_eval;
+        self.previous_em_objective = None;
+        self.refresh_latest();
+        Ok(())
+    }
+
+    fn reevaluate(&mut self) {
+        self.gd_eval = evaluate(&self.problem, &self.gd);
+        self.em_eval = evaluate(&self.problem, &self.em);
+        self.previous_em_objective = None;
+        self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
+        self.spread = data_spread(&self.problem);
+        self.refresh_latest();
+    }
+
+    fn refresh_latest(&mut self) {
+        let warnings = self
+            .trace
+            .last_mut()
+            .map(|r| std::mem::take(&mut r.warnings))
+            .unwrap_or_default();
+        let record = self.record(warnings);
+        if let Some(last) = self.trace.last_mut() {
+            *last = record;
+        }
+    }
+
+    fn record(&self, mut warnings: Vec<String>) -> StepRecord {
+        let problem = &self.problem;
+        let attention = matches!(problem.spec.regime, Regime::Attention { .. });
+        let gd_step = gd_prototype_step(
+            problem,
+            &self.gd,
+            &self.gd_eval,
+            self.settings.learning_rate,
+            self.settings.rate,
+        );
+        let em_step = em_prototype_step(problem, &self.gd, &self.gd_eval);
+        let dim = problem.dim;
+        let blocks = |j: usize| (&gd_step[j * dim..(j + 1) * dim], &em_step[j * dim..(j + 1) * dim]);
+        let alignment = (0..self.gd.k).map(|j| {
+            let (a, b) = blocks(j);
+            diagnostics::cosine(a, b)
+        });
+        let step_fraction = (0..self.gd.k).map(|j| {
+            let (a, b) = blocks(j);
+            diagnostics::step_fraction(a, b)
+        });
+        warnings.extend(diagnostics::state_warnings(
+            problem,
+            "GD",
+            &self.gd,
+            &self.gd_eval,
+            self.spread,
+        ));
+        warnings.extend(diagnostics::state_warnings(
+            problem,
+            "EM",
+            &self.em,
+            &self.em_eval,
+            self.spread,
+        ));
+        warnings.dedup();
+        let gd = RunRecord::new(&self.gd, &self.gd_eval, attention);
+        let em = RunRecord::new(&self.em, &self.em_eval, attention);
+        StepRecord {
+            step: self.step,
+            temperature: problem.spec.temperature,
+            learning_rate: self.settings.learning_rate,
+            identity_residual: diagnostics::identity_residual(problem, &self.gd, &self.residual_rows, Method::Dual),
+            alignment: alignment.collect(),
+            step_fraction: step_fraction.collect(),
+            prototype_distance: diagnostics::prototype_distance(&self.gd, &self.em),
+            effective_components: PerRun {
+                gd: gd.effective_components,
+                em: em.effective_components,
+            },
+            gd,
+            em,
+            warnings,
+        }
+    }
+}
+
+/// Variance per coordinate of the points: `Σ_i ||x_i − x̄||² / (N D)`.
+#[must_use]
+pub fn data_spread(problem: &Problem) -> f64 {
+    let n = problem.len();
+    let dim = problem.dim;
+    if n == 0 || dim == 0 {
+        return 0.0;
+    }
+    let mut mean = vec![0.0; dim];
+    for i in 0..n {
+        for (m, x) in mean.iter_mut().zip(problem.point(i)) {
+            *m += x / n as f64;
+        }
+    }
+    let mut total = 0.0;
+    for i in 0..n {
+        for (m, x) in mean.iter().zip(problem.point(i)) {
+            total += (x - m) * (x - m);
+        }
+    }
+    total / (n * dim) as f64
+}

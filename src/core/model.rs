@@ -1,0 +1,209 @@
+//! The model: what competes (components, energies) and its validated settings.
+//!
+//! Notation (MATH.md §1): prototypes `μ_j` ([`State::prototypes`]), mixing logits `w_j`
+//! ([`State::log_weights`], `π = softmax(w)`), log-scales `ρ_j` ([`State::log_scales`],
+//! `s_j = exp ρ_j`), attention values `v_j` ([`State::values`]). Energies
+//! `E_ij = d_ij + T·(V·(D/2)·ρ_j − log π_j)`.
+
+use serde::{Deserialize, Serialize};
+
+/// How a point is compared with a prototype (MATH.md §1, §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Score {
+    /// `d_ij = ||x_i − μ_j||² / (2 s_j)`.
+    #[default]
+    Distance,
+    /// `d_ij = −x_i·μ_j` (attention only; scales do not enter).
+    DotProduct,
+}
+
+/// The three regimes of the paper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regime {
+    /// Unsupervised mixture: responsibilities latent (MATH.md §3).
+    Mixture,
+    /// Attention: responsibilities conditioned on queries (MATH.md §4).
+    Attention {
+        /// Distance or dot-product scores.
+        score: Score,
+    },
+    /// Cross-entropy: supervision clamps responsibilities (MATH.md §5).
+    CrossEntropy,
+}
+
+impl Regime {
+    /// The score form in use (the mixture and cross-entropy always use distances).
+    #[must_use]
+    pub fn score(self) -> Score {
+        match self {
+            Regime::Attention { score } => score,
+            _ => Score::Distance,
+        }
+    }
+
+    /// A short name: `mixture`, `attention` or `cross-entropy`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Mixture => "mixture",
+            Regime::Attention { .. } => "attention",
+            Regime::CrossEntropy => "cross-entropy",
+        }
+    }
+}
+
+/// Validated model settings. Build one through the preset's `validate` (or by hand in tests);
+/// the steppers trust it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    /// Which objective.
+    pub regime: Regime,
+    /// `T > 0`.
+    pub temperature: f64,
+    /// Learn the mixing logits `w`.
+    pub learn_weights: bool,
+    /// Learn the log-scales `ρ`.
+    pub learn_scales: bool,
+    /// `V`: include the volume term `T·(D/2)·ρ_j` in the energy.
+    pub volume: bool,
+    /// Smallest scale a step may leave (`s_j ≥ scale_floor`), `> 0`.
+    pub scale_floor: f64,
+    /// Class of each component (cross-entropy); empty for the other regimes.
+    pub classes: Vec<usize>,
+}
+
+impl ModelSpec {
+    /// A spec with only the prototypes learned, volume term on, scale floor `1e-6`.
+    #[must_use]
+    pub fn new(regime: Regime, temperature: f64) -> Self {
+        Self {
+            regime,
+            temperature,
+            learn_weights: false,
+            learn_scales: false,
+            volume: true,
+            scale_floor: 1e-6,
+            classes: Vec::new(),
+        }
+    }
+}
+
+/// The learned parameters of one run. Flat, row-major arrays (`K × D`, `K × P`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    /// `D`.
+    pub dim: usize,
+    /// `K`.
+    pub k: usize,
+    /// `P`: value dimension (attention), 0 otherwise.
+    pub value_dim: usize,
+    /// `μ`, `K × D`.
+    pub prototypes: Vec<f64>,
+    /// `w`, `K` (uniform weights when all equal).
+    pub log_weights: Vec<f64>,
+    /// `ρ`, `K`.
+    pub log_scales: Vec<f64>,
+    /// `v`, `K × P`.
+    pub values: Vec<f64>,
+}
+
+impl State {
+    /// Prototypes at the given positions (`K × D`, row-major), uniform weights, unit scales,
+    /// zero values of dimension `value_dim`.
+    #[must_use]
+    pub fn new(dim: usize, prototypes: Vec<f64>, value_dim: usize) -> Self {
+        let k = prototypes.len() / dim.max(1);
+        Self {
+            dim,
+            k,
+            value_dim,
+            prototypes,
+            log_weights: vec![0.0; k],
+            log_scales: vec![0.0; k],
+            values: vec![0.0; k * value_dim],
+        }
+    }
+
+    /// `μ_j`.
+    #[must_use]
+    pub fn prototype(&self, j: usize) -> &[f64] {
+        &self.prototypes[j * self.dim..(j + 1) * self.dim]
+    }
+
+    /// `v_j`.
+    #[must_use]
+    pub fn value(&self, j: usize) -> &[f64] {
+        &self.values[j * self.value_dim..(j + 1) * self.value_dim]
+    }
+
+    /// `s_j = exp ρ_j`.
+    #[must_use]
+    pub fn scales(&self) -> Vec<f64> {
+        self.log_scales.iter().map(|r| r.exp()).collect()
+    }
+
+    /// `log π = w − lse(w)`.
+    #[must_use]
+    pub fn log_mixing(&self) -> Vec<f64> {
+        let l = super::lse::log_sum_exp(&self.log_weights);
+        self.log_weights.iter().map(|w| w - l).collect()
+    }
+
+    /// `π = softmax(w)`.
+    #[must_use]
+    pub fn mixing(&self) -> Vec<f64> {
+        self.log_mixing().iter().map(|l| l.exp()).collect()
+    }
+
+    /// The name of the first non-finite parameter block, if any.
+    #[must_use]
+    pub fn non_finite_block(&self) -> Option<&'static str> {
+        let bad = |v: &[f64]| v.iter().any(|x| !x.is_finite());
+        if bad(&self.prototypes) {
+            Some("prototypes")
+        } else if bad(&self.log_weights) {
+            Some("mixing logits")
+        } else if bad(&self.log_scales) {
+            Some("log-scales")
+        } else if bad(&self.values) {
+            Some("values")
+        } else {
+            None
+        }
+    }
+}
+
+/// Per-component constants of the energy at one state:
+/// `E_ij = d_ij + offset_j` with `d_ij = ||x_i − μ_j||² · inv_two_scale_j` (distance form).
+#[derive(Clone, Debug)]
+pub struct ComponentTerms {
+    /// `1 / (2 s_j)`.
+    pub inv_two_scale: Vec<f64>,
+    /// `T·(V·(D/2)·ρ_j − log π_j)`.
+    pub offset: Vec<f64>,
+    /// `log π_j`.
+    pub log_mixing: Vec<f64>,
+}
+
+impl ComponentTerms {
+    /// The constants for `state` under `spec`.
+    #[must_use]
+    pub fn new(spec: &ModelSpec, state: &State) -> Self {
+        let t = spec.temperature;
+        let v = if spec.volume { 1.0 } else { 0.0 };
+        let half_d = state.dim as f64 / 2.0;
+        let log_mixing = state.log_mixing();
+        let offset = state
+            .log_scales
+            .iter()
+            .zip(&log_mixing)
+            .map(|(rho, lp)| t * (v * half_d * rho - lp))
+            .collect();
+        let inv_two_scale = state.log_scales.iter().map(|rho| 0.5 * (-rho).exp()).collect();
+        Self {
+            inv_two_scale,
+            offset,
+            log_mixing,
+        }
+    }
+}

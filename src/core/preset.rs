@@ -1,0 +1,864 @@
+//! Presets: the RON format, validation, and building an experiment from one.
+//!
+//! A [`Preset`] is the unchecked draft (what the file says); [`Preset::validate`] checks every
+//! range and returns a [`ValidPreset`]; [`ValidPreset::build`] makes the data and the initial
+//! state and starts the [`Experiment`]. Saving is atomic (a temporary file, then a rename).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset::{self, Cloud, Dataset};
+use super::experiment::{Experiment, RunSettings};
+use super::init;
+use super::model::{ModelSpec, Regime, Score, State};
+use super::objective::Problem;
+use super::step::RateMode;
+
+/// Which objective, with its options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum ObjectiveSpec {
+    /// Unsupervised mixture (MATH.md §3).
+    Mixture,
+    /// Attention (MATH.md §4).
+    Attention {
+        /// `Distance` or `DotProduct`.
+        #[serde(default)]
+        score: Score,
+    },
+    /// Cross-entropy with `per_class` prototypes per class (MATH.md §5).
+    CrossEntropy {
+        /// `M ≥ 1`.
+        #[serde(default = "one_usize")]
+        per_class: usize,
+    },
+}
+
+/// Which parameters are learned besides the prototypes (and attention values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Learn {
+    /// Mixing logits `w`.
+    #[serde(default)]
+    pub weights: bool,
+    /// Log-scales `ρ`.
+    #[serde(default)]
+    pub scales: bool,
+    /// The volume term `V` in the energy.
+    #[serde(default = "yes")]
+    pub volume: bool,
+}
+
+impl Default for Learn {
+    fn default() -> Self {
+        Self {
+            weights: false,
+            scales: false,
+            volume: true,
+        }
+    }
+}
+
+/// One Gaussian cloud of a [`DataSpec::Gaussians`] data set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudSpec {
+    /// Centre.
+    pub mean: Vec<f64>,
+    /// Standard deviation per axis (one number means the same on every axis).
+    pub std: Vec<f64>,
+    /// Number of points.
+    pub count: usize,
+    /// Label of its points.
+    #[serde(default)]
+    pub label: Option<u32>,
+}
+
+/// Where the points come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum DataSpec {
+    /// `k` isotropic blobs, centres uniform in `[−spread, spread]^dim`, labelled by blob.
+    Blobs {
+        /// Number of blobs.
+        k: usize,
+        /// Points in all.
+        n: usize,
+        /// `D`.
+        #[serde(default = "two")]
+        dim: usize,
+        /// Half-width of the box the centres are drawn from.
+        spread: f64,
+        /// Standard deviation of each blob.
+        std: f64,
+    },
+    /// Axis-aligned Gaussian clouds, each with its own centre, spread, size and label.
+    Gaussians {
+        /// The clouds.
+        clouds: Vec<CloudSpec>,
+    },
+    /// Two interleaving half-moons (2-D, labels 0 and 1).
+    Moons {
+        /// Points in all.
+        n: usize,
+        /// Standard deviation of the noise.
+        noise: f64,
+    },
+    /// Regression targets for attention: `t = sin(x₁)·cos(x₂/2)` plus noise.
+    Wave {
+        /// Points.
+        n: usize,
+        /// `D`.
+        #[serde(default = "two")]
+        dim: usize,
+        /// Standard deviation of the target noise.
+        noise: f64,
+    },
+    /// Points written in the preset.
+    Inline {
+        /// One coordinate array per point.
+        points: Vec<Vec<f64>>,
+        /// A label per point (`None` for unlabelled).
+        #[serde(default)]
+        labels: Option<Vec<Option<u32>>>,
+        /// A target array per point (attention).
+        #[serde(default)]
+        targets: Option<Vec<Vec<f64>>>,
+    },
+    /// A CSV file, its path relative to the preset's folder (see the README for columns).
+    Csv {
+        /// The file.
+        path: String,
+    },
+}
+
+/// Where the prototypes start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum InitSpec {
+    /// k-means++ seeding on the data (per class for cross-entropy).
+    KMeansPlusPlus {
+        /// `K` (for cross-entropy, classes × per_class).
+        k: usize,
+        /// Seed; the preset's seed when absent.
+        #[serde(default)]
+        seed: Option<u64>,
+    },
+    /// Uniform in the data's bounding box (per class for cross-entropy).
+    Random {
+        /// `K`.
+        k: usize,
+        /// Seed; the preset's seed when absent.
+        #[serde(default)]
+        seed: Option<u64>,
+    },
+    /// Given positions (and optionally classes, values, weights and scales).
+    Explicit {
+        /// One coordinate array per prototype.
+        positions: Vec<Vec<f64>>,
+        /// Class of each prototype (cross-entropy); in order, `per_class` each, when absent.
+        #[serde(default)]
+        classes: Option<Vec<usize>>,
+        /// Value of each prototype (attention); zeros when absent.
+        #[serde(default)]
+        values: Option<Vec<Vec<f64>>>,
+        /// Mixing weights `π` (positive; normalised); uniform when absent.
+        #[serde(default)]
+        weights: Option<Vec<f64>>,
+        /// Scales `s`; `initial_scale` when absent.
+        #[serde(default)]
+        scales: Option<Vec<f64>>,
+    },
+}
+
+/// Everything a run needs. The README documents each field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Short title.
+    pub name: String,
+    /// What to look for.
+    #[serde(default)]
+    pub description: String,
+    /// Which objective.
+    pub objective: ObjectiveSpec,
+    /// `T > 0`.
+    pub temperature: f64,
+    /// `η > 0`.
+    pub learning_rate: f64,
+    /// `Shared` or `Em`.
+    #[serde(default)]
+    pub rate: RateMode,
+    /// Learned parameters and the volume term.
+    #[serde(default)]
+    pub learn: Learn,
+    /// Smallest scale.
+    #[serde(default = "default_scale_floor")]
+    pub scale_floor: f64,
+    /// Starting scale of every component.
+    #[serde(default = "one_f64")]
+    pub initial_scale: f64,
+    /// Seed of every random choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Default number of steps for a headless run.
+    #[serde(default = "default_steps")]
+    pub steps: usize,
+    /// The points.
+    pub data: DataSpec,
+    /// The initial prototypes.
+    pub prototypes: InitSpec,
+}
+
+fn one_usize() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn yes() -> bool {
+    true
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn default_scale_floor() -> f64 {
+    1e-6
+}
+fn default_steps() -> usize {
+    200
+}
+
+impl Default for Preset {
+    /// What runs without `--preset`: a mixture on three blobs, only the prototypes learned,
+    /// one shared learning rate.
+    fn default() -> Self {
+        Self {
+            name: "Default: three blobs".into(),
+            description: "A mixture of three prototypes on three blobs; only the prototypes learn.".into(),
+            objective: ObjectiveSpec::Mixture,
+            temperature: 1.0,
+            learning_rate: 0.5,
+            rate: RateMode::Shared,
+            learn: Learn::default(),
+            scale_floor: default_scale_floor(),
+            initial_scale: 1.0,
+            seed: 0,
+            steps: default_steps(),
+            data: DataSpec::Blobs {
+                k: 3,
+                n: 300,
+                dim: 2,
+                spread: 5.0,
+                std: 0.8,
+            },
+            prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
+        }
+    }
+}
+
+/// A preset that could not be read, parsed, validated or built. `Display` gives the whole
+/// message: where (file, line, column), which field, and what is allowed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PresetError {
+    /// The message.
+    pub message: String,
+}
+
+impl std::fmt::Display for PresetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PresetError {}
+
+fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+}
+
+/// Parses RON text. `source` names the file in messages.
+///
+/// # Errors
+/// The message names the line, column and field path of the first problem.
+pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
+    let options = ron_options();
+    let mut de = ron::Deserializer::from_str_with_options(text, &options).map_err(|e| PresetError {
+        message: format!("{source}:{}: {}", e.span.start, e.code),
+    })?;
+    let result: Result<Preset, _> = serde_path_to_error::deserialize(&mut de);
+    match result {
+        Ok(p) => {
+            de.end().map_err(|e| {
+                let e = de.span_error(e);
+                PresetError {
+                    message: format!("{source}:{}: {} (after the preset)", e.span.start, e.code),
+                }
+            })?;
+            Ok(p)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let e = de.span_error(err.into_inner());
+            let field = if path == "." || path.is_empty() {
+                String::new()
+            } else {
+                format!(" in field `{path}`")
+            };
+            Err(PresetError {
+                message: format!("{source}:{}{field}: {}", e.span.start, e.code),
+            })
+        }
+    }
+}
+
+/// Reads and parses a preset file.
+///
+/// # Errors
+/// A missing file, or a parse error ([`parse`]).
+pub fn load(path: &Path) -> Result<Preset, PresetError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PresetError {
+        message: format!("cannot read preset {}: {e}", path.display()),
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// The canonical RON text of a preset (what Save writes).
+#[must_use]
+pub fn to_ron(preset: &Preset) -> String {
+    let config = ron::ser::PrettyConfig::new()
+        .extensions(ron::extensions::Extensions::IMPLICIT_SOME)
+        .struct_names(false)
+        .compact_arrays(true)
+        .indentor("    ");
+    let mut text = ron::ser::to_string_pretty(preset, config).expect("a preset always serialises");
+    text.push('\n');
+    text
+}
+
+/// Saves a preset atomically.
+///
+/// # Errors
+/// When the file cannot be written; an existing file is left as it was.
+pub fn save(path: &Path, preset: &Preset) -> Result<(), String> {
+    super::io::write_atomic(path, to_ron(preset).as_bytes())
+}
+
+/// The 1-based line of a field in the preset text, found by walking the field path
+/// (`prototypes.k`) through `name:` occurrences. Best effort: `None` when not found.
+#[must_use]
+pub fn locate_field(text: &str, path: &str) -> Option<usize> {
+    let mut from = 0;
+    let mut at = None;
+    for part in path.split('.') {
+        let needle = format!("{part}:");
+        let rel = text[from..].match_indices(&needle).find(|(pos, _)| {
+            let before = text[..from + pos].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })?;
+        from += rel.0 + needle.len();
+        at = Some(from);
+    }
+    at.map(|pos| text[..pos].lines().count())
+}
+
+/// A preset whose every value is in range; [`ValidPreset::build`] starts the experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidPreset {
+    preset: Preset,
+}
+
+/// What building a preset yields.
+#[derive(Debug)]
+pub struct Built {
+    /// Both runs at step 0.
+    pub experiment: Experiment,
+    /// `T_c = λ_max` of the data covariance.
+    pub critical_temperature: f64,
+}
+
+fn range_error(field: &str, rule: &str, got: impl std::fmt::Display) -> PresetError {
+    PresetError {
+        message: format!("field `{field}`: {rule}, got {got}"),
+    }
+}
+
+fn positive(field: &str, v: f64) -> Result<(), PresetError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(range_error(field, "must be a finite number > 0", v))
+    }
+}
+
+fn non_negative(field: &str, v: f64) -> Result<(), PresetError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(range_error(field, "must be a finite number ≥ 0", v))
+    }
+}
+
+fn at_least_one(field: &str, v: usize) -> Result<(), PresetError> {
+    if v >= 1 {
+        Ok(())
+    } else {
+        Err(range_error(field, "must be at least 1", v))
+    }
+}
+
+fn finite_rows(field: &str, rows: &[Vec<f64>]) -> Result<(), PresetError> {
+    if let Some((r, _)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, row)| row.iter().any(|v| !v.is_finite()))
+    {
+        return Err(PresetError {
+            message: format!("field `{field}`: entry {r} has a non-finite number"),
+        });
+    }
+    Ok(())
+}
+
+/// Largest `K` accepted (the views and the check table grow with it).
+pub const MAX_COMPONENTS: usize = 1024;
+
+impl Preset {
+    /// Checks every value that can be checked without the data.
+    ///
+    /// # Errors
+    /// The first out-of-range value, naming its field and the allowed range.
+    pub fn validate(&self) -> Result<ValidPreset, PresetError> {
+        positive("temperature", self.temperature)?;
+        positive("learning_rate", self.learning_rate)?;
+        positive("scale_floor", self.scale_floor)?;
+        positive("initial_scale", self.initial_scale)?;
+        if self.initial_scale < self.scale_floor {
+            return Err(range_error(
+                "initial_scale",
+                &format!("must be ≥ scale_floor ({})", self.scale_floor),
+                self.initial_scale,
+            ));
+        }
+        if let ObjectiveSpec::CrossEntropy { per_class } = self.objective {
+            at_least_one("objective.per_class", per_class)?;
+        }
+        if matches!(
+            self.objective,
+            ObjectiveSpec::Attention {
+                score: Score::DotProduct
+            }
+        ) && self.learn.scales
+        {
+            return Err(PresetError {
+                message: "field `learn.scales`: dot-product attention has no scales to learn (use score: Distance, or scales: false)".into(),
+            });
+        }
+        match &self.data {
+            DataSpec::Blobs { k, n, dim, spread, std } => {
+                at_least_one("data.k", *k)?;
+                at_least_one("data.n", *n)?;
+                at_least_one("data.dim", *dim)?;
+                non_negative("data.spread", *spread)?;
+                non_negative("data.std", *std)?;
+            }
+            DataSpec::Gaussians { clouds } => {
+                if clouds.is_empty() {
+                    return Err(range_error("data.clouds", "needs at least one cloud", 0));
+                }
+                let dim = clouds[0].mean.len();
+                at_least_one("data.clouds.mean (length)", dim)?;
+                for (c, cloud) in clouds.iter().enumerate() {
+                    if cloud.mean.len() != dim || !(cloud.std.len() == dim || cloud.std.len() == 1) {
+                        return Err(PresetError {
+                            message: format!(
+                                "field `data.clouds`: cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
+                                cloud.mean.len(),
+                                cloud.std.len()
+                            ),
+                        });
+                    }
+                    finite_rows("data.clouds.mean", std::slice::from_ref(&cloud.mean))?;
+                    for &s in &cloud.std {
+                        non_negative("data.clouds.std", s)?;
+                    }
+                }
+            }
+            DataSpec::Moons { n, noise } => {
+                at_least_one("data.n", *n)?;
+                non_negative("data.noise", *noise)?;
+            }
+            DataSpec::Wave { n, dim, noise } => {
+                at_least_one("data.n", *n)?;
+                at_least_one("data.dim", *dim)?;
+                non_negative("data.noise", *noise)?;
+            }
+            DataSpec::Inline {
+                points,
+                labels,
+                targets,
+            } => {
+                if points.is_empty() {
+                    return Err(range_error("data.points", "needs at least one point", 0));
+                }
+                let dim = points[0].len();
+                at_least_one("data.points (coordinates per point)", dim)?;
+                if let Some(r) = points.iter().position(|p| p.len() != dim) {
+                    return Err(PresetError {
+                        message: format!(
+                            "field `data.points`: point {r} has {} coordinates, point 0 has {dim}",
+                            points[r].len()
+                        ),
+                    });
+                }
+                finite_rows("data.points", points)?;
+                if labels.as_ref().is_some_and(|l| l.len() != points.len()) {
+                    return Err(PresetError {
+                        message: format!("field `data.labels`: needs one label per point ({})", points.len()),
+                    });
+                }
+                if let Some(t) = targets {
+                    if t.len() != points.len() || t.iter().any(|r| r.len() != t[0].len()) || t[0].is_empty() {
+                        return Err(PresetError {
+                            message: format!(
+                                "field `data.targets`: needs one non-empty target array of one common length per point ({})",
+                                points.len()
+                            ),
+                        });
+                    }
+                    finite_rows("data.targets", t)?;
+                }
+            }
+            DataSpec::Csv { path } => {
+                if path.is_empty() {
+                    return Err(range_error("data.path", "must name a CSV file", "an empty path"));
+                }
+            }
+        }
+        match &self.prototypes {
+            InitSpec::KMeansPlusPlus { k, .. } | InitSpec::Random { k, .. } => {
+                at_least_one("prototypes.k", *k)?;
+                if *k > MAX_COMPONENTS {
+                    return Err(range_error(
+                        "prototypes.k",
+                        &format!("must be at most {MAX_COMPONENTS}"),
+                        k,
+                    ));
+                }
+            }
+            InitSpec::Explicit {
+                positions,
+                classes,
+                values,
+                weights,
+                scales,
+            } => {
+                if positions.is_empty() {
+                    return Err(range_error(
+                        "prototypes.positions",
+                        "needs at least one prototype (K ≥ 1)",
+                        0,
+                    ));
+                }
+                if positions.len() > MAX_COMPONENTS {
+                    return Err(range_error(
+                        "prototypes.positions",
+                        &format!("must hold at most {MAX_COMPONENTS} prototypes"),
+                        positions.len(),
+                    ));
+                }
+                finite_rows("prototypes.positions", positions)?;
+                let k = positions.len();
+                let len_ok = |n: Option<usize>| n.is_none_or(|n| n == k);
+                if !len_ok(classes.as_ref().map(Vec::len))
+                    || !len_ok(values.as_ref().map(Vec::len))
+                    || !len_ok(weights.as_ref().map(Vec::len))
+                    || !len_ok(scales.as_ref().map(Vec::len))
+                {
+                    return Err(PresetError {
+                        message: format!(
+                            "field `prototypes`: classes, values, weights and scales need one entry per prototype ({k})"
+                        ),
+                    });
+                }
+                if let Some(v) = values {
+                    finite_rows("prototypes.values", v)?;
+                }
+                for &w in weights.iter().flatten() {
+                    positive("prototypes.weights", w)?;
+                }
+                for &s in scales.iter().flatten() {
+                    positive("prototypes.scales", s)?;
+                    if s < self.scale_floor {
+                        return Err(range_error(
+                            "prototypes.scales",
+                            &format!("must be ≥ scale_floor ({})", self.scale_floor),
+                            s,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(ValidPreset { preset: self.clone() })
+    }
+
+    /// The regime this preset runs.
+    #[must_use]
+    pub fn regime(&self) -> Regime {
+        match self.objective {
+            ObjectiveSpec::Mixture => Regime::Mixture,
+            ObjectiveSpec::Attention { score } => Regime::Attention { score },
+            ObjectiveSpec::CrossEntropy { .. } => Regime::CrossEntropy,
+        }
+    }
+}
+
+/// Generates or reads the data a spec describes. `base` resolves relative CSV paths.
+///
+/// # Errors
+/// A CSV file that is missing or does not parse.
+pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, PresetError> {
+    let err = |message: String| PresetError { message };
+    Ok(match spec {
+        DataSpec::Blobs { k, n, dim, spread, std } => dataset::blobs(*k, *n, *dim, *spread, *std, seed),
+        DataSpec::Gaussians { clouds } => {
+            let clouds: Vec<Cloud> = clouds
+                .iter()
+                .map(|c| Cloud {
+                    mean: c.mean.clone(),
+                    std: if c.std.len() == 1 {
+                        vec![c.std[0]; c.mean.len()]
+                    } else {
+                        c.std.clone()
+                    },
+                    count: c.count,
+                    label: c.label,
+                })
+                .collect();
+            dataset::gaussians(&clouds, seed)
+        }
+        DataSpec::Moons { n, noise } => dataset::moons(*n, *noise, seed),
+        DataSpec::Wave { n, dim, noise } => dataset::wave(*n, *dim, *noise, seed),
+        DataSpec::Inline {
+            points,
+            labels,
+            targets,
+        } => {
+            let mut data = Dataset {
+                dim: points[0].len(),
+                target_dim: targets.as_ref().map_or(0, |t| t[0].len()),
+                ..Dataset::default()
+            };
+            for (i, p) in points.iter().enumerate() {
+                let label = labels.as_ref().and_then(|l| l[i]);
+                let t = targets.as_ref().map_or(&[][..], |t| &t[i][..]);
+                data.push(p, label, t);
+            }
+            data
+        }
+        DataSpec::Csv { path } => {
+            let full: PathBuf = base.join(path);
+            dataset::read_csv(&full).map_err(err)?
+        }
+    })
+}
+
+/// Binds data to a model: checks labels and targets against the regime and materialises the
+/// attention targets (explicit, or one-hot labels).
+///
+/// # Errors
+/// Cross-entropy without labels, attention without targets or labels, a label with no
+/// prototype of its class.
+pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetError> {
+    let err = |message: String| PresetError { message };
+    if data.is_empty() {
+        return Err(err("the data set has no points".into()));
+    }
+    let (target_dim, targets) = match spec.regime {
+        Regime::Attention { .. } => {
+            if data.target_dim > 0 {
+                (data.target_dim, data.targets)
+            } else {
+                if let Some(i) = data.labels.iter().position(Option::is_none) {
+                    return Err(err(format!(
+                        "attention needs a target for every point: point {i} has neither a target nor a label"
+                    )));
+                }
+                let c = data.class_count();
+                let mut t = vec![0.0; data.len() * c];
+                for (i, y) in data.labels.iter().enumerate() {
+                    t[i * c + y.expect("checked above") as usize] = 1.0;
+                }
+                (c, t)
+            }
+        }
+        _ => (0, Vec::new()),
+    };
+    if spec.regime == Regime::CrossEntropy {
+        if data.labels.iter().all(Option::is_none) {
+            return Err(err(
+                "cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)"
+                    .into(),
+            ));
+        }
+        for y in data.labels.iter().flatten() {
+            if !spec.classes.contains(&(*y as usize)) {
+                return Err(err(format!(
+                    "cross-entropy: label {y} has no prototype of its class (prototype classes: {:?})",
+                    spec.classes
+                )));
+            }
+        }
+    }
+    Ok(Problem {
+        spec,
+        dim: data.dim,
+        points: data.points,
+        labels: data.labels,
+        target_dim,
+        targets,
+    })
+}
+
+impl ValidPreset {
+    /// The preset.
+    #[must_use]
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// Makes the data and the initial state and starts both runs. `base` is the folder CSV
+    /// paths are relative to (the preset's folder).
+    ///
+    /// # Errors
+    /// Data that cannot be read or does not fit the objective, an initialisation that cannot
+    /// be made (k-means++ with more prototypes than points), or a non-finite start.
+    pub fn build(&self, base: &Path) -> Result<Built, PresetError> {
+        let p = &self.preset;
+        let err = |message: String| PresetError { message };
+        let data = make_data(&p.data, p.seed, base)?;
+        let dim = data.dim;
+        let regime = p.regime();
+        let classes_in_data = data.class_count();
+        let (positions, classes) = self.initial_positions(&data)?;
+        let k = positions.len() / dim;
+        let mut spec = ModelSpec::new(regime, p.temperature);
+        spec.learn_weights = p.learn.weights;
+        spec.learn_scales = p.learn.scales;
+        spec.volume = p.learn.volume;
+        spec.scale_floor = p.scale_floor;
+        spec.classes = classes;
+        if regime == Regime::CrossEntropy && classes_in_data == 0 {
+            return Err(err(
+                "cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)"
+                    .into(),
+            ));
+        }
+        let critical_temperature = data.critical_temperature();
+        let problem = make_problem(data, spec)?;
+        let mut state = State::new(dim, positions, problem.target_dim);
+        state.log_scales = vec![p.initial_scale.ln(); k];
+        if let InitSpec::Explicit {
+            values,
+            weights,
+            scales,
+            ..
+        } = &p.prototypes
+        {
+            if let Some(v) = values {
+                if v.iter().any(|row| row.len() != problem.target_dim) {
+                    return Err(err(format!(
+                        "field `prototypes.values`: each value needs {} entries (the target dimension)",
+                        problem.target_dim
+                    )));
+                }
+                state.values = v.concat();
+            }
+            if let Some(w) = weights {
+                state.log_weights = w.iter().map(|w| w.ln()).collect();
+            }
+            if let Some(s) = scales {
+                state.log_scales = s.iter().map(|s| s.ln()).collect();
+            }
+        }
+        let settings = RunSettings {
+            learning_rate: p.learning_rate,
+            rate: p.rate,
+        };
+        let experiment = Experiment::new(problem, state, settings).map_err(|e| err(e.reason))?;
+        Ok(Built {
+            experiment,
+            critical_temperature,
+        })
+    }
+
+    /// Initial positions (`K × D`) and, for cross-entropy, each prototype's class.
+    fn initial_positions(&self, data: &Dataset) -> Result<(Vec<f64>, Vec<usize>), PresetError> {
+        let p = &self.preset;
+        let err = |message: String| PresetError { message };
+        let per_class = match p.objective {
+            ObjectiveSpec::CrossEntropy { per_class } => Some(per_class),
+            _ => None,
+        };
+        let classes_in_data = data.class_count();
+        match &p.prototypes {
+            InitSpec::Explicit { positions, classes, .. } => {
+                if let Some(r) = positions.iter().position(|x| x.len() != data.dim) {
+                    return Err(err(format!(
+                        "field `prototypes.positions`: prototype {r} has {} coordinates, the data has {}",
+                        positions[r].len(),
+                        data.dim
+                    )));
+                }
+                let k = positions.len();
+                let classes = match (per_class, classes) {
+                    (Some(_), Some(c)) => c.clone(),
+                    (Some(m), None) => (0..k).map(|j| j / m).collect(),
+                    (None, _) => Vec::new(),
+                };
+                Ok((positions.concat(), classes))
+            }
+            InitSpec::KMeansPlusPlus { k, seed } | InitSpec::Random { k, seed } => {
+                let seed = seed.unwrap_or(p.seed.wrapping_add(1));
+                let kmeans = matches!(p.prototypes, InitSpec::KMeansPlusPlus { .. });
+                let pick = |subset: &[usize], k: usize, seed: u64| -> Result<Vec<f64>, PresetError> {
+                    if kmeans {
+                        init::kmeans_plus_plus(data, subset, k, seed)
+                            .map_err(|m| err(format!("field `prototypes.k`: {m}")))
+                    } else {
+                        Ok(init::uniform_in_box(data, subset, k, seed))
+                    }
+                };
+                match per_class {
+                    None => Ok((pick(&(0..data.len()).collect::<Vec<_>>(), *k, seed)?, Vec::new())),
+                    Some(m) => {
+                        if classes_in_data == 0 {
+                            return Err(err("cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)".into()));
+                        }
+                        if *k != classes_in_data * m {
+                            return Err(err(format!(
+                                "field `prototypes.k`: cross-entropy needs classes × per_class = {classes_in_data} × {m} = {} prototypes, got {k}",
+                                classes_in_data * m
+                            )));
+                        }
+                        let mut positions = Vec::new();
+                        let mut classes = Vec::new();
+                        for c in 0..classes_in_data {
+                            let members: Vec<usize> =
+                                (0..data.len()).filter(|&i| data.labels[i] == Some(c as u32)).collect();
+                            if members.is_empty() {
+                                return Err(err(format!(
+                                    "cross-entropy: class {c} has no points (labels must be 0..C−1 with every class present)"
+                                )));
+                            }
+                            positions.extend(pick(&members, m, seed.wrapping_add(c as u64))?);
+                            classes.extend(std::iter::repeat_n(c, m));
+                        }
+                        Ok((positions, classes))
+                    }
+                }
+            }
+        }
+    }
+}

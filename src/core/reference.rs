@@ -1,0 +1,260 @@
+//! An independent, plainly written implementation of every objective, generic over
+//! [`Scalar`], used only to check the closed forms.
+//!
+//! It shares no code with [`super::objective`]: energies are built from the parameters
+//! directly, every objective is written out as in MATH.md, and derivatives come from forward-
+//! mode dual numbers ([`Method::Dual`]) or central finite differences
+//! ([`Method::FiniteDifference`]), never from a gradient formula.
+
+use super::dual::{Dual, Scalar, log_sum_exp_generic};
+use super::model::{Regime, Score, State};
+use super::objective::{Gradient, Problem};
+
+/// How the independent derivative is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Forward-mode dual numbers: exact to rounding (expect ≲ 1e-12).
+    Dual,
+    /// Central finite differences of `J` (expect ≲ 1e-8).
+    FiniteDifference,
+}
+
+impl Method {
+    /// A short name for tables.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Dual => "dual numbers",
+            Method::FiniteDifference => "central differences",
+        }
+    }
+}
+
+/// The parameters lifted to a [`Scalar`].
+#[derive(Clone, Debug)]
+pub struct Params<S> {
+    /// `μ`, `K × D`.
+    pub prototypes: Vec<S>,
+    /// `w`.
+    pub log_weights: Vec<S>,
+    /// `ρ`.
+    pub log_scales: Vec<S>,
+    /// `v`, `K × P`.
+    pub values: Vec<S>,
+}
+
+impl<S: Scalar> Params<S> {
+    /// Every parameter of `state` as a constant.
+    #[must_use]
+    pub fn constant(state: &State) -> Self {
+        let c = |v: &Vec<f64>| v.iter().map(|&x| S::constant(x)).collect();
+        Self {
+            prototypes: c(&state.prototypes),
+            log_weights: c(&state.log_weights),
+            log_scales: c(&state.log_scales),
+            values: c(&state.values),
+        }
+    }
+}
+
+/// `E_i·` for point `i`, built from the parameters (MATH.md §1).
+pub fn energies<S: Scalar>(problem: &Problem, params: &Params<S>, i: usize) -> Vec<S> {
+    let spec = &problem.spec;
+    let dim = problem.dim;
+    let k = params.log_weights.len();
+    let t = S::constant(spec.temperature);
+    let lse_w = log_sum_exp_generic(&params.log_weights);
+    let x = problem.point(i);
+    let half_d = S::constant(if spec.volume { dim as f64 / 2.0 } else { 0.0 });
+    (0..k)
+        .map(|j| {
+            let mu = &params.prototypes[j * dim..(j + 1) * dim];
+            let d = match spec.regime.score() {
+                Score::Distance => {
+                    let mut sq = S::constant(0.0);
+                    for c in 0..dim {
+                        let e = S::constant(x[c]) - mu[c];
+                        sq += e * e;
+                    }
+                    sq / (S::constant(2.0) * params.log_scales[j].exp())
+                }
+                Score::DotProduct => {
+                    let mut dot = S::constant(0.0);
+                    for c in 0..dim {
+                        dot += S::constant(x[c]) * mu[c];
+                    }
+                    -dot
+                }
+            };
+            let log_pi = params.log_weights[j] - lse_w;
+            d + t * (half_d * params.log_scales[j] - log_pi)
+        })
+        .collect()
+}
+
+/// `F_i = −T log Σ_j exp(−E_ij/T)`.
+pub fn free_energy<S: Scalar>(temperature: f64, energies: &[S]) -> S {
+    let t = S::constant(temperature);
+    let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
+    -t * log_sum_exp_generic(&a)
+}
+
+/// `N·J_i`: point `i`'s term of the regime's loss, from its energies (and the values, for
+/// attention).
+pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i: usize) -> S {
+    let spec = &problem.spec;
+    let t = S::constant(spec.temperature);
+    let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
+    match spec.regime {
+        Regime::Mixture => -t * log_sum_exp_generic(&a),
+        Regime::CrossEntropy => {
+            let y = problem.labels[i].map(|y| y as usize);
+            let own: Vec<S> = a
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| Some(spec.classes[*j]) == y)
+                .map(|(_, &v)| v)
+                .collect();
+            // F^y − F = −T lse(own) + T lse(all).
+            t * (log_sum_exp_generic(&a) - log_sum_exp_generic(&own))
+        }
+        Regime::Attention { .. } => {
+            let p = problem.target_dim;
+            let lse = log_sum_exp_generic(&a);
+            let target = problem.target(i);
+            let mut loss = S::constant(0.0);
+            for c in 0..p {
+                let mut o = S::constant(0.0);
+                for (j, &aj) in a.iter().enumerate() {
+                    o += (aj - lse).exp() * values[j * p + c];
+                }
+                let e = o - S::constant(target[c]);
+                loss += S::constant(0.5) * e * e;
+            }
+            loss
+        }
+    }
+}
+
+/// The regime's loss `J` (a mean over the points that count).
+pub fn loss<S: Scalar>(problem: &Problem, params: &Params<S>) -> S {
+    let mut total = S::constant(0.0);
+    let mut n = 0usize;
+    for i in 0..problem.len() {
+        if problem.counts_point(i) {
+            let e = energies(problem, params, i);
+            total += point_loss(problem, &params.values, &e, i);
+            n += 1;
+        }
+    }
+    total / S::constant(n.max(1) as f64)
+}
+
+/// Derivative of `f` at the vector `at`, along coordinate `j`, by the chosen method.
+/// `step` is the finite-difference step (ignored for dual numbers).
+fn partial(
+    at: &[f64],
+    j: usize,
+    method: Method,
+    step: f64,
+    f_dual: &dyn Fn(&[Dual]) -> Dual,
+    f_real: &dyn Fn(&[f64]) -> f64,
+) -> f64 {
+    match method {
+        Method::Dual => {
+            let v: Vec<Dual> = at
+                .iter()
+                .enumerate()
+                .map(|(c, &x)| if c == j { Dual::variable(x) } else { Dual::constant(x) })
+                .collect();
+            f_dual(&v).eps
+        }
+        Method::FiniteDifference => {
+            let mut plus = at.to_vec();
+            let mut minus = at.to_vec();
+            plus[j] += step;
+            minus[j] -= step;
+            (f_real(&plus) - f_real(&minus)) / (2.0 * step)
+        }
+    }
+}
+
+/// Finite-difference step for derivatives with respect to energies: the curvature scale of a
+/// log-sum-exp at temperature `T` is `T`.
+fn energy_step(temperature: f64) -> f64 {
+    1e-5 * temperature.min(1.0)
+}
+
+/// `∂F_i/∂E_ij` for every `j`, independently (the identity says this is `r_ij`).
+#[must_use]
+pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
+    let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
+    let t = problem.spec.temperature;
+    (0..e.len())
+        .map(|j| {
+            partial(&e, j, method, energy_step(t), &|v| free_energy(t, v), &|v| {
+                free_energy(t, v)
+            })
+        })
+        .collect()
+}
+
+/// `∂J/∂E_ij` for every `j`, independently (`J` is a mean, so this is `∂J_i/∂E_ij / N`).
+#[must_use]
+pub fn energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
+    let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
+    let n = problem.effective_n().max(1) as f64;
+    let values_d: Vec<Dual> = state.values.iter().map(|&v| Dual::constant(v)).collect();
+    (0..e.len())
+        .map(|j| {
+            partial(
+                &e,
+                j,
+                method,
+                energy_step(problem.spec.temperature),
+                &|v| point_loss(problem, &values_d, v, i),
+                &|v| point_loss(problem, &state.values, v, i),
+            ) / n
+        })
+        .collect()
+}
+
+/// `∂J/∂θ` for every parameter, independently: one full evaluation of `J` per parameter
+/// (dual numbers) or two (finite differences).
+#[must_use]
+pub fn parameter_gradient(problem: &Problem, state: &State, method: Method) -> Gradient {
+    let t = problem.spec.temperature;
+    let block = |get: fn(&State) -> &Vec<f64>,
+                 set: fn(&mut Params<Dual>, Vec<Dual>),
+                 set_f: fn(&mut Params<f64>, Vec<f64>)|
+     -> Vec<f64> {
+        let at = get(state).clone();
+        (0..at.len())
+            .map(|j| {
+                let step = 1e-5 * at[j].abs().max(1.0) * t.sqrt().min(1.0);
+                partial(
+                    &at,
+                    j,
+                    method,
+                    step,
+                    &|v| {
+                        let mut p = Params::<Dual>::constant(state);
+                        set(&mut p, v.to_vec());
+                        loss(problem, &p)
+                    },
+                    &|v| {
+                        let mut p = Params::<f64>::constant(state);
+                        set_f(&mut p, v.to_vec());
+                        loss(problem, &p)
+                    },
+                )
+            })
+            .collect()
+    };
+    Gradient {
+        prototypes: block(|s| &s.prototypes, |p, v| p.prototypes = v, |p, v| p.prototypes = v),
+        log_weights: block(|s| &s.log_weights, |p, v| p.log_weights = v, |p, v| p.log_weights = v),
+        log_scales: block(|s| &s.log_scales, |p, v| p.log_scales = v, |p, v| p.log_scales = v),
+        values: block(|s| &s.values, |p, v| p.values = v, |p, v| p.values = v),
+    }
+}
