@@ -148,6 +148,9 @@ pub struct CheckArgs {
     /// Independent derivative.
     #[arg(long, value_enum, default_value = "dual")]
     pub method: MethodArg,
+    /// Relative tolerance (default 1e-10 for dual numbers, 1e-6 for finite differences).
+    #[arg(long, value_name = "REL", allow_negative_numbers = true)]
+    pub tolerance: Option<f64>,
     /// Take this many gradient steps first, then check at the GD state.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub steps: usize,
@@ -175,13 +178,15 @@ fn bad(message: impl Into<String>) -> Failure {
 /// # Errors
 /// Bad input (exit code 2).
 pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
-    let (mut p, base) = match &args.preset {
+    let (mut p, base, text) = match &args.preset {
         Some(path) => {
-            let p = preset::load(path).map_err(|e| bad(e.message))?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad(format!("cannot read preset {}: {e}", path.display())))?;
+            let p = preset::parse(&text, &path.display().to_string()).map_err(|e| bad(e.message))?;
             let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-            (p, base)
+            (p, base, Some((path.display().to_string(), text)))
         }
-        None => (Preset::default(), PathBuf::from(".")),
+        None => (Preset::default(), PathBuf::from("."), None),
     };
     if let Some(o) = args.objective {
         p.objective = match o {
@@ -252,8 +257,28 @@ pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
             scales: None,
         };
     }
-    p.validate().map_err(|e| bad(e.message))?;
+    if let Err(e) = p.validate() {
+        // A bad value from a flag is reported as the flag; one from the file with its line.
+        let flag = e.field.as_deref().and_then(|f| overridden_flag(args, f));
+        return Err(bad(match (flag, &text) {
+            (Some(flag), _) => format!("{flag}: {}", e.message),
+            (None, Some((source, text))) => e.located(source, text).message,
+            (None, None) => e.message,
+        }));
+    }
     Ok((p, base))
+}
+
+/// The flag that set a preset field, if a flag did.
+fn overridden_flag(args: &PresetArgs, field: &str) -> Option<&'static str> {
+    match field {
+        "temperature" if args.temperature.is_some() => Some("--temperature"),
+        "learning_rate" if args.learning_rate.is_some() => Some("--learning-rate"),
+        "objective.per_class" if args.per_class.is_some() => Some("--per-class"),
+        f if f.starts_with("prototypes") && args.prototypes.is_some() => Some("--prototypes"),
+        f if f.starts_with("data") && args.data.is_some() => Some("--data"),
+        _ => None,
+    }
 }
 
 /// Builds the experiment of a validated preset.
@@ -422,7 +447,12 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
         MethodArg::Dual => Method::Dual,
         MethodArg::FiniteDifference => Method::FiniteDifference,
     };
-    let rows = check::check(experiment.problem(), experiment.gd_state(), method);
+    if let Some(t) = args.tolerance
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(bad(format!("--tolerance: must be a finite number > 0, got {t}")));
+    }
+    let rows = check::check(experiment.problem(), experiment.gd_state(), method, args.tolerance);
     let t = experiment.problem().spec.temperature;
     let mut text = format!(
         "{} ({}) at step {}, T = {t}, N = {}, K = {}; independent derivative: {}\n",

@@ -63,10 +63,11 @@ pub fn tolerance(method: Method) -> f64 {
 }
 
 /// Checks, at `state`: Theorem 1 (`∂F_i/∂E_ij = r_ij`), the regime's `∂J/∂E`, every parameter
-/// gradient, the loss itself, and (mixture) the exact EM bridge.
+/// gradient, the loss itself, and (mixture) the exact EM bridge. `relative_tolerance`
+/// overrides [`tolerance`] for the derivative rows.
 #[must_use]
-pub fn check(problem: &Problem, state: &State, method: Method) -> Vec<CheckRow> {
-    let tol = tolerance(method);
+pub fn check(problem: &Problem, state: &State, method: Method, relative_tolerance: Option<f64>) -> Vec<CheckRow> {
+    let tol = relative_tolerance.unwrap_or_else(|| tolerance(method));
     let n = problem.effective_n().max(1) as f64;
     let mut r_closed = Vec::new();
     let mut r_ind = Vec::new();

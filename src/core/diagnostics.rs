@@ -8,6 +8,9 @@ use super::reference::{self, Method};
 pub const DEAD_FRACTION: f64 = 1e-6;
 /// Explicit EM's objective may not rise by more than this (relative) between steps.
 pub const EM_RISE_TOLERANCE: f64 = 1e-9;
+/// A scale is running away when its kernel variance `s·T` exceeds this multiple of the data's
+/// variance per coordinate.
+pub const RUNAWAY_FACTOR: f64 = 10.0;
 /// How many points the per-step identity residual samples (the `check` command uses all).
 pub const RESIDUAL_SAMPLE: usize = 128;
 
@@ -74,7 +77,8 @@ pub fn prototype_distance(a: &State, b: &State) -> f64 {
 }
 
 /// Warnings about one run's state: dead components, scales at their floor or running away.
-/// `spread` is the data's variance per coordinate (a runaway scale exceeds it by 100×).
+/// `spread` is the data's variance per coordinate: a kernel whose variance `s·T` exceeds
+/// [`RUNAWAY_FACTOR`] times it is wider than the whole data set and fits no structure.
 #[must_use]
 pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evaluation, spread: f64) -> Vec<String> {
     let mut out = Vec::new();
@@ -94,7 +98,7 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
                     "{run}: scale of component {j} is at its floor {:e} (collapsing onto few points)",
                     spec.scale_floor
                 ));
-            } else if s * spec.temperature > 100.0 * spread {
+            } else if s * spec.temperature > RUNAWAY_FACTOR * spread {
                 out.push(format!(
                     "{run}: scale of component {j} is running away (s = {s:.3e}; metric collapse: responsibilities go uniform)"
                 ));

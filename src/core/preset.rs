@@ -264,6 +264,29 @@ impl Default for Preset {
 pub struct PresetError {
     /// The message.
     pub message: String,
+    /// The field path (`prototypes.k`) of a validation error, when there is one.
+    pub field: Option<String>,
+}
+
+impl PresetError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// Adds the file name and the line of the field (found in the preset's `text`) in front of
+    /// a validation message.
+    #[must_use]
+    pub fn located(mut self, source: &str, text: &str) -> Self {
+        let line = self.field.as_deref().and_then(|f| locate_field(text, f));
+        self.message = match line {
+            Some(line) => format!("{source}, line {line}: {}", self.message),
+            None => format!("{source}: {}", self.message),
+        };
+        self
+    }
 }
 
 impl std::fmt::Display for PresetError {
@@ -273,6 +296,10 @@ impl std::fmt::Display for PresetError {
 }
 
 impl std::error::Error for PresetError {}
+
+fn at(p: &ron::error::Position) -> String {
+    format!("line {}, column {}", p.line, p.col)
+}
 
 fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
@@ -284,17 +311,18 @@ fn ron_options() -> ron::Options {
 /// The message names the line, column and field path of the first problem.
 pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
     let options = ron_options();
-    let mut de = ron::Deserializer::from_str_with_options(text, &options).map_err(|e| PresetError {
-        message: format!("{source}:{}: {}", e.span.start, e.code),
-    })?;
+    let mut de = ron::Deserializer::from_str_with_options(text, &options)
+        .map_err(|e| PresetError::new(format!("{source}: {}: {}", at(&e.span.start), e.code)))?;
     let result: Result<Preset, _> = serde_path_to_error::deserialize(&mut de);
     match result {
         Ok(p) => {
             de.end().map_err(|e| {
                 let e = de.span_error(e);
-                PresetError {
-                    message: format!("{source}:{}: {} (after the preset)", e.span.start, e.code),
-                }
+                PresetError::new(format!(
+                    "{source}: {}: {} (after the preset)",
+                    at(&e.span.start),
+                    e.code
+                ))
             })?;
             Ok(p)
         }
@@ -306,9 +334,11 @@ pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
             } else {
                 format!(" in field `{path}`")
             };
-            Err(PresetError {
-                message: format!("{source}:{}{field}: {}", e.span.start, e.code),
-            })
+            Err(PresetError::new(format!(
+                "{source}: {}{field}: {}",
+                at(&e.span.start),
+                e.code
+            )))
         }
     }
 }
@@ -318,10 +348,23 @@ pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
 /// # Errors
 /// A missing file, or a parse error ([`parse`]).
 pub fn load(path: &Path) -> Result<Preset, PresetError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PresetError {
-        message: format!("cannot read preset {}: {e}", path.display()),
-    })?;
+    let text = read(path)?;
     parse(&text, &path.display().to_string())
+}
+
+fn read(path: &Path) -> Result<String, PresetError> {
+    std::fs::read_to_string(path).map_err(|e| PresetError::new(format!("cannot read preset {}: {e}", path.display())))
+}
+
+/// Reads, parses and validates a preset file; a validation error names the file and the
+/// line of the offending field.
+///
+/// # Errors
+/// As [`load`] and [`Preset::validate`].
+pub fn load_valid(path: &Path) -> Result<ValidPreset, PresetError> {
+    let text = read(path)?;
+    let source = path.display().to_string();
+    parse(&text, &source)?.validate().map_err(|e| e.located(&source, &text))
 }
 
 /// The canonical RON text of a preset (what Save writes).
@@ -379,8 +422,13 @@ pub struct Built {
 }
 
 fn range_error(field: &str, rule: &str, got: impl std::fmt::Display) -> PresetError {
+    field_error(field, format!("{rule}, got {got}"))
+}
+
+fn field_error(field: &str, what: impl std::fmt::Display) -> PresetError {
     PresetError {
-        message: format!("field `{field}`: {rule}, got {got}"),
+        message: format!("field `{field}`: {what}"),
+        field: Some(field.to_string()),
     }
 }
 
@@ -414,9 +462,7 @@ fn finite_rows(field: &str, rows: &[Vec<f64>]) -> Result<(), PresetError> {
         .enumerate()
         .find(|(_, row)| row.iter().any(|v| !v.is_finite()))
     {
-        return Err(PresetError {
-            message: format!("field `{field}`: entry {r} has a non-finite number"),
-        });
+        return Err(field_error(field, format!("entry {r} has a non-finite number")));
     }
     Ok(())
 }
@@ -451,9 +497,10 @@ impl Preset {
             }
         ) && self.learn.scales
         {
-            return Err(PresetError {
-                message: "field `learn.scales`: dot-product attention has no scales to learn (use score: Distance, or scales: false)".into(),
-            });
+            return Err(field_error(
+                "learn.scales",
+                "dot-product attention has no scales to learn (use score: Distance, or scales: false)",
+            ));
         }
         match &self.data {
             DataSpec::Blobs { k, n, dim, spread, std } => {
@@ -471,13 +518,14 @@ impl Preset {
                 at_least_one("data.clouds.mean (length)", dim)?;
                 for (c, cloud) in clouds.iter().enumerate() {
                     if cloud.mean.len() != dim || !(cloud.std.len() == dim || cloud.std.len() == 1) {
-                        return Err(PresetError {
-                            message: format!(
-                                "field `data.clouds`: cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
+                        return Err(field_error(
+                            "data.clouds",
+                            format!(
+                                "cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
                                 cloud.mean.len(),
                                 cloud.std.len()
                             ),
-                        });
+                        ));
                     }
                     finite_rows("data.clouds.mean", std::slice::from_ref(&cloud.mean))?;
                     for &s in &cloud.std {
@@ -505,27 +553,27 @@ impl Preset {
                 let dim = points[0].len();
                 at_least_one("data.points (coordinates per point)", dim)?;
                 if let Some(r) = points.iter().position(|p| p.len() != dim) {
-                    return Err(PresetError {
-                        message: format!(
-                            "field `data.points`: point {r} has {} coordinates, point 0 has {dim}",
-                            points[r].len()
-                        ),
-                    });
+                    return Err(field_error(
+                        "data.points",
+                        format!("point {r} has {} coordinates, point 0 has {dim}", points[r].len()),
+                    ));
                 }
                 finite_rows("data.points", points)?;
                 if labels.as_ref().is_some_and(|l| l.len() != points.len()) {
-                    return Err(PresetError {
-                        message: format!("field `data.labels`: needs one label per point ({})", points.len()),
-                    });
+                    return Err(field_error(
+                        "data.labels",
+                        format!("needs one label per point ({})", points.len()),
+                    ));
                 }
                 if let Some(t) = targets {
                     if t.len() != points.len() || t.iter().any(|r| r.len() != t[0].len()) || t[0].is_empty() {
-                        return Err(PresetError {
-                            message: format!(
-                                "field `data.targets`: needs one non-empty target array of one common length per point ({})",
+                        return Err(field_error(
+                            "data.targets",
+                            format!(
+                                "needs one non-empty target array of one common length per point ({})",
                                 points.len()
                             ),
-                        });
+                        ));
                     }
                     finite_rows("data.targets", t)?;
                 }
@@ -576,11 +624,10 @@ impl Preset {
                     || !len_ok(weights.as_ref().map(Vec::len))
                     || !len_ok(scales.as_ref().map(Vec::len))
                 {
-                    return Err(PresetError {
-                        message: format!(
-                            "field `prototypes`: classes, values, weights and scales need one entry per prototype ({k})"
-                        ),
-                    });
+                    return Err(field_error(
+                        "prototypes",
+                        format!("classes, values, weights and scales need one entry per prototype ({k})"),
+                    ));
                 }
                 if let Some(v) = values {
                     finite_rows("prototypes.values", v)?;
@@ -619,7 +666,7 @@ impl Preset {
 /// # Errors
 /// A CSV file that is missing or does not parse.
 pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, PresetError> {
-    let err = |message: String| PresetError { message };
+    let err = PresetError::new;
     Ok(match spec {
         DataSpec::Blobs { k, n, dim, spread, std } => dataset::blobs(*k, *n, *dim, *spread, *std, seed),
         DataSpec::Gaussians { clouds } => {
@@ -671,7 +718,7 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
 /// Cross-entropy without labels, attention without targets or labels, a label with no
 /// prototype of its class.
 pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetError> {
-    let err = |message: String| PresetError { message };
+    let err = PresetError::new;
     if data.is_empty() {
         return Err(err("the data set has no points".into()));
     }
@@ -736,7 +783,7 @@ impl ValidPreset {
     /// be made (k-means++ with more prototypes than points), or a non-finite start.
     pub fn build(&self, base: &Path) -> Result<Built, PresetError> {
         let p = &self.preset;
-        let err = |message: String| PresetError { message };
+        let err = PresetError::new;
         let data = make_data(&p.data, p.seed, base)?;
         let dim = data.dim;
         let regime = p.regime();
@@ -768,10 +815,10 @@ impl ValidPreset {
         {
             if let Some(v) = values {
                 if v.iter().any(|row| row.len() != problem.target_dim) {
-                    return Err(err(format!(
-                        "field `prototypes.values`: each value needs {} entries (the target dimension)",
-                        problem.target_dim
-                    )));
+                    return Err(field_error(
+                        "prototypes.values",
+                        format!("each value needs {} entries (the target dimension)", problem.target_dim),
+                    ));
                 }
                 state.values = v.concat();
             }
@@ -796,7 +843,7 @@ impl ValidPreset {
     /// Initial positions (`K × D`) and, for cross-entropy, each prototype's class.
     fn initial_positions(&self, data: &Dataset) -> Result<(Vec<f64>, Vec<usize>), PresetError> {
         let p = &self.preset;
-        let err = |message: String| PresetError { message };
+        let err = PresetError::new;
         let per_class = match p.objective {
             ObjectiveSpec::CrossEntropy { per_class } => Some(per_class),
             _ => None,
@@ -805,11 +852,14 @@ impl ValidPreset {
         match &p.prototypes {
             InitSpec::Explicit { positions, classes, .. } => {
                 if let Some(r) = positions.iter().position(|x| x.len() != data.dim) {
-                    return Err(err(format!(
-                        "field `prototypes.positions`: prototype {r} has {} coordinates, the data has {}",
-                        positions[r].len(),
-                        data.dim
-                    )));
+                    return Err(field_error(
+                        "prototypes.positions",
+                        format!(
+                            "prototype {r} has {} coordinates, the data has {}",
+                            positions[r].len(),
+                            data.dim
+                        ),
+                    ));
                 }
                 let k = positions.len();
                 let classes = match (per_class, classes) {
@@ -825,7 +875,7 @@ impl ValidPreset {
                 let pick = |subset: &[usize], k: usize, seed: u64| -> Result<Vec<f64>, PresetError> {
                     if kmeans {
                         init::kmeans_plus_plus(data, subset, k, seed)
-                            .map_err(|m| err(format!("field `prototypes.k`: {m}")))
+                            .map_err(|m| field_error("prototypes.k", m))
                     } else {
                         Ok(init::uniform_in_box(data, subset, k, seed))
                     }
@@ -837,10 +887,13 @@ impl ValidPreset {
                             return Err(err("cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)".into()));
                         }
                         if *k != classes_in_data * m {
-                            return Err(err(format!(
-                                "field `prototypes.k`: cross-entropy needs classes × per_class = {classes_in_data} × {m} = {} prototypes, got {k}",
-                                classes_in_data * m
-                            )));
+                            return Err(field_error(
+                                "prototypes.k",
+                                format!(
+                                    "cross-entropy needs classes × per_class = {classes_in_data} × {m} = {} prototypes, got {k}",
+                                    classes_in_data * m
+                                ),
+                            ));
                         }
                         let mut positions = Vec::new();
                         let mut classes = Vec::new();

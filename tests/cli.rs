@@ -1,0 +1,437 @@
+//! The command line: run, check, CSV import, overrides, and every bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_implicit-em-lab");
+
+fn preset(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("iel-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+    fn entries(&self) -> usize {
+        std::fs::read_dir(&self.0).unwrap().count()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn run_writes_a_json_trace_with_the_documented_fields() {
+    let dir = TempDir::new("json");
+    let out = dir.path("trace.json");
+    let o = run(&[
+        "run",
+        "--preset",
+        &preset("three-blobs.ron"),
+        "--steps",
+        "30",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["preset"]["name"], "Three blobs");
+    assert_eq!(v["format_version"], 1);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 31);
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["step"], i);
+        assert_eq!(s["temperature"], 1.0);
+        for run in ["gd", "em"] {
+            assert!(s[run]["loss"].as_f64().unwrap().is_finite());
+            let protos = s[run]["prototypes"].as_array().unwrap();
+            assert_eq!(protos.len(), 3);
+            assert_eq!(protos[0].as_array().unwrap().len(), 2);
+        }
+        assert!(s["identity_residual"].as_f64().unwrap() < 1e-13);
+        assert_eq!(s["alignment"].as_array().unwrap().len(), 3);
+        assert!(s["effective_components"]["gd"].as_f64().unwrap() > 1.0);
+        assert!(s["warnings"].is_array());
+    }
+    // Shared rate on the mixture: GD moves along EM's direction exactly.
+    for a in steps[0]["alignment"].as_array().unwrap() {
+        assert!((a.as_f64().unwrap() - 1.0).abs() < 1e-12);
+    }
+    // EM's loss at step 30 is below its start and matches the summary on stdout.
+    let em_last = steps[30]["em"]["loss"].as_f64().unwrap();
+    assert!(em_last < steps[0]["em"]["loss"].as_f64().unwrap());
+    assert!(
+        stdout(&o).contains(&format!("EM loss {em_last:.10e}")),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn run_writes_a_flat_csv_one_row_per_step_and_run() {
+    let dir = TempDir::new("csv");
+    let out = dir.path("trace.csv");
+    let o = run(&[
+        "run",
+        "--preset",
+        &preset("attention-regression.ron"),
+        "--steps",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 * 11);
+    let header: Vec<&str> = lines[0].split(',').collect();
+    assert_eq!(&header[..5], &["step", "run", "temperature", "learning_rate", "loss"]);
+    // K = 8 prototypes in 2-D with 1-D values: mu, value, weight, scale, count, alignment, fraction.
+    assert!(header.contains(&"mu7_1") && header.contains(&"value7_0") && header.contains(&"step_fraction7"));
+    assert!(lines[1].starts_with("0,gd,") && lines[2].starts_with("0,em,") && lines[22].starts_with("10,em,"));
+    for l in &lines[1..] {
+        let cells = l.matches(',').count();
+        assert_eq!(cells, header.len() - 1, "{l}");
+    }
+}
+
+#[test]
+fn check_passes_on_every_bundled_preset_and_prints_the_table() {
+    for name in [
+        "three-blobs.ron",
+        "cross-entropy-moons.ron",
+        "attention-regression.ron",
+        "gaussian-mixture.ron",
+    ] {
+        let o = run(&["check", "--preset", &preset(name), "--steps", "3"]);
+        assert!(o.status.success(), "{name}: {}{}", stdout(&o), stderr(&o));
+        let s = stdout(&o);
+        assert!(
+            s.contains("Theorem 1: ∂F_i/∂E_ij = r_ij") && s.contains("all checks passed"),
+            "{s}"
+        );
+        assert!(s.contains("∂J/∂μ (prototypes)") && s.contains("deviation"));
+    }
+    let o = run(&[
+        "check",
+        "--preset",
+        &preset("three-blobs.ron"),
+        "--method",
+        "finite-difference",
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("central differences"));
+}
+
+#[test]
+fn check_fails_with_exit_1_when_a_deviation_exceeds_the_tolerance() {
+    // Finite differences deviate by ~1e-10; a tolerance of 1e-30 cannot be met.
+    let o = run(&["check", "--method", "finite-difference", "--tolerance", "1e-30"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("FAILED"));
+}
+
+#[test]
+fn overrides_are_applied_and_recorded_in_the_trace() {
+    let dir = TempDir::new("over");
+    let out = dir.path("t.json");
+    let o = run(&[
+        "run",
+        "--preset",
+        &preset("three-blobs.ron"),
+        "--objective",
+        "cross-entropy",
+        "--temperature",
+        "0.25",
+        "--learning-rate",
+        "0.125",
+        "--rate",
+        "em",
+        "--seed",
+        "99",
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let p = &v["preset"];
+    assert_eq!(p["objective"]["CrossEntropy"]["per_class"], 1);
+    assert_eq!(p["temperature"], 0.25);
+    assert_eq!(p["learning_rate"], 0.125);
+    assert_eq!(p["rate"], "Em");
+    assert_eq!(p["seed"], 99);
+    assert_eq!(v["steps"][3]["temperature"], 0.25);
+    assert_eq!(v["steps"][3]["learning_rate"], 0.125);
+}
+
+#[test]
+fn defaults_without_a_preset() {
+    let o = run(&["run", "--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("(mixture), N = 300, K = 3, D = 2, T = 1, η = 0.5, rate shared"),
+        "{s}"
+    );
+}
+
+#[test]
+fn csv_data_and_prototypes_import() {
+    let dir = TempDir::new("import");
+    let data = dir.write(
+        "points.csv",
+        "x,y,label\n0,0,0\n0.2,0.1,0\n-0.1,0.2,0\n5,5,1\n5.1,4.9,1\n4.8,5.2,1\n",
+    );
+    let init = dir.write("init.csv", "1,1\n4,4\n");
+    let out = dir.path("t.json");
+    let o = run(&[
+        "run",
+        "--data",
+        &data,
+        "--prototypes",
+        &init,
+        "--steps",
+        "20",
+        "--rate",
+        "em",
+        "--learning-rate",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(stdout(&o).contains("N = 6, K = 2, D = 2"), "{}", stdout(&o));
+    // EM converges to the cluster means.
+    let em = &v["steps"][20]["em"]["prototypes"];
+    assert!((em[0][0].as_f64().unwrap() - 0.1 / 3.0).abs() < 1e-6, "{em}");
+    assert!((em[1][1].as_f64().unwrap() - 15.1 / 3.0).abs() < 1e-6, "{em}");
+    // Cross-entropy with prototype classes from a label column.
+    let init_ce = dir.write("init_ce.csv", "x,y,label\n4,4,1\n1,1,0\n");
+    let o = run(&[
+        "check",
+        "--data",
+        &data,
+        "--prototypes",
+        &init_ce,
+        "--objective",
+        "cross-entropy",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // Five-dimensional data without a header.
+    let d5 = dir.write("d5.csv", "1,2,3,4,5\n2,3,4,5,6\n0,0,0,0,1\n");
+    let o = run(&[
+        "check",
+        "--data",
+        &d5,
+        "--prototypes",
+        &dir.write("p5.csv", "1,1,1,1,1\n0,1,0,1,0\n"),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("N = 3, K = 2"));
+}
+
+/// A bad input: exit code 2, the message contains `needle`, and nothing is written.
+fn assert_bad(args: &[&str], needle: &str, dir: &TempDir) {
+    let before = dir.entries();
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}{}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(needle),
+        "{args:?}: stderr was\n{e}\nexpected to contain {needle}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(dir.entries(), before, "{args:?} wrote a file");
+}
+
+#[test]
+fn every_bad_input_gets_a_clear_message_exit_2_and_writes_nothing() {
+    let dir = TempDir::new("bad");
+    let out = dir.path("out.json").display().to_string();
+    let malformed = dir.write(
+        "malformed.ron",
+        "(\n    name: \"x\",\n    objective: Mixture,\n    temperature: [1],\n)\n",
+    );
+    assert_bad(&["run", "--preset", &malformed, "--out", &out], "line 4, column", &dir);
+    assert_bad(
+        &["run", "--preset", &malformed, "--out", &out],
+        "field `temperature`",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--objective", "kmeans", "--out", &out],
+        "invalid value 'kmeans'",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--temperature", "0", "--out", &out],
+        "--temperature: field `temperature`: must be a finite number > 0, got 0",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--temperature", "-2", "--out", &out],
+        "must be a finite number > 0, got -2",
+        &dir,
+    );
+    assert_bad(&["run", "--temperature", "NaN", "--out", &out], "got NaN", &dir);
+    assert_bad(&["run", "--temperature", "inf", "--out", &out], "got inf", &dir);
+    assert_bad(
+        &["run", "--learning-rate", "0", "--out", &out],
+        "--learning-rate: field `learning_rate`: must be a finite number > 0",
+        &dir,
+    );
+    let k0 = dir.write("k0.ron", "(name: \"x\", objective: Mixture, temperature: 1.0, learning_rate: 0.5,\n data: Blobs(k: 2, n: 10, spread: 1.0, std: 1.0),\n prototypes: Random(k: 0))\n");
+    assert_bad(
+        &["run", "--preset", &k0, "--out", &out],
+        "line 3: field `prototypes.k`: must be at least 1, got 0",
+        &dir,
+    );
+    let many = dir.write("many.ron", "(name: \"x\", objective: Mixture, temperature: 1.0, learning_rate: 0.5,\n data: Blobs(k: 2, n: 10, spread: 1.0, std: 1.0),\n prototypes: KMeansPlusPlus(k: 11))\n");
+    assert_bad(
+        &["run", "--preset", &many, "--out", &out],
+        "k-means++ needs at least as many points as prototypes: 11 prototypes, 10 points",
+        &dir,
+    );
+    let unlabelled = dir.write("u.csv", "1,2\n3,4\n");
+    assert_bad(
+        &[
+            "run",
+            "--objective",
+            "cross-entropy",
+            "--data",
+            &unlabelled,
+            "--out",
+            &out,
+        ],
+        "cross-entropy needs labelled points",
+        &dir,
+    );
+    let badrow = dir.write("badrow.csv", "x,y\n1,2\n3,4\n5,oops\n");
+    assert_bad(
+        &["run", "--data", &badrow, "--out", &out],
+        "line 4, column `y`: `oops` is not a finite number",
+        &dir,
+    );
+    assert_bad(
+        &[
+            "run",
+            "--data",
+            &dir.path("missing.csv").display().to_string(),
+            "--out",
+            &out,
+        ],
+        "no such file",
+        &dir,
+    );
+    assert_bad(
+        &[
+            "run",
+            "--preset",
+            &dir.path("missing.ron").display().to_string(),
+            "--out",
+            &out,
+        ],
+        "cannot read preset",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--out", &dir.path("trace.txt").display().to_string()],
+        "must end in .json or .csv",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--out", &dir.path("no/such/dir/t.json").display().to_string()],
+        "does not exist",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--score", "dot-product", "--out", &out],
+        "--score applies to the attention objective only",
+        &dir,
+    );
+    assert_bad(
+        &["check", "--tolerance", "-1"],
+        "--tolerance: must be a finite number > 0",
+        &dir,
+    );
+}
+
+#[test]
+fn a_run_that_turns_non_finite_pauses_writes_the_good_steps_and_exits_3() {
+    let dir = TempDir::new("nan");
+    let out = dir.path("t.json");
+    let o = run(&[
+        "run",
+        "--learning-rate",
+        "1e308",
+        "--steps",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("paused before step 1") && stderr(&o).contains("non-finite"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 1);
+    assert!(v["paused"].as_str().unwrap().contains("non-finite"));
+}
+
+#[test]
+fn help_documents_every_override() {
+    let o = run(&["run", "--help"]);
+    let h = stdout(&o);
+    for flag in [
+        "--objective",
+        "--temperature",
+        "--learning-rate",
+        "--rate",
+        "--seed",
+        "--steps",
+        "--data",
+        "--prototypes",
+        "--out",
+        "--preset",
+    ] {
+        assert!(h.contains(flag), "{flag} missing from --help");
+    }
+}

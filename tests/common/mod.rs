@@ -1,0 +1,94 @@
+//! Shared helpers for the integration tests: random seeded problems and states.
+#![allow(dead_code)]
+
+use implicit_em_lab::core::dataset::{self, Dataset};
+use implicit_em_lab::core::model::{ModelSpec, Regime, State};
+use implicit_em_lab::core::objective::Problem;
+use implicit_em_lab::core::preset::make_problem;
+use rand::RngExt;
+
+/// Options for a random test case.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    pub regime: Regime,
+    pub dim: usize,
+    pub k: usize,
+    pub n: usize,
+    pub temperature: f64,
+    pub learn_weights: bool,
+    pub learn_scales: bool,
+    pub volume: bool,
+    pub seed: u64,
+}
+
+impl Case {
+    pub fn new(regime: Regime, dim: usize, seed: u64) -> Self {
+        Self {
+            regime,
+            dim,
+            k: 4,
+            n: 40,
+            temperature: 0.7,
+            learn_weights: false,
+            learn_scales: false,
+            volume: true,
+            seed,
+        }
+    }
+}
+
+/// Random labelled data (3 classes, every class present), targets of dimension 2 for attention.
+pub fn random_data(case: &Case) -> Dataset {
+    let mut rng = dataset::rng(case.seed);
+    let mut data = Dataset {
+        dim: case.dim,
+        target_dim: 2,
+        ..Dataset::default()
+    };
+    for i in 0..case.n {
+        let x: Vec<f64> = (0..case.dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let t = [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)];
+        data.push(&x, Some((i % 3) as u32), &t);
+    }
+    data
+}
+
+/// The problem and a random state (random prototypes, logits, log-scales, values).
+pub fn random_case(case: &Case) -> (Problem, State) {
+    let data = random_data(case);
+    let mut spec = ModelSpec::new(case.regime, case.temperature);
+    spec.learn_weights = case.learn_weights;
+    spec.learn_scales = case.learn_scales;
+    spec.volume = case.volume;
+    let k = if case.regime == Regime::CrossEntropy {
+        3 * (case.k / 3).max(1)
+    } else {
+        case.k
+    };
+    if case.regime == Regime::CrossEntropy {
+        spec.classes = (0..k).map(|j| j % 3).collect();
+    }
+    let problem = make_problem(data, spec).expect("valid problem");
+    let mut rng = dataset::rng(case.seed.wrapping_mul(31).wrapping_add(7));
+    let positions: Vec<f64> = (0..k * case.dim).map(|_| rng.random_range(-2.0..2.0)).collect();
+    let mut state = State::new(case.dim, positions, problem.target_dim);
+    state.log_weights = (0..k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    state.log_scales = (0..k).map(|_| rng.random_range(-0.5..0.8)).collect();
+    state.values = (0..k * problem.target_dim)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    (problem, state)
+}
+
+/// Every regime the lab knows.
+pub fn all_regimes() -> [Regime; 4] {
+    use implicit_em_lab::core::model::Score;
+    [
+        Regime::Mixture,
+        Regime::CrossEntropy,
+        Regime::Attention { score: Score::Distance },
+        Regime::Attention {
+            score: Score::DotProduct,
+        },
+    ]
+}
