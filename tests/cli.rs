@@ -1,4 +1,5 @@
 //! The command line: run, check, CSV import, overrides, and every bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! The identity and every gradient of MATH.md against independent computations: dual numbers,
 //! central finite differences, and closed-form cases written out by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 

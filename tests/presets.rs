@@ -1,4 +1,6 @@
 //! Every bundled preset loads, validates, runs, round-trips; malformed ones say where and why.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+#![allow(clippy::field_reassign_with_default)] // each case reads as: the default, with one change
 
 use std::path::{Path, PathBuf};
 

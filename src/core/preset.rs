@@ -874,8 +874,7 @@ impl ValidPreset {
                 let kmeans = matches!(p.prototypes, InitSpec::KMeansPlusPlus { .. });
                 let pick = |subset: &[usize], k: usize, seed: u64| -> Result<Vec<f64>, PresetError> {
                     if kmeans {
-                        init::kmeans_plus_plus(data, subset, k, seed)
-                            .map_err(|m| field_error("prototypes.k", m))
+                        init::kmeans_plus_plus(data, subset, k, seed).map_err(|m| field_error("prototypes.k", m))
                     } else {
                         Ok(init::uniform_in_box(data, subset, k, seed))
                     }

@@ -1,4 +1,5 @@
 //! Shared helpers for the integration tests: random seeded problems and states.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 #![allow(dead_code)]
 
 use implicit_em_lab::core::dataset::{self, Dataset};
