@@ -1,33 +1,204 @@
 //! The desktop window (feature `gui`): a thin shell around the core.
+//!
+//! Controls write (a draft preset and live settings on the experiment); the scene, the
+//! comparison and the inspector only read. App-wide actions go through [`Command`], drained in
+//! one place at the end of each frame.
 
-use std::path::PathBuf;
+mod compare;
+mod controls;
+mod files;
+mod inspect;
+mod scene;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use eframe::egui;
-use egui_plot::{MarkerShape, Plot, Points};
+use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;
-use crate::core::experiment::Experiment;
-use crate::core::objective::point_row;
+use crate::core::experiment::{Experiment, RunSettings};
 use crate::core::preset::{self, Preset};
 
-/// Distinct component colours.
-pub const PALETTE: [egui::Color32; 8] = [
-    egui::Color32::from_rgb(31, 119, 180),
-    egui::Color32::from_rgb(255, 127, 14),
-    egui::Color32::from_rgb(44, 160, 44),
-    egui::Color32::from_rgb(214, 39, 40),
-    egui::Color32::from_rgb(148, 103, 189),
-    egui::Color32::from_rgb(140, 86, 75),
-    egui::Color32::from_rgb(227, 119, 194),
-    egui::Color32::from_rgb(23, 190, 207),
-];
+pub use files::BUNDLED;
+
+/// What the scene's background shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Background {
+    /// Nothing.
+    None,
+    /// Contours of the free energy `F(x)`.
+    FreeEnergy,
+    /// Soft region colours: the responsibility (or class-posterior) blend at each position.
+    #[default]
+    Responsibility,
+}
+
+/// Which sign convention numbers are shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Convention {
+    /// Free-energy units: `∂F_i/∂E_ij = +r_ij`.
+    #[default]
+    FreeEnergy,
+    /// The paper's: `L_i = log Σ_j exp(−d_ij/T)` maximised, `∂L_i/∂d_ij = −r_ij/T`.
+    Paper,
+}
+
+/// What a click in the scene does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Tool {
+    /// Select a point; drag a prototype.
+    #[default]
+    Select,
+    /// Add a point with the chosen label.
+    AddPoint,
+    /// Remove the nearest point.
+    RemovePoint,
+}
+
+/// View options (persisted).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViewOptions {
+    /// Background field.
+    pub background: Background,
+    /// Draw each prototype's path.
+    pub trails: bool,
+    /// Draw explicit EM's prototypes (hollow).
+    pub show_em: bool,
+    /// Draw attention read-outs.
+    pub readouts: bool,
+    /// Background resolution (cells per side).
+    pub grid: usize,
+    /// Sign convention of the inspector and the formula strip.
+    pub convention: Convention,
+    /// Dark theme.
+    pub dark: bool,
+    /// Paired steps per frame while playing.
+    pub steps_per_frame: usize,
+}
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self {
+            background: Background::Responsibility,
+            trails: true,
+            show_em: true,
+            readouts: true,
+            grid: 128,
+            convention: Convention::FreeEnergy,
+            dark: true,
+            steps_per_frame: 1,
+        }
+    }
+}
+
+/// App-wide actions, queued by widgets and shortcuts and run in one place.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Play or pause.
+    TogglePlay,
+    /// One paired step (pauses).
+    Step,
+    /// Back to step 0 on the same data.
+    Reset,
+    /// New data and start from the next seed.
+    Regenerate,
+    /// Undo the last parameter change, drag or edit.
+    Undo,
+    /// Open a preset file (dialog).
+    Open,
+    /// Save to the current file (or Save As).
+    Save,
+    /// Save to a new file (dialog).
+    SaveAs,
+    /// Load a bundled preset by index into [`BUNDLED`].
+    LoadBundled(usize),
+    /// Load a preset file.
+    LoadPath(PathBuf),
+    /// Export a PNG of the scene (dialog).
+    ExportScene,
+    /// Export a PNG of the whole window (dialog).
+    ExportWindow,
+    /// Export the trace as CSV (dialog).
+    ExportTraceCsv,
+    /// Export the trace as JSON (dialog).
+    ExportTraceJson,
+}
+
+/// A message under the controls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// The text.
+    pub text: String,
+    /// An error (red) or information.
+    pub error: bool,
+}
+
+/// One undo step: the draft and the experiment as they were.
+#[derive(Clone)]
+struct Snapshot {
+    draft: Preset,
+    built: Preset,
+    experiment: Box<Experiment>,
+    critical_temperature: f64,
+}
+
+/// State that survives restarts (eframe persistence).
+#[derive(Serialize, Deserialize, Default)]
+struct Persisted {
+    preset_ron: String,
+    path: Option<PathBuf>,
+    view: ViewOptions,
+}
+
+const STORAGE_KEY: &str = "implicit-em-lab";
+const UNDO_DEPTH: usize = 64;
 
 /// The lab's window state.
 pub struct LabApp {
-    preset: Preset,
-    experiment: Experiment,
-    playing: bool,
-    error: Option<String>,
+    /// The preset the controls edit (what Save writes).
+    pub draft: Preset,
+    /// The preset the experiment was last built from.
+    built: Preset,
+    /// Both runs.
+    pub experiment: Experiment,
+    /// `λ_max` of the data covariance.
+    pub critical_temperature: f64,
+    /// Folder relative CSV paths resolve against.
+    base_dir: PathBuf,
+    /// The file Save writes to.
+    pub path: Option<PathBuf>,
+    /// Stepping every frame.
+    pub playing: bool,
+    /// View options.
+    pub view: ViewOptions,
+    /// Inspected point.
+    pub selected: Option<usize>,
+    /// Point under the pointer.
+    pub hovered: Option<usize>,
+    /// A past step shown on the scene (None: live).
+    pub scrub: Option<usize>,
+    /// What a click in the scene does.
+    pub tool: Tool,
+    /// Label of added points.
+    pub new_label: u32,
+    /// The message under the controls.
+    pub status: Option<Status>,
+    /// The largest identity residual seen since the last restart.
+    pub residual_max: f64,
+    undo: Vec<Snapshot>,
+    last_change: Option<(u64, f64)>,
+    commands: Vec<Command>,
+    dialog: Option<files::Dialog>,
+    scene: scene::SceneState,
+    screenshot: Option<files::ScreenshotJob>,
+    /// Frames drawn (the screenshot waits for the layout to settle).
+    frames: u64,
+    /// Bumped when new data or a new preset arrives (resets the scene's view).
+    generation: u64,
+    exit_status: Arc<Mutex<Result<(), String>>>,
 }
 
 impl LabApp {
@@ -35,129 +206,501 @@ impl LabApp {
     ///
     /// # Errors
     /// When the preset does not validate or build.
-    pub fn new(preset: Preset, base: &std::path::Path) -> Result<Self, String> {
+    pub fn new(preset: Preset, base: &Path) -> Result<Self, String> {
         let built = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
         Ok(Self {
-            preset,
+            draft: preset.clone(),
+            built: preset,
             experiment: built.experiment,
+            critical_temperature: built.critical_temperature,
+            base_dir: base.to_path_buf(),
+            path: None,
             playing: true,
-            error: None,
+            view: ViewOptions::default(),
+            selected: None,
+            hovered: None,
+            scrub: None,
+            tool: Tool::Select,
+            new_label: 0,
+            status: None,
+            residual_max: 0.0,
+            undo: Vec::new(),
+            last_change: None,
+            commands: Vec::new(),
+            dialog: None,
+            scene: scene::SceneState::default(),
+            screenshot: None,
+            frames: 0,
+            generation: 0,
+            exit_status: Arc::new(Mutex::new(Ok(()))),
         })
     }
 
-    fn controls_ui(&mut self, ui: &mut egui::Ui) {
-        ui.heading(&self.preset.name);
-        ui.label(&self.preset.description);
-        ui.separator();
-        ui.horizontal(|ui| {
-            if ui.button(if self.playing { "Pause" } else { "Play" }).clicked() {
-                self.playing = !self.playing;
-            }
-            if ui.button("Step").clicked() {
-                self.step();
-            }
+    /// The first bundled preset (three blobs).
+    #[must_use]
+    pub fn bundled_default() -> Self {
+        let (name, text) = BUNDLED[0];
+        let preset = preset::parse(text, name).expect("bundled presets parse (tested)");
+        Self::new(preset, Path::new(".")).expect("bundled presets build (tested)")
+    }
+
+    /// Queues a command (run at the end of the frame).
+    pub fn command(&mut self, c: Command) {
+        self.commands.push(c);
+    }
+
+    /// Changes when the scene should refit its view (new data or preset).
+    #[must_use]
+    pub fn scene_generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Undo entries available.
+    #[must_use]
+    pub fn undo_depth(&self) -> usize {
+        self.undo.len()
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: false,
         });
-        let mut t = self.experiment.problem().spec.temperature;
-        if ui
-            .add(
-                egui::Slider::new(&mut t, 1e-3..=1e2)
-                    .logarithmic(true)
-                    .text("temperature T"),
-            )
-            .changed()
-        {
-            self.experiment.set_temperature(t);
+    }
+
+    fn error(&mut self, text: impl Into<String>) {
+        self.status = Some(Status {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    /// Records an undo step before a change made by the widget (or action) `key`. Continuous changes of one
+    /// widget (a slider being dragged) within 0.7 s form one undo step.
+    pub fn before_change(&mut self, key: impl std::hash::Hash, now: f64) {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let id = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
+        let continuing = self.last_change.is_some_and(|(last, t)| last == id && now - t < 0.7);
+        self.last_change = Some((id, now));
+        if continuing {
+            return;
         }
-        let last = self.experiment.latest();
-        ui.label(format!("step {}", last.step));
-        ui.label(format!("GD loss {:.6}", last.gd.loss));
-        ui.label(format!("EM loss {:.6}", last.em.loss));
-        ui.label(format!("identity residual {:.1e}", last.identity_residual));
-        if let Some(e) = &self.error {
-            ui.colored_label(egui::Color32::RED, e);
+        self.undo.push(Snapshot {
+            draft: self.draft.clone(),
+            built: self.built.clone(),
+            experiment: Box::new(self.experiment.clone()),
+            critical_temperature: self.critical_temperature,
+        });
+        if self.undo.len() > UNDO_DEPTH {
+            self.undo.remove(0);
         }
     }
 
-    fn scene_ui(&self, ui: &mut egui::Ui) {
-        let problem = self.experiment.problem();
-        let gd = self.experiment.gd_state();
-        let k = gd.k;
-        let mut groups: Vec<Vec<[f64; 2]>> = vec![Vec::new(); k];
-        for i in 0..problem.len() {
-            let x = problem.point(i);
-            let xy = [x[0], x.get(1).copied().unwrap_or(0.0)];
-            let j = point_row(problem, gd, i).map_or(0, |row| {
-                row.responsibilities
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::MIN), |b, (j, &r)| if r > b.1 { (j, r) } else { b })
-                    .0
-            });
-            groups[j].push(xy);
-        }
-        Plot::new("scene").data_aspect(1.0).show(ui, |plot| {
-            for (j, pts) in groups.into_iter().enumerate() {
-                plot.points(
-                    Points::new(format!("points {j}"), pts)
-                        .color(PALETTE[j % 8].gamma_multiply(0.6))
-                        .radius(2.0),
-                );
+    fn undo(&mut self) {
+        match self.undo.pop() {
+            Some(s) => {
+                self.draft = s.draft;
+                self.built = s.built;
+                self.experiment = *s.experiment;
+                self.critical_temperature = s.critical_temperature;
+                self.last_change = None;
+                self.scrub = None;
+                self.selected = self.selected.filter(|&i| i < self.experiment.problem().len());
+                self.info("undone");
             }
-            for (name, state, filled) in [("GD", gd, true), ("EM", self.experiment.em_state(), false)] {
-                for j in 0..k {
-                    let m = state.prototype(j);
-                    plot.points(
-                        Points::new(
-                            format!("{name} prototype {j}"),
-                            vec![[m[0], m.get(1).copied().unwrap_or(0.0)]],
-                        )
-                        .shape(MarkerShape::Circle)
-                        .filled(filled)
-                        .radius(7.0)
-                        .color(PALETTE[j % 8]),
-                    );
+            None => self.info("nothing to undo"),
+        }
+    }
+
+    /// Rebuilds the experiment from the draft (a change that needs new data or a new start).
+    /// On failure the draft returns to what was last built and the error is shown.
+    pub fn rebuild(&mut self, reason: &str) {
+        match self.draft.validate().and_then(|v| v.build(&self.base_dir)) {
+            Ok(built) => {
+                self.experiment = built.experiment;
+                self.critical_temperature = built.critical_temperature;
+                self.built = self.draft.clone();
+                self.generation += 1;
+                self.residual_max = 0.0;
+                self.scrub = None;
+                self.selected = self.selected.filter(|&i| i < self.experiment.problem().len());
+                self.info(format!("restarted: {reason}"));
+            }
+            Err(e) => {
+                self.draft = self.built.clone();
+                self.error(format!("{reason}: {}", e.message));
+            }
+        }
+    }
+
+    /// Applies the draft's live settings (T, η, rate, learned parameters) to the running
+    /// experiment without restarting.
+    pub fn apply_live(&mut self) {
+        let d = &self.draft;
+        let settings = RunSettings {
+            learning_rate: d.learning_rate,
+            rate: d.rate,
+        };
+        let (t, weights, scales, volume, floor) = (
+            d.temperature,
+            d.learn.weights,
+            d.learn.scales,
+            d.learn.volume,
+            d.scale_floor,
+        );
+        self.experiment.set_settings(settings);
+        self.experiment.update_spec(|spec| {
+            spec.temperature = t;
+            spec.learn_weights = weights;
+            spec.learn_scales = scales;
+            spec.volume = volume;
+            spec.scale_floor = floor;
+        });
+        self.built.temperature = t;
+        self.built.learning_rate = d.learning_rate;
+        self.built.rate = d.rate;
+        self.built.learn = d.learn.clone();
+        self.built.scale_floor = floor;
+    }
+
+    /// Advances `n` paired steps; a non-finite value pauses the run and says why.
+    pub fn advance(&mut self, n: usize) {
+        for _ in 0..n {
+            match self.experiment.step() {
+                Ok(rec) => self.residual_max = self.residual_max.max(rec.identity_residual),
+                Err(e) => {
+                    self.playing = false;
+                    self.error(format!(
+                        "{e}. The last good state is kept; change a setting and press Play."
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Loads and starts a preset from text.
+    fn load_text(&mut self, text: &str, source: &str, base: &Path, path: Option<PathBuf>) {
+        let parsed = preset::parse(text, source).and_then(|p| {
+            let v = p.validate().map_err(|e| e.located(source, text))?;
+            let built = v.build(base)?;
+            Ok((p, built))
+        });
+        match parsed {
+            Ok((p, built)) => {
+                self.before_change("load", f64::NEG_INFINITY);
+                self.draft = p.clone();
+                self.built = p;
+                self.experiment = built.experiment;
+                self.critical_temperature = built.critical_temperature;
+                self.base_dir = base.to_path_buf();
+                self.generation += 1;
+                self.path = path;
+                self.residual_max = 0.0;
+                self.scrub = None;
+                self.selected = None;
+                self.playing = true;
+                self.info(format!("loaded {source}"));
+            }
+            Err(e) => self.error(format!("not loaded (nothing changed): {}", e.message)),
+        }
+    }
+
+    /// Loads a preset file; a bad file shows its error and changes nothing.
+    pub fn load_path(&mut self, path: &Path) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+                self.load_text(&text, &path.display().to_string(), &base, Some(path.to_path_buf()));
+            }
+            Err(e) => self.error(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// The preset Save writes: the draft, with the data inlined when points were edited.
+    #[must_use]
+    pub fn preset_to_save(&self) -> Preset {
+        self.draft.clone()
+    }
+
+    /// Saves the draft to `path` atomically.
+    pub fn save_to(&mut self, path: &Path) {
+        match preset::save(path, &self.preset_to_save()) {
+            Ok(()) => {
+                self.path = Some(path.to_path_buf());
+                self.info(format!("saved {}", path.display()));
+            }
+            Err(e) => self.error(e),
+        }
+    }
+
+    fn run_commands(&mut self, ctx: &egui::Context) {
+        for c in std::mem::take(&mut self.commands) {
+            match c {
+                Command::TogglePlay => {
+                    self.playing = !self.playing;
+                    if self.playing {
+                        self.scrub = None;
+                    }
+                }
+                Command::Step => {
+                    self.playing = false;
+                    self.scrub = None;
+                    self.advance(1);
+                }
+                Command::Reset => {
+                    self.before_change("reset", f64::NEG_INFINITY);
+                    self.experiment.reset();
+                    self.residual_max = 0.0;
+                    self.scrub = None;
+                    self.info("reset to step 0");
+                }
+                Command::Regenerate => {
+                    self.before_change("regenerate", f64::NEG_INFINITY);
+                    self.draft.seed = self.draft.seed.wrapping_add(1);
+                    let seed = self.draft.seed;
+                    self.rebuild(&format!("new data, seed {seed}"));
+                }
+                Command::Undo => self.undo(),
+                Command::Open => self.dialog = Some(files::Dialog::open(self.path.as_deref())),
+                Command::Save => match self.path.clone() {
+                    Some(p) => self.save_to(&p),
+                    None => self.dialog = Some(files::Dialog::save(files::Purpose::SavePreset, self.path.as_deref())),
+                },
+                Command::SaveAs => {
+                    self.dialog = Some(files::Dialog::save(files::Purpose::SavePreset, self.path.as_deref()))
+                }
+                Command::LoadBundled(i) => {
+                    if let Some((name, text)) = BUNDLED.get(i) {
+                        self.load_text(text, name, Path::new("."), None);
+                    }
+                }
+                Command::LoadPath(p) => self.load_path(&p),
+                Command::ExportScene => self.dialog = Some(files::Dialog::save(files::Purpose::ExportScene, None)),
+                Command::ExportWindow => self.dialog = Some(files::Dialog::save(files::Purpose::ExportWindow, None)),
+                Command::ExportTraceCsv => {
+                    self.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceCsv, None))
+                }
+                Command::ExportTraceJson => {
+                    self.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceJson, None))
+                }
+            }
+        }
+        let _ = ctx;
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        use egui::{Key, Modifiers};
+        let typing = ctx.egui_wants_keyboard_input();
+        ctx.input_mut(|i| {
+            if i.consume_key(Modifiers::COMMAND, Key::S) {
+                self.commands.push(Command::Save);
+            }
+            if i.consume_key(Modifiers::COMMAND, Key::O) {
+                self.commands.push(Command::Open);
+            }
+            if i.consume_key(Modifiers::COMMAND, Key::Z) {
+                self.commands.push(Command::Undo);
+            }
+            if !typing {
+                if i.consume_key(Modifiers::NONE, Key::Space) {
+                    self.commands.push(Command::TogglePlay);
+                }
+                if i.consume_key(Modifiers::NONE, Key::ArrowRight) {
+                    self.commands.push(Command::Step);
+                }
+                if i.consume_key(Modifiers::NONE, Key::R) {
+                    self.commands.push(Command::Reset);
+                }
+            }
+            for f in &i.raw.dropped_files {
+                let p = f.path().to_path_buf();
+                if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ron")) {
+                    self.commands.push(Command::LoadPath(p));
+                } else {
+                    self.status = Some(Status {
+                        text: format!("only .ron presets can be dropped here ({})", p.display()),
+                        error: true,
+                    });
                 }
             }
         });
     }
 
-    fn step(&mut self) {
-        if let Err(e) = self.experiment.step() {
-            self.playing = false;
-            self.error = Some(e.to_string());
+    /// One frame of the whole window, drawn into `ui` (the eframe root, or a test harness).
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        ctx.set_theme(if self.view.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+        self.frames += 1;
+        self.shortcuts(&ctx);
+        if self.playing && self.scrub.is_none() && self.screenshot.is_none() {
+            self.advance(self.view.steps_per_frame);
+            ctx.request_repaint();
         }
+        egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
+        egui::Panel::top("formula").show(ui, |ui| inspect::formula_ui(self, ui));
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| controls::controls_ui(self, ui));
+            });
+        egui::Panel::right("compare")
+            .resizable(true)
+            .default_size(360.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| compare::compare_ui(self, ui));
+            });
+        egui::Panel::bottom("inspect")
+            .resizable(true)
+            .default_size(230.0)
+            .show(ui, |ui| inspect::inspect_ui(self, ui));
+        egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
+        files::dialog_ui(self, &ctx);
+        files::screenshot_tick(self, &ctx);
+        self.run_commands(&ctx);
+    }
+
+    fn menu_ui(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open…  (Ctrl+O)").clicked() {
+                    self.command(Command::Open);
+                }
+                if ui.button("Save  (Ctrl+S)").clicked() {
+                    self.command(Command::Save);
+                }
+                if ui.button("Save As…").clicked() {
+                    self.command(Command::SaveAs);
+                }
+                ui.separator();
+                if ui.button("Export scene as PNG…").clicked() {
+                    self.command(Command::ExportScene);
+                }
+                if ui.button("Export window as PNG…").clicked() {
+                    self.command(Command::ExportWindow);
+                }
+                if ui.button("Export trace as CSV…").clicked() {
+                    self.command(Command::ExportTraceCsv);
+                }
+                if ui.button("Export trace as JSON…").clicked() {
+                    self.command(Command::ExportTraceJson);
+                }
+            });
+            ui.menu_button("Presets", |ui| {
+                for (i, (name, text)) in BUNDLED.iter().enumerate() {
+                    let title = preset::parse(text, name)
+                        .map(|p| p.name)
+                        .unwrap_or_else(|_| (*name).to_string());
+                    if ui.button(title).on_hover_text(*name).clicked() {
+                        self.command(Command::LoadBundled(i));
+                    }
+                }
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.view.dark, "Dark theme");
+                ui.checkbox(&mut self.view.trails, "Prototype trails");
+                ui.checkbox(&mut self.view.show_em, "Explicit EM prototypes (hollow)");
+            });
+            ui.separator();
+            let file = self
+                .path
+                .as_ref()
+                .map_or_else(|| "unsaved".to_string(), |p| p.display().to_string());
+            ui.label(format!("{} — {file}", self.draft.name));
+        });
     }
 }
 
 impl eframe::App for LabApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        if self.playing {
-            self.step();
-            ui.ctx().request_repaint();
-        }
-        egui::Panel::left("controls").show(ui, |ui| self.controls_ui(ui));
-        egui::CentralPanel::default().show(ui, |ui| self.scene_ui(ui));
+        self.frame_ui(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        let state = Persisted {
+            preset_ron: preset::to_ron(&self.draft),
+            path: self.path.clone(),
+            view: self.view.clone(),
+        };
+        eframe::set_value(storage, STORAGE_KEY, &state);
     }
 }
 
-/// Opens the window.
+/// Opens the window. With `--screenshot`, runs `--steps` steps, saves a PNG and exits.
 ///
 /// # Errors
-/// A preset that cannot be loaded, or a window that cannot be created.
+/// A preset that cannot be loaded, a window that cannot be created, or a screenshot that
+/// cannot be written.
 pub fn launch(args: &Cli) -> Result<(), String> {
-    let (preset, base) = match &args.preset {
-        Some(path) => (
-            preset::load(path).map_err(|e| e.message)?,
-            path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from),
-        ),
-        None => (Preset::default(), PathBuf::from(".")),
+    let from_cli = match &args.preset {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read preset {}: {e}", path.display()))?;
+            let source = path.display().to_string();
+            let p = preset::parse(&text, &source).map_err(|e| e.message)?;
+            p.validate().map_err(|e| e.located(&source, &text).message)?;
+            let base = path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
+            let mut app = LabApp::new(p, &base)?;
+            app.path = Some(path.clone());
+            Some(app)
+        }
+        None => None,
     };
-    let app = LabApp::new(preset, &base)?;
+    let screenshot = args.screenshot.clone();
+    let steps = args.steps.unwrap_or(0);
+    if steps > 0 && screenshot.is_none() {
+        return Err("--steps without --screenshot: give --screenshot FILE.png (or use `run` for headless runs)".into());
+    }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1280.0, 800.0])
-            .with_title("implicit-em-lab"),
+            .with_inner_size([1440.0, 880.0])
+            .with_min_inner_size([960.0, 600.0])
+            .with_title("implicit-em-lab")
+            .with_icon(files::icon()),
+        // A screenshot run starts from its preset alone, never from a remembered session.
+        persist_window: screenshot.is_none(),
         ..Default::default()
     };
-    eframe::run_native("implicit-em-lab", options, Box::new(|_cc| Ok(Box::new(app)))).map_err(|e| e.to_string())
+    let status = Arc::new(Mutex::new(Ok(())));
+    let status_in = Arc::clone(&status);
+    eframe::run_native(
+        "implicit-em-lab",
+        options,
+        Box::new(move |cc| {
+            let mut app = match from_cli {
+                Some(app) => app,
+                None => restore(cc.storage).unwrap_or_else(LabApp::bundled_default),
+            };
+            app.exit_status = status_in;
+            if let Some(path) = screenshot {
+                app.view.dark = true;
+                app.playing = false;
+                app.advance(steps);
+                app.screenshot = Some(files::ScreenshotJob::exit_after(path));
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| e.to_string())?;
+    status.lock().map_err(|_| "screenshot status lost".to_string())?.clone()
+}
+
+/// The lab as it was at the last clean exit, if there is one and it still builds.
+fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
+    let state: Persisted = eframe::get_value(storage?, STORAGE_KEY)?;
+    let p = preset::parse(&state.preset_ron, "saved session").ok()?;
+    let base = state
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut app = LabApp::new(p, &base).ok()?;
+    app.path = state.path;
+    app.view = state.view;
+    Some(app)
 }

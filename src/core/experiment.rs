@@ -5,9 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dataset::Dataset;
 use super::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
-use super::model::{Regime, State};
+use super::model::{ModelSpec, Regime, State};
 use super::objective::{Evaluation, Problem, evaluate};
+use super::preset::make_problem;
 use super::reference::Method;
 use super::step::{RateMode, em_prototype_step, em_step, gd_prototype_step, gd_step};
 
@@ -127,6 +129,7 @@ pub struct Experiment {
     step: usize,
     spread: f64,
     residual_rows: Vec<usize>,
+    initial: State,
     /// EM objective at the previous step, for the monotonicity check (reset by edits).
     previous_em_objective: Option<f64>,
     trace: Vec<StepRecord>,
@@ -165,7 +168,8 @@ impl Experiment {
             problem,
             settings,
             gd: initial.clone(),
-            em: initial,
+            em: initial.clone(),
+            initial,
             gd_eval: eval.clone(),
             em_eval: eval,
             step: 0,
@@ -310,6 +314,68 @@ impl Experiment {
         self.previous_em_objective = None;
         self.refresh_latest();
         Ok(())
+    }
+
+    /// Changes the model's options live (learned parameters, volume term, scale floor): both
+    /// runs are re-evaluated from their current states. The regime and the component classes
+    /// must not be changed this way (rebuild the experiment instead).
+    pub fn update_spec(&mut self, change: impl FnOnce(&mut ModelSpec)) {
+        let regime = self.problem.spec.regime;
+        change(&mut self.problem.spec);
+        debug_assert_eq!(
+            regime, self.problem.spec.regime,
+            "rebuild the experiment to change the regime"
+        );
+        self.reevaluate();
+    }
+
+    /// Replaces the data (points added or removed in the window); both runs continue from their
+    /// current states. The trace is kept.
+    ///
+    /// # Errors
+    /// When the new data does not fit the objective (no points, missing labels or targets).
+    pub fn replace_data(&mut self, data: Dataset) -> Result<(), String> {
+        let problem = make_problem(data, self.problem.spec.clone()).map_err(|e| e.message)?;
+        if problem.target_dim != self.problem.target_dim {
+            return Err("the new data has a different target dimension".into());
+        }
+        self.problem = problem;
+        self.reevaluate();
+        Ok(())
+    }
+
+    /// The data as a [`Dataset`] (what the window edits and saves).
+    #[must_use]
+    pub fn dataset(&self) -> Dataset {
+        let p = &self.problem;
+        let attention = matches!(p.spec.regime, Regime::Attention { .. });
+        Dataset {
+            dim: p.dim,
+            points: p.points.clone(),
+            labels: p.labels.clone(),
+            target_dim: if attention { p.target_dim } else { 0 },
+            targets: if attention { p.targets.clone() } else { Vec::new() },
+        }
+    }
+
+    /// Back to step 0: both runs at the initial state, the trace cleared.
+    pub fn reset(&mut self) {
+        let initial = self.initial.clone();
+        self.gd = initial.clone();
+        self.em = initial;
+        self.step = 0;
+        self.trace.clear();
+        self.gd_eval = evaluate(&self.problem, &self.gd);
+        self.em_eval = self.gd_eval.clone();
+        self.previous_em_objective = None;
+        let record = self.record(Vec::new());
+        self.trace.push(record);
+    }
+
+    /// The state both runs started from.
+    #[must_use]
+    pub fn initial_state(&self) -> &State {
+        &self.initial
     }
 
     fn reevaluate(&mut self) {

@@ -118,17 +118,13 @@ impl Row {
     }
 }
 
-/// Computes point `i`'s energies, responsibilities and gradient row under `state`.
-///
-/// The caller must only pass points that [`Problem::counts_point`] accepts.
-pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: usize, row: &mut Row) {
-    let spec = &problem.spec;
+/// Fills `row.diff`, `row.distances`, `row.energies` and `row.responsibilities` for an
+/// arbitrary position `x`, and returns `log Σ_j exp(−E_j/T)`. `row.scratch` holds `−E_j/T`.
+fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64], row: &mut Row) -> f64 {
     let t = spec.temperature;
-    let dim = problem.dim;
-    let k = state.k;
-    let x = problem.point(i);
+    let dim = state.dim;
     let score = spec.regime.score();
-    for j in 0..k {
+    for j in 0..state.k {
         let mu = state.prototype(j);
         let diff = &mut row.diff[j * dim..(j + 1) * dim];
         let mut sq = 0.0;
@@ -155,6 +151,23 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
         .zip(&row.scratch)
         .map(|(&r, &a)| if r > 0.0 { r * (a - lse) } else { 0.0 })
         .sum::<f64>();
+    lse
+}
+
+/// Energies, responsibilities and free energy at any position `x` (not necessarily a data
+/// point): what the window's background fields show. `row` must be sized by [`Row::new`].
+pub fn field_row(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64], row: &mut Row) {
+    energies_at(spec, state, terms, x, row);
+}
+
+/// Computes point `i`'s energies, responsibilities and gradient row under `state`.
+///
+/// The caller must only pass points that [`Problem::counts_point`] accepts.
+pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: usize, row: &mut Row) {
+    let spec = &problem.spec;
+    let t = spec.temperature;
+    let k = state.k;
+    let lse = energies_at(spec, state, terms, problem.point(i), row);
     match spec.regime {
         Regime::Mixture => {
             row.em_weights.copy_from_slice(&row.responsibilities);

@@ -1,0 +1,127 @@
+//! The right panel: explicit EM beside gradient descent.
+
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, VLine};
+
+use super::LabApp;
+use super::view;
+use crate::core::model::Regime;
+
+/// Draws the comparison and the step slider.
+pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let trace = app.experiment.trace();
+    let last = trace.len() - 1;
+    let shown = app.scrub.unwrap_or(last).min(last);
+    let rec = &trace[shown];
+    ui.strong("Explicit EM beside gradient descent");
+
+    // Step slider: scrub back through the history.
+    let mut s = shown;
+    let r = ui
+        .add(egui::Slider::new(&mut s, 0..=last).text("step shown"))
+        .on_hover_text("Scrub back through the history: the scene shows that step's prototypes. Play returns to live.");
+    if r.changed() {
+        app.playing = false;
+        app.scrub = (s < last).then_some(s);
+    }
+
+    let losses = |f: fn(&crate::core::experiment::StepRecord) -> f64| -> Vec<[f64; 2]> {
+        let every = (trace.len() / 4000).max(1);
+        trace.iter().step_by(every).map(|r| [r.step as f64, f(r)]).collect()
+    };
+    ui.label("loss J of each run");
+    Plot::new("losses")
+        .height(150.0)
+        .legend(Legend::default())
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("gradient descent", losses(|r| r.gd.loss))
+                    .color(view::colour(0))
+                    .width(2.0),
+            );
+            plot.line(
+                Line::new("explicit EM", losses(|r| r.em.loss))
+                    .color(view::colour(1))
+                    .width(1.5),
+            );
+            plot.vline(VLine::new("step shown", shown as f64).color(egui::Color32::GRAY));
+        });
+    ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
+    Plot::new("distance").height(90.0).allow_scroll(false).show(ui, |plot| {
+        plot.line(
+            Line::new("distance", losses(|r| r.prototype_distance))
+                .color(view::colour(2))
+                .width(1.5),
+        );
+        plot.vline(VLine::new("step shown", shown as f64).color(egui::Color32::GRAY));
+    });
+
+    egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {
+        ui.label("GD loss");
+        ui.monospace(format!("{:.10}", rec.gd.loss));
+        ui.end_row();
+        ui.label("EM loss");
+        ui.monospace(format!("{:.10}", rec.em.loss));
+        ui.end_row();
+        ui.label("prototype distance");
+        ui.monospace(format!("{:.3e}", rec.prototype_distance));
+        ui.end_row();
+        ui.label("effective components")
+            .on_hover_text("exp(H(N_j/N)): K when all components share the data equally, 1 when one takes all");
+        ui.monospace(format!(
+            "GD {:.3}   EM {:.3}",
+            rec.effective_components.gd, rec.effective_components.em
+        ));
+        ui.end_row();
+        ui.label("identity residual").on_hover_text(
+            "max over ≤128 sampled points of |N ∂J/∂E_ij (dual numbers) − closed form|, at the GD state",
+        );
+        ui.monospace(format!(
+            "{:.1e}  (max {:.1e})",
+            rec.identity_residual,
+            app.residual_max.max(rec.identity_residual)
+        ));
+        ui.end_row();
+        ui.label("rate");
+        ui.monospace(format!(
+            "{} η = {}",
+            app.experiment.settings().rate.name(),
+            app.experiment.settings().learning_rate
+        ));
+        ui.end_row();
+    });
+
+    ui.separator();
+    ui.label("per prototype (from the GD state)").on_hover_text(
+        "cos: cosine between the GD step and the EM step of μ_j. α_j: the fraction of EM's step GD takes, (Δ_GD·Δ_EM)/||Δ_EM||² (η N_j/(N s_j) for the mixture with a shared rate). N_j = Σ_i r_ij.",
+    );
+    let ce = app.experiment.problem().spec.regime == Regime::CrossEntropy;
+    let classes = app.experiment.problem().spec.classes.clone();
+    egui::Grid::new("per-prototype")
+        .num_columns(6)
+        .striped(true)
+        .show(ui, |ui| {
+            for h in ["j", "cos", "α_j", "N_j GD", "π_j", "s_j"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for j in 0..rec.gd.prototypes.len() {
+                let c = if ce { view::colour(classes[j]) } else { view::colour(j) };
+                ui.label(egui::RichText::new(format!("#{j}")).color(c));
+                let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |v| format!("{v:.p$}"));
+                ui.monospace(opt(rec.alignment[j], 6));
+                ui.monospace(opt(rec.step_fraction[j], 4));
+                ui.monospace(format!("{:.2}", rec.gd.counts[j]));
+                ui.monospace(format!("{:.3}", rec.gd.weights[j]));
+                ui.monospace(format!("{:.3}", rec.gd.scales[j]));
+                ui.end_row();
+            }
+        });
+    if !rec.warnings.is_empty() {
+        ui.separator();
+        for w in &rec.warnings {
+            ui.colored_label(ui.visuals().warn_fg_color, w);
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The left panel: objective, temperature, learning rate, rate mode, learned parameters, K,
+//! data, seed, and the run controls. Controls write; everything else reads.
+
+use eframe::egui;
+
+use super::{Background, Command, LabApp, Tool};
+use crate::core::model::Score;
+use crate::core::preset::{DataSpec, InitSpec, ObjectiveSpec};
+use crate::core::step::RateMode;
+
+/// A change that takes effect live, recorded for undo.
+fn live(app: &mut LabApp, r: &egui::Response, change: impl FnOnce(&mut LabApp)) {
+    if r.changed() {
+        app.before_change(r.id, r.ctx.input(|i| i.time));
+        change(app);
+        app.apply_live();
+    }
+}
+
+/// A change that rebuilds the experiment, recorded for undo.
+fn restart(app: &mut LabApp, r: &egui::Response, reason: &str, change: impl FnOnce(&mut LabApp)) {
+    if r.changed() {
+        app.before_change(r.id, r.ctx.input(|i| i.time));
+        change(app);
+        app.rebuild(reason);
+    }
+}
+
+fn objective_name(o: &ObjectiveSpec) -> &'static str {
+    match o {
+        ObjectiveSpec::Mixture => "Mixture (latent)",
+        ObjectiveSpec::Attention { score: Score::Distance } => "Attention, distance scores",
+        ObjectiveSpec::Attention {
+            score: Score::DotProduct,
+        } => "Attention, dot-product scores",
+        ObjectiveSpec::CrossEntropy { .. } => "Cross-entropy (clamped)",
+    }
+}
+
+/// Draws the controls.
+pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    run_ui(app, ui);
+    ui.separator();
+    objective_ui(app, ui);
+    ui.separator();
+    optimiser_ui(app, ui);
+    ui.separator();
+    data_ui(app, ui);
+    ui.separator();
+    view_ui(app, ui);
+    if let Some(s) = app.status.clone() {
+        ui.separator();
+        let colour = if s.error {
+            ui.visuals().error_fg_color
+        } else {
+            ui.visuals().weak_text_color()
+        };
+        ui.add(egui::Label::new(egui::RichText::new(&s.text).color(colour)).wrap());
+    }
+}
+
+fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        let label = if app.playing { "Pause" } else { "Play" };
+        if ui
+            .button(label)
+            .on_hover_text("Play or pause both runs (Space)")
+            .clicked()
+        {
+            app.command(Command::TogglePlay);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text("One paired step: a gradient step and an EM step (->)")
+            .clicked()
+        {
+            app.command(Command::Step);
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("Back to step 0 on the same data and start (R)")
+            .clicked()
+        {
+            app.command(Command::Reset);
+        }
+        if ui
+            .button("Regenerate")
+            .on_hover_text("New data from the next seed, and a new start")
+            .clicked()
+        {
+            app.command(Command::Regenerate);
+        }
+    });
+    ui.horizontal(|ui| {
+        let can_undo = app.undo_depth() > 0;
+        if ui
+            .add_enabled(can_undo, egui::Button::new("Undo"))
+            .on_hover_text("Undo the last change, drag or edit (Ctrl+Z)")
+            .clicked()
+        {
+            app.command(Command::Undo);
+        }
+        ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
+            .on_hover_text("Paired steps taken per drawn frame while playing");
+    });
+    let rec = app.experiment.latest();
+    ui.label(format!(
+        "step {}   N = {}   K = {}   D = {}",
+        rec.step,
+        app.experiment.problem().len(),
+        app.experiment.gd_state().k,
+        app.experiment.problem().dim
+    ));
+}
+
+fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.strong("Objective");
+    let current = app.draft.objective.clone();
+    let mut chosen = current.clone();
+    let options = [
+        ObjectiveSpec::Mixture,
+        ObjectiveSpec::Attention { score: Score::Distance },
+        ObjectiveSpec::Attention {
+            score: Score::DotProduct,
+        },
+        ObjectiveSpec::CrossEntropy { per_class: 1 },
+    ];
+    let r = egui::ComboBox::from_id_salt("objective")
+        .selected_text(objective_name(&current))
+        .show_ui(ui, |ui| {
+            for o in options {
+                let selected = std::mem::discriminant(&o) == std::mem::discriminant(&current) && objective_name(&o) == objective_name(&current);
+                if ui.selectable_label(selected, objective_name(&o)).clicked() && !selected {
+                    chosen = o;
+                }
+            }
+        })
+        .response
+        .on_hover_text("Mixture: J = (1/N) Σ F_i, ∂J/∂E = r/N.\nAttention: J = (1/N) Σ ½||Σ α v − t||².\nCross-entropy: J = (1/N) Σ (F^y_i − F_i), ∂J/∂E = (q − r)/N.");
+    if chosen != current {
+        app.before_change(r.id, ui.input(|i| i.time));
+        set_objective(app, chosen);
+    }
+    if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
+        let mut m = per_class;
+        let r = ui
+            .add(egui::Slider::new(&mut m, 1..=6).text("prototypes per class M"))
+            .on_hover_text("M: K = classes × M; the clamped free energy sums over a class's M prototypes");
+        restart(app, &r, "prototypes per class changed", |app| {
+            app.draft.objective = ObjectiveSpec::CrossEntropy { per_class: m };
+            let classes = app.experiment.dataset().class_count();
+            app.draft.prototypes = InitSpec::KMeansPlusPlus {
+                k: classes * m,
+                seed: None,
+            };
+        });
+    }
+}
+
+/// Switches the objective (a restart), fixing up K for cross-entropy.
+pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
+    if let ObjectiveSpec::CrossEntropy { per_class } = objective {
+        let classes = app.experiment.dataset().class_count();
+        if classes == 0 {
+            app.error(
+                "cross-entropy needs labelled points: these data have no labels (try the Blobs or Moons generator)",
+            );
+            return;
+        }
+        app.draft.prototypes = InitSpec::KMeansPlusPlus {
+            k: classes * per_class,
+            seed: None,
+        };
+    }
+    if matches!(
+        objective,
+        ObjectiveSpec::Attention {
+            score: Score::DotProduct
+        }
+    ) {
+        app.draft.learn.scales = false;
+    }
+    app.draft.objective = objective;
+    app.rebuild("objective changed");
+}
+
+/// Position of `value` on a logarithmic slider from `lo` to `hi`, as a fraction.
+fn log_fraction(value: f64, lo: f64, hi: f64) -> f32 {
+    ((value.ln() - lo.ln()) / (hi.ln() - lo.ln())).clamp(0.0, 1.0) as f32
+}
+
+fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.strong("Temperature and learning");
+    let mut t = app.draft.temperature;
+    let r = ui
+        .add(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true).text("temperature T"))
+        .on_hover_text("T > 0: r_ij = softmax_j(−E_ij/T). Small T: hard assignments (k-means); large T: all prototypes merge at the mean.\nThe tick marks T_c = λ_max of the data covariance, below which prototypes at the mean split (mixture).");
+    if app.draft.objective == ObjectiveSpec::Mixture && app.critical_temperature > 0.0 {
+        // Mark T_c on the slider's track.
+        let rect = r.rect;
+        let track = egui::Rect::from_min_max(rect.min, egui::pos2(rect.min.x + ui.spacing().slider_width, rect.max.y));
+        let x = track.left() + log_fraction(app.critical_temperature, 1e-3, 1e2) * track.width();
+        let stroke = egui::Stroke::new(2.0, ui.visuals().warn_fg_color);
+        ui.painter().vline(x, track.y_range(), stroke);
+        ui.horizontal(|ui| {
+            ui.label(
+                egui::RichText::new(format!("T_c = {:.4}", app.critical_temperature)).color(ui.visuals().warn_fg_color),
+            )
+            .on_hover_text("Critical temperature of the first split: λ_max of the data covariance (MATH.md §6)");
+            if ui
+                .small_button("T = 0.9 T_c")
+                .on_hover_text("Just below the first split")
+                .clicked()
+            {
+                t = 0.9 * app.critical_temperature;
+                app.before_change("tc", f64::NEG_INFINITY);
+                app.draft.temperature = t;
+                app.apply_live();
+            }
+        });
+    }
+    live(app, &r, |app| app.draft.temperature = t);
+    let mut eta = app.draft.learning_rate;
+    let r = ui
+        .add(egui::Slider::new(&mut eta, 1e-4..=1e2).logarithmic(true).text("learning rate η"))
+        .on_hover_text("η > 0: θ := θ − η ∂J/∂θ. With the EM rate, η multiplies η_j = N s_j/N_j (η = 1 is exactly EM for the mixture)");
+    live(app, &r, |app| app.draft.learning_rate = eta);
+    let mut rate = app.draft.rate;
+    let r = ui
+        .horizontal(|ui| {
+            ui.label("rate");
+            let a = ui
+                .radio_value(&mut rate, RateMode::Shared, "shared η")
+                .on_hover_text("One learning rate: the GD step is α_j = η N_j/(N s_j) of the EM step");
+            let b = ui
+                .radio_value(&mut rate, RateMode::Em, "EM-preconditioned")
+                .on_hover_text("η_j = η N s_j/N_j on prototypes: at η = 1 gradient descent lands exactly on EM's m_j");
+            a.union(b)
+        })
+        .inner;
+    live(app, &r, |app| app.draft.rate = rate);
+    ui.label(
+        egui::RichText::new(match app.draft.rate {
+            RateMode::Shared => "shared rate on",
+            RateMode::Em => "EM-preconditioned rate on (prototypes; weights and scales use η)",
+        })
+        .small(),
+    );
+    let mut learn = app.draft.learn.clone();
+    let dot = app.draft.objective
+        == ObjectiveSpec::Attention {
+            score: Score::DotProduct,
+        };
+    let r1 = ui
+        .checkbox(&mut learn.weights, "learn mixing weights π")
+        .on_hover_text("π = softmax(w): ∂J/∂w_j = T(π_j − N_j/N) for the mixture; EM sets π_j = N_j/N");
+    let r2 = ui
+        .add_enabled(!dot, egui::Checkbox::new(&mut learn.scales, "learn scales s"))
+        .on_hover_text("s_j = exp ρ_j: d_ij = ||x_i − μ_j||²/(2 s_j). EM: s_j = Σ r||x − m||²/(D N_j T)");
+    let r3 = ui.checkbox(&mut learn.volume, "volume term V").on_hover_text(
+        "Adds T·(D/2)·ρ_j to E_ij (the log-det). Without it learned scales run away: the metric collapse",
+    );
+    let r = r1.union(r2).union(r3);
+    live(app, &r, |app| app.draft.learn = learn);
+    if app.draft.learn.scales {
+        let mut floor = app.draft.scale_floor;
+        let r = ui
+            .add(
+                egui::Slider::new(&mut floor, 1e-8..=1.0)
+                    .logarithmic(true)
+                    .text("scale floor"),
+            )
+            .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
+        live(app, &r, |app| app.draft.scale_floor = floor);
+    }
+}
+
+fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.strong("Data and prototypes");
+    // K (not for cross-entropy, where K = classes × M).
+    match app.draft.prototypes.clone() {
+        InitSpec::KMeansPlusPlus { k, seed } | InitSpec::Random { k, seed }
+            if !matches!(app.draft.objective, ObjectiveSpec::CrossEntropy { .. }) =>
+        {
+            let kmeans = matches!(app.draft.prototypes, InitSpec::KMeansPlusPlus { .. });
+            let mut k2 = k;
+            let r = ui
+                .add(egui::Slider::new(&mut k2, 1..=32).text("K prototypes"))
+                .on_hover_text("Number of components j = 1..K (a restart)");
+            restart(app, &r, "K changed", |app| {
+                app.draft.prototypes = if kmeans {
+                    InitSpec::KMeansPlusPlus { k: k2, seed }
+                } else {
+                    InitSpec::Random { k: k2, seed }
+                };
+            });
+        }
+        InitSpec::Explicit { positions, .. } => {
+            ui.horizontal(|ui| {
+                ui.label(format!("K = {} (given positions)", positions.len()));
+                if ui
+                    .small_button("use k-means++")
+                    .on_hover_text("Replace the given start by k-means++ seeding with the same K")
+                    .clicked()
+                {
+                    app.before_change("kpp", f64::NEG_INFINITY);
+                    app.draft.prototypes = InitSpec::KMeansPlusPlus {
+                        k: positions.len(),
+                        seed: None,
+                    };
+                    app.rebuild("start from k-means++");
+                }
+            });
+        }
+        _ => {
+            ui.label(format!("K = {} (classes × M)", app.experiment.gd_state().k));
+        }
+    }
+    // Generator.
+    let kind = match &app.draft.data {
+        DataSpec::Blobs { .. } => "Blobs",
+        DataSpec::Moons { .. } => "Moons",
+        DataSpec::Wave { .. } => "Wave (regression)",
+        DataSpec::Gaussians { .. } => "Gaussian clouds (preset)",
+        DataSpec::Inline { .. } => "Points (edited or inline)",
+        DataSpec::Csv { .. } => "CSV file",
+    };
+    let n_now = app.experiment.problem().len();
+    let mut next = None;
+    let r = egui::ComboBox::from_id_salt("generator")
+        .selected_text(kind)
+        .show_ui(ui, |ui| {
+            if ui.selectable_label(kind == "Blobs", "Blobs").clicked() {
+                next = Some(DataSpec::Blobs {
+                    k: 3,
+                    n: n_now,
+                    dim: 2,
+                    spread: 5.0,
+                    std: 0.8,
+                });
+            }
+            if ui.selectable_label(kind == "Moons", "Moons").clicked() {
+                next = Some(DataSpec::Moons { n: n_now, noise: 0.1 });
+            }
+            if ui
+                .selectable_label(kind.starts_with("Wave"), "Wave (regression)")
+                .clicked()
+            {
+                next = Some(DataSpec::Wave {
+                    n: n_now,
+                    dim: 2,
+                    noise: 0.05,
+                });
+            }
+        })
+        .response
+        .on_hover_text("The data generator (seeded). A new generator means new data: the runs restart");
+    if let Some(d) = next {
+        app.before_change(r.id, ui.input(|i| i.time));
+        app.draft.data = d;
+        if matches!(app.draft.data, DataSpec::Wave { .. })
+            && !matches!(app.draft.objective, ObjectiveSpec::Attention { .. })
+        {
+            app.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
+        }
+        if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
+            let classes = match &app.draft.data {
+                DataSpec::Blobs { k, .. } => *k,
+                DataSpec::Moons { .. } => 2,
+                _ => 0,
+            };
+            if classes > 0 {
+                app.draft.prototypes = InitSpec::KMeansPlusPlus {
+                    k: classes * per_class,
+                    seed: None,
+                };
+            }
+        }
+        app.rebuild("new data");
+    }
+    let mut data = app.draft.data.clone();
+    let mut changed: Option<egui::Response> = None;
+    let mut note = |r: egui::Response| {
+        changed = Some(match changed.take() {
+            Some(c) => c.union(r),
+            None => r,
+        });
+    };
+    match &mut data {
+        DataSpec::Blobs { k, n, spread, std, .. } => {
+            note(
+                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
+                    .on_hover_text("Number of points (a restart)"),
+            );
+            note(
+                ui.add(egui::Slider::new(k, 1..=10).text("blobs"))
+                    .on_hover_text("Number of clusters the data are drawn from"),
+            );
+            note(
+                ui.add(egui::Slider::new(spread, 0.0..=10.0).text("spread"))
+                    .on_hover_text("Blob centres uniform in [−spread, spread]²"),
+            );
+            note(
+                ui.add(egui::Slider::new(std, 0.05..=3.0).text("blob std"))
+                    .on_hover_text("Standard deviation of each blob"),
+            );
+        }
+        DataSpec::Moons { n, noise } => {
+            note(
+                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
+                    .on_hover_text("Number of points (a restart)"),
+            );
+            note(
+                ui.add(egui::Slider::new(noise, 0.0..=0.5).text("noise"))
+                    .on_hover_text("Standard deviation of the noise"),
+            );
+        }
+        DataSpec::Wave { n, noise, .. } => {
+            note(
+                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
+                    .on_hover_text("Number of points (a restart)"),
+            );
+            note(
+                ui.add(egui::Slider::new(noise, 0.0..=0.5).text("noise"))
+                    .on_hover_text("Standard deviation of the target noise; t = sin(x₁)·cos(x₂/2)"),
+            );
+        }
+        _ => {}
+    }
+    let mut seed = app.draft.seed;
+    note(
+        ui.add(egui::DragValue::new(&mut seed).prefix("seed "))
+            .on_hover_text("Seed of the generator and of the initialisation (a restart)"),
+    );
+    if let Some(r) = changed {
+        restart(app, &r, "data or seed changed", |app| {
+            app.draft.data = data;
+            app.draft.seed = seed;
+        });
+    }
+}
+
+fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.strong("Scene");
+    ui.horizontal(|ui| {
+        ui.label("background");
+        egui::ComboBox::from_id_salt("background")
+            .selected_text(match app.view.background {
+                Background::None => "none",
+                Background::FreeEnergy => "free-energy contours",
+                Background::Responsibility => "responsibility field",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut app.view.background, Background::None, "none");
+                ui.selectable_value(&mut app.view.background, Background::FreeEnergy, "free-energy contours")
+                    .on_hover_text("Level sets of F(x) = −T log Σ_j exp(−E_j(x)/T)");
+                ui.selectable_value(
+                    &mut app.view.background,
+                    Background::Responsibility,
+                    "responsibility field",
+                )
+                .on_hover_text("Each position coloured by Σ_j r_j(x) colour_j (class posteriors for cross-entropy)");
+            })
+            .response
+            .on_hover_text("What the plane behind the points shows, on a grid");
+    });
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut app.view.trails, "trails")
+            .on_hover_text("Each prototype's path so far");
+        ui.checkbox(&mut app.view.show_em, "EM (hollow)")
+            .on_hover_text("Explicit EM's prototypes, hollow, beside gradient descent's, filled");
+        if matches!(app.draft.objective, ObjectiveSpec::Attention { .. }) {
+            ui.checkbox(&mut app.view.readouts, "read-outs")
+                .on_hover_text("Σ_j α_ij k_j: one mean-shift step of each query toward the keys (modern Hopfield)");
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.label("click");
+        ui.radio_value(&mut app.tool, Tool::Select, "select / drag")
+            .on_hover_text("Click a point to inspect it; drag a prototype (both runs continue from there)");
+        ui.radio_value(&mut app.tool, Tool::AddPoint, "add")
+            .on_hover_text("Click to add a point with the label below");
+        ui.radio_value(&mut app.tool, Tool::RemovePoint, "remove")
+            .on_hover_text("Click a point to remove it");
+    });
+    if app.tool == Tool::AddPoint {
+        ui.add(egui::DragValue::new(&mut app.new_label).range(0..=9).prefix("label "))
+            .on_hover_text("Label (class) of added points");
+    }
+}

@@ -1,0 +1,301 @@
+//! Presets bundled into the binary, file dialogs, exports and screenshots.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use eframe::egui;
+
+use super::{Command, LabApp};
+use crate::core::io::write_atomic;
+use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
+
+/// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
+pub const BUNDLED: [(&str, &str); 8] = [
+    ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
+    ("near-split.ron", include_str!("../../presets/near-split.ron")),
+    ("em-bridge.ron", include_str!("../../presets/em-bridge.ron")),
+    (
+        "gaussian-mixture.ron",
+        include_str!("../../presets/gaussian-mixture.ron"),
+    ),
+    ("metric-collapse.ron", include_str!("../../presets/metric-collapse.ron")),
+    (
+        "attention-regression.ron",
+        include_str!("../../presets/attention-regression.ron"),
+    ),
+    (
+        "dot-product-attention.ron",
+        include_str!("../../presets/dot-product-attention.ron"),
+    ),
+    (
+        "cross-entropy-moons.ron",
+        include_str!("../../presets/cross-entropy-moons.ron"),
+    ),
+];
+
+/// What a file dialog is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Open a preset.
+    OpenPreset,
+    /// Save the preset.
+    SavePreset,
+    /// PNG of the scene.
+    ExportScene,
+    /// PNG of the window.
+    ExportWindow,
+    /// The trace as CSV.
+    ExportTraceCsv,
+    /// The trace as JSON.
+    ExportTraceJson,
+}
+
+impl Purpose {
+    fn extension(self) -> &'static str {
+        match self {
+            Purpose::OpenPreset | Purpose::SavePreset => "ron",
+            Purpose::ExportScene | Purpose::ExportWindow => "png",
+            Purpose::ExportTraceCsv => "csv",
+            Purpose::ExportTraceJson => "json",
+        }
+    }
+}
+
+/// An open file dialog and what it is for.
+pub struct Dialog {
+    purpose: Purpose,
+    dialog: egui_file::FileDialog,
+}
+
+impl Dialog {
+    /// An Open dialog for presets.
+    #[must_use]
+    pub fn open(current: Option<&Path>) -> Self {
+        let mut dialog = egui_file::FileDialog::open_file()
+            .title("Open preset")
+            .show_files_filter(Box::new(|p: &Path| p.extension().is_some_and(|e| e == "ron")));
+        if let Some(dir) = current.and_then(Path::parent) {
+            dialog = dialog.initial_path(dir);
+        }
+        dialog.open();
+        Self {
+            purpose: Purpose::OpenPreset,
+            dialog,
+        }
+    }
+
+    /// A Save dialog.
+    #[must_use]
+    pub fn save(purpose: Purpose, current: Option<&Path>) -> Self {
+        let name = match purpose {
+            Purpose::SavePreset => current
+                .and_then(Path::file_name)
+                .map_or("experiment.ron".into(), |n| n.to_string_lossy().into_owned()),
+            Purpose::ExportScene => "scene.png".into(),
+            Purpose::ExportWindow => "window.png".into(),
+            Purpose::ExportTraceCsv => "trace.csv".into(),
+            Purpose::ExportTraceJson | Purpose::OpenPreset => "trace.json".into(),
+        };
+        let mut dialog = egui_file::FileDialog::save_file().title("Save").default_filename(name);
+        if let Some(dir) = current.and_then(Path::parent) {
+            dialog = dialog.initial_path(dir);
+        }
+        dialog.open();
+        Self { purpose, dialog }
+    }
+}
+
+/// Shows the open dialog, if any, and acts on a confirmed choice.
+pub fn dialog_ui(app: &mut LabApp, ctx: &egui::Context) {
+    let Some(d) = app.dialog.as_mut() else { return };
+    d.dialog.show(ctx);
+    let purpose = d.purpose;
+    let chosen = d
+        .dialog
+        .selected()
+        .then(|| d.dialog.path().map(Path::to_path_buf))
+        .flatten();
+    let closed = !d.dialog.visible();
+    if let Some(mut path) = chosen {
+        app.dialog = None;
+        if path.extension().is_none() {
+            path.set_extension(purpose.extension());
+        }
+        act_on(app, purpose, path);
+    } else if closed {
+        app.dialog = None;
+    }
+}
+
+/// Does what a dialog was opened for, with the chosen path.
+pub fn act_on(app: &mut LabApp, purpose: Purpose, path: PathBuf) {
+    match purpose {
+        Purpose::OpenPreset => app.command(Command::LoadPath(path)),
+        Purpose::SavePreset => app.save_to(&path),
+        Purpose::ExportScene => app.screenshot = Some(ScreenshotJob::new(path, Region::Scene, false)),
+        Purpose::ExportWindow => app.screenshot = Some(ScreenshotJob::new(path, Region::Window, false)),
+        Purpose::ExportTraceCsv | Purpose::ExportTraceJson => {
+            let text = if purpose == Purpose::ExportTraceCsv {
+                trace::to_csv(app.experiment.trace())
+            } else {
+                trace::to_json(&TraceDocument {
+                    preset: &app.draft,
+                    steps: app.experiment.trace(),
+                    format_version: FORMAT_VERSION,
+                    critical_temperature: app.critical_temperature,
+                    paused: None,
+                })
+            };
+            match write_atomic(&path, text.as_bytes()) {
+                Ok(()) => app.info(format!("trace written to {}", path.display())),
+                Err(e) => app.error(e),
+            }
+        }
+    }
+}
+
+/// Which part of the window a screenshot keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// The whole window.
+    Window,
+    /// The scene (the central plot) only.
+    Scene,
+}
+
+/// A screenshot in progress: requested once the layout has settled, written when it arrives.
+pub struct ScreenshotJob {
+    path: PathBuf,
+    region: Region,
+    exit: bool,
+    requested: bool,
+    image: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+}
+
+impl ScreenshotJob {
+    /// A job writing `region` to `path`; `exit` closes the window afterwards.
+    #[must_use]
+    pub fn new(path: PathBuf, region: Region, exit: bool) -> Self {
+        Self {
+            path,
+            region,
+            exit,
+            requested: false,
+            image: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The `--screenshot` job: the whole window, then exit.
+    #[must_use]
+    pub fn exit_after(path: PathBuf) -> Self {
+        Self::new(path, Region::Window, true)
+    }
+}
+
+/// Requests the screenshot after a few frames, writes it when it arrives.
+pub fn screenshot_tick(app: &mut LabApp, ctx: &egui::Context) {
+    let Some(job) = app.screenshot.as_mut() else { return };
+    ctx.request_repaint();
+    if !job.requested {
+        // The first frames lay out panels and fit the plot bounds.
+        if app.frames >= 4 {
+            job.requested = true;
+            let slot = Arc::clone(&job.image);
+            let repaint = ctx.clone();
+            ctx.request_screenshot(move |image| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(image);
+                }
+                repaint.request_repaint();
+            });
+        }
+        return;
+    }
+    let image = job.image.lock().ok().and_then(|mut s| s.take());
+    let Some(image) = image else { return };
+    let crop = match job.region {
+        Region::Scene => app.scene.rect.map(|r| r * ctx.pixels_per_point()),
+        Region::Window => None,
+    };
+    let (path, exit) = (job.path.clone(), job.exit);
+    app.screenshot = None;
+    let result = write_png(&image, crop, &path);
+    match &result {
+        Ok(()) => app.info(format!("image written to {}", path.display())),
+        Err(e) => app.error(e.clone()),
+    }
+    if exit {
+        if let Ok(mut s) = app.exit_status.lock() {
+            *s = result;
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+}
+
+/// Encodes (a crop of) a screenshot as PNG and writes it atomically.
+///
+/// # Errors
+/// An empty crop, or a file that cannot be written.
+pub fn write_png(image: &egui::ColorImage, crop: Option<egui::Rect>, path: &Path) -> Result<(), String> {
+    let [w, h] = image.size;
+    let (x0, y0, x1, y1) = match crop {
+        Some(r) => (
+            (r.min.x.max(0.0) as usize).min(w),
+            (r.min.y.max(0.0) as usize).min(h),
+            (r.max.x.max(0.0) as usize).min(w),
+            (r.max.y.max(0.0) as usize).min(h),
+        ),
+        None => (0, 0, w, h),
+    };
+    if x1 <= x0 || y1 <= y0 {
+        return Err("nothing to capture (the region is empty)".into());
+    }
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            rgba.extend_from_slice(&image.pixels[y * w + x].to_array());
+        }
+    }
+    let buffer = image::RgbaImage::from_raw((x1 - x0) as u32, (y1 - y0) as u32, rgba).ok_or("image size mismatch")?;
+    let mut png = Vec::new();
+    buffer
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| format!("cannot encode PNG: {e}"))?;
+    write_atomic(path, &png)
+}
+
+/// The window icon: three prototypes with soft responsibility halos (drawn, not loaded).
+#[must_use]
+pub fn icon() -> egui::IconData {
+    let size = 64usize;
+    let centres = [
+        (20.0, 22.0, super::view::colour(0)),
+        (44.0, 24.0, super::view::colour(1)),
+        (32.0, 44.0, super::view::colour(2)),
+    ];
+    let mut rgba = Vec::with_capacity(size * size * 4);
+    for y in 0..size {
+        for x in 0..size {
+            let (fx, fy) = (x as f64 + 0.5, y as f64 + 0.5);
+            // Responsibilities of a soft-min over the three centres at temperature 40.
+            let e: Vec<f64> = centres
+                .iter()
+                .map(|(cx, cy, _)| -((fx - cx).powi(2) + (fy - cy).powi(2)) / 40.0)
+                .collect();
+            let mut r = vec![0.0; 3];
+            crate::core::lse::softmax_into(&e, &mut r);
+            let c = super::view::blend(r.iter().copied().enumerate());
+            let near = centres
+                .iter()
+                .any(|(cx, cy, _)| (fx - cx).powi(2) + (fy - cy).powi(2) < 30.0);
+            let alpha = if near { 255 } else { 200 };
+            let (cr, cg, cb) = if near { (255, 255, 255) } else { (c.r(), c.g(), c.b()) };
+            rgba.extend_from_slice(&[cr, cg, cb, alpha]);
+        }
+    }
+    egui::IconData {
+        rgba,
+        width: size as u32,
+        height: size as u32,
+    }
+}

@@ -1,0 +1,572 @@
+//! The central scene: points coloured by responsibility, GD (filled) and EM (hollow)
+//! prototypes with trails, the background field, read-outs, the decision boundary; dragging
+//! prototypes and adding or removing points.
+
+use std::ops::RangeInclusive;
+
+use eframe::egui::{self, Color32, Shape, Stroke};
+use egui_plot::{
+    Line, MarkerShape, Plot, PlotBounds, PlotGeometry, PlotImage, PlotItem, PlotItemBase, PlotPoint, PlotTransform,
+    Points,
+};
+
+use super::view::{self, Fields, Grid};
+use super::{Background, LabApp, Tool};
+use crate::core::experiment::RunRecord;
+use crate::core::model::{Regime, State};
+use crate::core::preset::DataSpec;
+
+/// Scene state that lives across frames.
+#[derive(Default)]
+pub struct SceneState {
+    /// Where the scene was drawn (for the scene PNG export).
+    pub rect: Option<egui::Rect>,
+    transform: Option<PlotTransform>,
+    dragging: Option<usize>,
+    texture: Option<egui::TextureHandle>,
+    cache_key: Vec<f64>,
+    fields: Option<(Grid, Fields)>,
+    /// Points drawn on the last frame (all, or a reduced view).
+    pub drawn_points: usize,
+}
+
+/// Points with one colour each, drawn as small discs (one plot item, however many points).
+struct ColouredPoints {
+    base: PlotItemBase,
+    points: Vec<PlotPoint>,
+    colours: Vec<Color32>,
+    radius: f32,
+    outline: Option<Vec<Color32>>,
+}
+
+impl PlotItem for ColouredPoints {
+    fn shapes(&self, _ui: &egui::Ui, transform: &PlotTransform, shapes: &mut Vec<Shape>) {
+        let frame = transform.frame().expand(self.radius);
+        for (i, (p, c)) in self.points.iter().zip(&self.colours).enumerate() {
+            let pos = transform.position_from_point(p);
+            if frame.contains(pos) {
+                shapes.push(Shape::circle_filled(pos, self.radius, *c));
+                if let Some(o) = &self.outline {
+                    shapes.push(Shape::circle_stroke(pos, self.radius + 0.8, Stroke::new(1.2, o[i])));
+                }
+            }
+        }
+    }
+    fn initialize(&mut self, _x_range: RangeInclusive<f64>) {}
+    fn color(&self) -> Color32 {
+        Color32::GRAY
+    }
+    fn geometry(&self) -> PlotGeometry<'_> {
+        PlotGeometry::Points(&self.points)
+    }
+    fn bounds(&self) -> PlotBounds {
+        let mut b = PlotBounds::NOTHING;
+        for p in &self.points {
+            b.extend_with(p);
+        }
+        b
+    }
+    fn base(&self) -> &PlotItemBase {
+        &self.base
+    }
+    fn base_mut(&mut self) -> &mut PlotItemBase {
+        &mut self.base
+    }
+}
+
+/// Line segments in plot coordinates (contours, boundaries, read-out links).
+struct Segments {
+    base: PlotItemBase,
+    segments: Vec<[[f64; 2]; 2]>,
+    stroke: Stroke,
+}
+
+impl PlotItem for Segments {
+    fn shapes(&self, _ui: &egui::Ui, transform: &PlotTransform, shapes: &mut Vec<Shape>) {
+        for s in &self.segments {
+            let a = transform.position_from_point(&PlotPoint::new(s[0][0], s[0][1]));
+            let b = transform.position_from_point(&PlotPoint::new(s[1][0], s[1][1]));
+            shapes.push(Shape::line_segment([a, b], self.stroke));
+        }
+    }
+    fn initialize(&mut self, _x_range: RangeInclusive<f64>) {}
+    fn color(&self) -> Color32 {
+        self.stroke.color
+    }
+    fn geometry(&self) -> PlotGeometry<'_> {
+        PlotGeometry::None
+    }
+    fn bounds(&self) -> PlotBounds {
+        PlotBounds::NOTHING
+    }
+    fn base(&self) -> &PlotItemBase {
+        &self.base
+    }
+    fn base_mut(&mut self) -> &mut PlotItemBase {
+        &mut self.base
+    }
+}
+
+/// A state rebuilt from a trace record (to show a past step).
+#[must_use]
+pub fn state_from_record(run: &RunRecord, dim: usize, value_dim: usize) -> State {
+    let mut s = State::new(dim, run.prototypes.concat(), value_dim);
+    s.log_weights = run.weights.iter().map(|w| w.max(1e-300).ln()).collect();
+    s.log_scales = run.scales.iter().map(|s| s.ln()).collect();
+    if let Some(v) = &run.values {
+        s.values = v.concat();
+    }
+    s
+}
+
+fn xy(v: &[f64]) -> [f64; 2] {
+    [v[0], v.get(1).copied().unwrap_or(0.0)]
+}
+
+/// Largest number of points drawn individually; above it a faithful subsample is drawn.
+pub const MAX_DRAWN_POINTS: usize = 20_000;
+
+/// Draws the scene and handles its mouse interactions.
+pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let problem = app.experiment.problem().clone();
+    let dim = problem.dim;
+    let scrubbing = app.scrub.filter(|&s| s < app.experiment.trace().len());
+    let (gd, em) = match scrubbing {
+        Some(s) => {
+            let rec = &app.experiment.trace()[s];
+            let p = problem.target_dim;
+            (state_from_record(&rec.gd, dim, p), state_from_record(&rec.em, dim, p))
+        }
+        None => (app.experiment.gd_state().clone(), app.experiment.em_state().clone()),
+    };
+    let k = gd.k;
+    let ce = problem.spec.regime == Regime::CrossEntropy;
+    let proto_colour = |j: usize| {
+        if ce {
+            view::colour(problem.spec.classes[j])
+        } else {
+            view::colour(j)
+        }
+    };
+
+    // Header line.
+    ui.horizontal(|ui| {
+        match scrubbing {
+            Some(s) => {
+                ui.label(
+                    egui::RichText::new(format!("showing step {s} of {}", app.experiment.step_count()))
+                        .color(ui.visuals().warn_fg_color),
+                );
+                if ui.small_button("back to live").clicked() {
+                    app.scrub = None;
+                }
+            }
+            None => {
+                ui.label(format!("step {}", app.experiment.step_count()));
+            }
+        }
+        ui.label("filled: gradient descent,  hollow: explicit EM");
+        if problem.dim > 2 {
+            ui.label(format!("(first two of {} coordinates)", problem.dim));
+        }
+        if problem.len() > MAX_DRAWN_POINTS {
+            ui.label(
+                egui::RichText::new(format!(
+                    "reduced view: {MAX_DRAWN_POINTS} of {} points drawn",
+                    problem.len()
+                ))
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
+    });
+
+    // Hit-testing with the previous frame's transform (the plot has not been laid out yet).
+    let pointer = ui.ctx().pointer_hover_pos();
+    let near_prototype = |transform: &PlotTransform, pos: egui::Pos2| -> Option<usize> {
+        (0..k)
+            .map(|j| {
+                (
+                    j,
+                    transform
+                        .position_from_point(&PlotPoint::from(xy(gd.prototype(j))))
+                        .distance(pos),
+                )
+            })
+            .filter(|(_, d)| *d < 12.0)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(j, _)| j)
+    };
+    let over_prototype = match (&app.scene.transform, pointer) {
+        (Some(t), Some(p)) if app.tool == Tool::Select && scrubbing.is_none() => near_prototype(t, p),
+        _ => None,
+    };
+    let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.tool != Tool::Select;
+
+    // Background fields over the visible region.
+    let (lo, hi) = app
+        .scene
+        .transform
+        .as_ref()
+        .map_or_else(|| view::data_bounds(&problem), |t| (t.bounds().min(), t.bounds().max()));
+    let need_fields = app.view.background != Background::None || ce;
+    if need_fields {
+        let grid = Grid {
+            min: lo,
+            max: hi,
+            width: app.view.grid,
+            height: app.view.grid,
+        };
+        let mut key: Vec<f64> = vec![
+            lo[0],
+            lo[1],
+            hi[0],
+            hi[1],
+            problem.spec.temperature,
+            app.view.grid as f64,
+            f64::from(u8::from(problem.spec.volume)),
+        ];
+        key.extend(&gd.prototypes);
+        key.extend(&gd.log_weights);
+        key.extend(&gd.log_scales);
+        if key != app.scene.cache_key || app.scene.fields.is_none() {
+            let rest = mean_point(&problem);
+            let f = view::fields(&problem, &gd, &grid, &rest);
+            let image = egui::ColorImage::new(
+                [grid.width, grid.height],
+                f.colours
+                    .iter()
+                    .map(|c| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), 70))
+                    .collect(),
+            );
+            match &mut app.scene.texture {
+                Some(t) => t.set(image, egui::TextureOptions::LINEAR),
+                None => {
+                    app.scene.texture = Some(ui.ctx().load_texture(
+                        "responsibility-field",
+                        image,
+                        egui::TextureOptions::LINEAR,
+                    ))
+                }
+            }
+            app.scene.fields = Some((grid, f));
+            app.scene.cache_key = key;
+        }
+    }
+
+    let colours = view::point_colours(&problem, &gd);
+    let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
+    let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
+    app.scene.drawn_points = drawn.len();
+    let label_outline: Option<Vec<Color32>> = ce.then(|| {
+        drawn
+            .iter()
+            .map(|&i| problem.labels[i].map_or(Color32::GRAY, |y| view::colour(y as usize)))
+            .collect()
+    });
+    let (data_lo, data_hi) = view::data_bounds(&problem);
+
+    let trace = app.experiment.trace();
+    let upto = scrubbing.map_or(trace.len(), |s| s + 1);
+    let show_trails = app.view.trails;
+    let show_em = app.view.show_em;
+    let show_readouts = app.view.readouts && matches!(problem.spec.regime, Regime::Attention { .. });
+    let selected = app.selected.filter(|&i| i < problem.len());
+    let background = app.view.background;
+    let dark = ui.visuals().dark_mode;
+    let fg = if dark {
+        Color32::from_gray(220)
+    } else {
+        Color32::from_gray(30)
+    };
+
+    let plot = Plot::new(("scene", app.scene_generation()))
+        .data_aspect(1.0)
+        .default_x_bounds(data_lo[0], data_hi[0])
+        .default_y_bounds(data_lo[1], data_hi[1])
+        .allow_drag(!interacting)
+        .allow_boxed_zoom(false)
+        .show_x(false)
+        .show_y(false);
+    let response = plot.show(ui, |plot| {
+        if let (Some((grid, fields)), Some(tex)) = (&app.scene.fields, &app.scene.texture) {
+            if background == Background::Responsibility {
+                let centre = PlotPoint::new((grid.min[0] + grid.max[0]) / 2.0, (grid.min[1] + grid.max[1]) / 2.0);
+                let size = egui::vec2((grid.max[0] - grid.min[0]) as f32, (grid.max[1] - grid.min[1]) as f32);
+                plot.image(PlotImage::new("responsibility field", tex.id(), centre, size));
+            }
+            if background == Background::FreeEnergy {
+                let mut segments = Vec::new();
+                for level in view::levels(&fields.free_energy, 14) {
+                    segments.extend(view::contour(grid, &fields.free_energy, level));
+                }
+                plot.add(Segments {
+                    base: PlotItemBase::new("free-energy contours".into()),
+                    segments,
+                    stroke: Stroke::new(1.0, fg.gamma_multiply(0.45)),
+                });
+            }
+            if ce {
+                plot.add(Segments {
+                    base: PlotItemBase::new("decision boundary".into()),
+                    segments: view::boundary(grid, &fields.winner),
+                    stroke: Stroke::new(2.0, fg.gamma_multiply(0.85)),
+                });
+            }
+        }
+        plot.add(ColouredPoints {
+            base: PlotItemBase::new("points".into()),
+            points: drawn.iter().map(|&i| PlotPoint::from(xy(problem.point(i)))).collect(),
+            colours: drawn.iter().map(|&i| colours[i]).collect(),
+            radius: if drawn.len() > 3000 { 1.8 } else { 3.0 },
+            outline: label_outline,
+        });
+        if show_readouts {
+            let mut links = Vec::new();
+            let mut outs = Vec::new();
+            let step = problem.len().div_ceil(300).max(1);
+            for i in (0..problem.len()).step_by(step) {
+                if let Some(o) = view::readout(&problem, &gd, i) {
+                    links.push([xy(problem.point(i)), xy(&o)]);
+                    outs.push(xy(&o));
+                }
+            }
+            plot.add(Segments {
+                base: PlotItemBase::new("read-out links".into()),
+                segments: links,
+                stroke: Stroke::new(0.6, fg.gamma_multiply(0.25)),
+            });
+            plot.points(
+                Points::new("read-outs Σ α k", outs)
+                    .color(fg.gamma_multiply(0.7))
+                    .radius(1.6)
+                    .shape(MarkerShape::Diamond),
+            );
+        }
+        if let Some(i) = selected {
+            plot.points(
+                Points::new("selected point", vec![xy(problem.point(i))])
+                    .color(fg)
+                    .radius(7.0)
+                    .filled(false)
+                    .shape(MarkerShape::Circle),
+            );
+        }
+        for j in 0..k {
+            let c = proto_colour(j);
+            if show_trails && upto > 1 {
+                let every = (upto / 2000).max(1);
+                let path: Vec<[f64; 2]> = trace[..upto]
+                    .iter()
+                    .step_by(every)
+                    .map(|r| xy(&r.gd.prototypes[j]))
+                    .collect();
+                plot.line(
+                    Line::new(format!("GD trail {j}"), path)
+                        .color(c.gamma_multiply(0.8))
+                        .width(1.5),
+                );
+                if show_em {
+                    let path: Vec<[f64; 2]> = trace[..upto]
+                        .iter()
+                        .step_by(every)
+                        .map(|r| xy(&r.em.prototypes[j]))
+                        .collect();
+                    plot.line(
+                        Line::new(format!("EM trail {j}"), path)
+                            .color(c.gamma_multiply(0.5))
+                            .width(1.0)
+                            .style(egui_plot::LineStyle::dashed_dense()),
+                    );
+                }
+            }
+            if show_em {
+                plot.points(
+                    Points::new(format!("EM prototype {j}"), vec![xy(em.prototype(j))])
+                        .shape(MarkerShape::Circle)
+                        .filled(false)
+                        .radius(9.0)
+                        .color(c),
+                );
+            }
+            plot.points(
+                Points::new(format!("GD prototype {j}"), vec![xy(gd.prototype(j))])
+                    .shape(MarkerShape::Circle)
+                    .filled(true)
+                    .radius(6.5)
+                    .color(c),
+            );
+            plot.points(
+                Points::new(format!("GD prototype {j} rim"), vec![xy(gd.prototype(j))])
+                    .shape(MarkerShape::Circle)
+                    .filled(false)
+                    .radius(6.5)
+                    .color(fg),
+            );
+        }
+        plot.pointer_coordinate()
+    });
+    app.scene.rect = Some(response.response.rect);
+    let transform = response.transform;
+    let pointer_coord = response.inner;
+    let resp = &response.response;
+
+    // Hover: nearest point within 8 px.
+    app.hovered = pointer
+        .filter(|p| resp.rect.contains(*p))
+        .and_then(|p| nearest_point(&problem, &transform, p, 8.0));
+
+    if scrubbing.is_none() {
+        match app.tool {
+            Tool::Select => {
+                let pressed = ui.input(|i| i.pointer.primary_pressed());
+                let down = ui.input(|i| i.pointer.primary_down());
+                if pressed
+                    && let Some(j) = pointer
+                        .filter(|p| resp.rect.contains(*p))
+                        .and_then(|p| near_prototype(&transform, p))
+                {
+                    app.before_change(("drag", j), f64::NEG_INFINITY);
+                    app.scene.dragging = Some(j);
+                }
+                if let (Some(j), Some(c)) = (app.scene.dragging, pointer_coord)
+                    && down
+                {
+                    drag_to(app, j, [c.x, c.y]);
+                }
+                if !down && app.scene.dragging.take().is_some() {
+                    app.info("dragged: both runs continue from the new position");
+                }
+                if resp.clicked() && app.scene.dragging.is_none() {
+                    app.selected = app.hovered;
+                }
+            }
+            Tool::AddPoint => {
+                if resp.clicked()
+                    && let Some(c) = pointer_coord
+                {
+                    add_point(app, [c.x, c.y]);
+                }
+            }
+            Tool::RemovePoint => {
+                if resp.clicked()
+                    && let Some(i) = app.hovered
+                {
+                    remove_point(app, i);
+                }
+            }
+        }
+    }
+    app.scene.transform = Some(transform);
+}
+
+fn mean_point(problem: &crate::core::objective::Problem) -> Vec<f64> {
+    let n = problem.len().max(1) as f64;
+    let mut m = vec![0.0; problem.dim];
+    for i in 0..problem.len() {
+        for (a, x) in m.iter_mut().zip(problem.point(i)) {
+            *a += x / n;
+        }
+    }
+    m
+}
+
+/// The point drawn nearest to screen position `pos`, within `radius` pixels.
+fn nearest_point(
+    problem: &crate::core::objective::Problem,
+    transform: &PlotTransform,
+    pos: egui::Pos2,
+    radius: f32,
+) -> Option<usize> {
+    let v = transform.value_from_position(pos);
+    let [sx, sy] = transform.dpos_dvalue();
+    let mut best = None;
+    let mut best_d = f64::from(radius * radius);
+    for i in 0..problem.len() {
+        let x = xy(problem.point(i));
+        let dx = (x[0] - v.x) * sx;
+        let dy = (x[1] - v.y) * sy;
+        let d = dx * dx + dy * dy;
+        if d < best_d {
+            best_d = d;
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// Moves prototype `j` of both runs to `to` (first two coordinates).
+pub fn drag_to(app: &mut LabApp, j: usize, to: [f64; 2]) {
+    let mut gd = app.experiment.gd_state().clone();
+    let mut em = app.experiment.em_state().clone();
+    let dim = gd.dim;
+    for s in [&mut gd, &mut em] {
+        s.prototypes[j * dim] = to[0];
+        if dim > 1 {
+            s.prototypes[j * dim + 1] = to[1];
+        }
+    }
+    if let Err(e) = app.experiment.set_states(gd, em) {
+        app.error(e.to_string());
+    }
+}
+
+fn edit_data(app: &mut LabApp, data: crate::core::dataset::Dataset, what: &str) {
+    let inline = DataSpec::Inline {
+        points: (0..data.len()).map(|i| data.point(i).to_vec()).collect(),
+        labels: data.labels.iter().any(Option::is_some).then(|| data.labels.clone()),
+        targets: (data.target_dim > 0).then(|| {
+            (0..data.len())
+                .map(|i| data.targets[i * data.target_dim..(i + 1) * data.target_dim].to_vec())
+                .collect()
+        }),
+    };
+    match app.experiment.replace_data(data) {
+        Ok(()) => {
+            app.draft.data = inline;
+            app.info(what.to_string());
+        }
+        Err(e) => app.error(format!("{what} refused: {e}")),
+    }
+}
+
+/// Adds a point at `at` (other coordinates at 0) with the chosen label; the attention target
+/// is copied from the nearest point when the data define targets.
+pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
+    let mut data = app.experiment.dataset();
+    let mut x = vec![0.0; data.dim];
+    x[0] = at[0];
+    if data.dim > 1 {
+        x[1] = at[1];
+    }
+    let nearest = (0..data.len()).min_by(|&a, &b| {
+        let da: f64 = data.point(a).iter().zip(&x).map(|(p, q)| (p - q).powi(2)).sum();
+        let db: f64 = data.point(b).iter().zip(&x).map(|(p, q)| (p - q).powi(2)).sum();
+        da.total_cmp(&db)
+    });
+    let target: Vec<f64> = match nearest {
+        Some(i) if data.target_dim > 0 => data.targets[i * data.target_dim..(i + 1) * data.target_dim].to_vec(),
+        _ => Vec::new(),
+    };
+    let label = (data.labels.iter().any(Option::is_some) || app.new_label > 0).then_some(app.new_label);
+    app.before_change("add point", f64::NEG_INFINITY);
+    data.push(&x, label, &target);
+    edit_data(app, data, &format!("added a point at ({:.3}, {:.3})", at[0], at[1]));
+}
+
+/// Removes point `i`.
+pub fn remove_point(app: &mut LabApp, i: usize) {
+    let mut data = app.experiment.dataset();
+    if data.len() <= 1 {
+        app.error("the last point cannot be removed");
+        return;
+    }
+    app.before_change("remove point", f64::NEG_INFINITY);
+    let dim = data.dim;
+    data.points.drain(i * dim..(i + 1) * dim);
+    data.labels.remove(i);
+    if data.target_dim > 0 {
+        data.targets.drain(i * data.target_dim..(i + 1) * data.target_dim);
+    }
+    app.selected = None;
+    edit_data(app, data, &format!("removed point {i}"));
+}
