@@ -125,7 +125,7 @@ fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         },
         ObjectiveSpec::CrossEntropy { per_class: 1 },
     ];
-    let r = egui::ComboBox::from_id_salt("objective")
+    let r = egui::ComboBox::from_label("objective")
         .selected_text(objective_name(&current))
         .show_ui(ui, |ui| {
             for o in options {
@@ -327,7 +327,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let n_now = app.experiment.problem().len();
     let mut next = None;
-    let r = egui::ComboBox::from_id_salt("generator")
+    let r = egui::ComboBox::from_label("data")
         .selected_text(kind)
         .show_ui(ui, |ui| {
             if ui.selectable_label(kind == "Blobs", "Blobs").clicked() {
@@ -444,7 +444,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Scene");
     ui.horizontal(|ui| {
         ui.label("background");
-        egui::ComboBox::from_id_salt("background")
+        egui::ComboBox::from_label("")
             .selected_text(match app.view.background {
                 Background::None => "none",
                 Background::FreeEnergy => "free-energy contours",

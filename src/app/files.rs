@@ -299,3 +299,27 @@ pub fn icon() -> egui::IconData {
         height: size as u32,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed `assets/icon.png` is the icon the window uses (`UPDATE_ASSETS=1` rewrites it).
+    #[test]
+    fn committed_icon_matches_the_drawn_icon() {
+        let icon = icon();
+        assert_eq!((icon.width, icon.height), (64, 64));
+        let image = egui::ColorImage::from_rgba_unmultiplied([64, 64], &icon.rgba);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/icon.png");
+        if std::env::var_os("UPDATE_ASSETS").is_some() {
+            write_png(&image, None, &path).unwrap();
+        }
+        let committed = image::open(&path).unwrap().to_rgba8();
+        let drawn =
+            image::RgbaImage::from_raw(64, 64, image.pixels.iter().flat_map(|c| c.to_array()).collect()).unwrap();
+        assert!(
+            committed == drawn,
+            "assets/icon.png is stale: run UPDATE_ASSETS=1 cargo test"
+        );
+    }
+}

@@ -255,6 +255,35 @@ impl LabApp {
         self.generation
     }
 
+    /// Where GD prototype `j` was drawn on the last frame (screen points).
+    #[must_use]
+    pub fn prototype_screen_pos(&self, j: usize) -> Option<egui::Pos2> {
+        let m = self.experiment.gd_state().prototype(j);
+        let p = egui_plot::PlotPoint::new(m[0], m.get(1).copied().unwrap_or(0.0));
+        self.scene.transform().map(|t| t.position_from_point(&p))
+    }
+
+    /// The plane position under a screen position (last frame's scene transform).
+    #[must_use]
+    pub fn scene_value_at(&self, pos: egui::Pos2) -> Option<[f64; 2]> {
+        self.scene.transform().map(|t| {
+            let v = t.value_from_position(pos);
+            [v.x, v.y]
+        })
+    }
+
+    /// Where the scene was drawn on the last frame.
+    #[must_use]
+    pub fn scene_rect(&self) -> Option<egui::Rect> {
+        self.scene.rect
+    }
+
+    /// The last status message.
+    #[must_use]
+    pub fn status_text(&self) -> Option<&str> {
+        self.status.as_ref().map(|s| s.text.as_str())
+    }
+
     /// Undo entries available.
     #[must_use]
     pub fn undo_depth(&self) -> usize {

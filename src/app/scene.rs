@@ -30,6 +30,14 @@ pub struct SceneState {
     pub drawn_points: usize,
 }
 
+impl SceneState {
+    /// The last frame's plot transform.
+    #[must_use]
+    pub fn transform(&self) -> Option<&PlotTransform> {
+        self.transform.as_ref()
+    }
+}
+
 /// Points with one colour each, drawn as small discs (one plot item, however many points).
 struct ColouredPoints {
     base: PlotItemBase,
@@ -283,6 +291,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .data_aspect(1.0)
         .default_x_bounds(data_lo[0], data_hi[0])
         .default_y_bounds(data_lo[1], data_hi[1])
+        .auto_bounds(egui::Vec2b::FALSE)
         .allow_drag(!interacting)
         .allow_boxed_zoom(false)
         .show_x(false)
@@ -407,7 +416,11 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     });
     app.scene.rect = Some(response.response.rect);
     let transform = response.transform;
-    let pointer_coord = response.inner;
+    // While a drag is in progress the plot reports no hover coordinate; map the pointer itself.
+    let latest = ui.input(|i| i.pointer.latest_pos());
+    let pointer_coord = response
+        .inner
+        .or_else(|| latest.map(|p| transform.value_from_position(p)));
     let resp = &response.response;
 
     // Hover: nearest point within 8 px.
@@ -428,9 +441,8 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     app.before_change(("drag", j), f64::NEG_INFINITY);
                     app.scene.dragging = Some(j);
                 }
-                if let (Some(j), Some(c)) = (app.scene.dragging, pointer_coord)
-                    && down
-                {
+                // Follow the pointer while the button is held, and once more on release.
+                if let (Some(j), Some(c)) = (app.scene.dragging, pointer_coord) {
                     drag_to(app, j, [c.x, c.y]);
                 }
                 if !down && app.scene.dragging.take().is_some() {

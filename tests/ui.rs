@@ -1,0 +1,309 @@
+//! Headless UI tests: the whole window, driven by labels, clicks, drags and keys, with the
+//! lab's state asserted after each action. No display or GPU needed.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use eframe::egui::{self, accesskit::Role};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use implicit_em_lab::app::{BUNDLED, Command, LabApp, Tool};
+use implicit_em_lab::core::model::Regime;
+use implicit_em_lab::core::preset;
+
+fn harness(app: LabApp) -> Harness<'static, LabApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1440.0, 880.0))
+        .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app)
+}
+
+fn paused_lab() -> Harness<'static, LabApp> {
+    let mut app = LabApp::bundled_default();
+    app.playing = false;
+    let mut h = harness(app);
+    h.run_steps(3);
+    h
+}
+
+#[test]
+fn opens_with_a_bundled_preset_already_animating() {
+    let mut h = harness(LabApp::bundled_default());
+    assert!(h.state().playing);
+    let at = h.state().experiment.step_count();
+    h.run_steps(10);
+    assert_eq!(h.state().experiment.step_count(), at + 10);
+    assert_eq!(h.state().draft.name, "Three blobs");
+    assert!(h.state().experiment.latest().identity_residual < 1e-13);
+}
+
+#[test]
+fn play_pause_step_reset_by_button() {
+    let mut h = harness(LabApp::bundled_default());
+    h.run_steps(5);
+    h.get_by_label("Pause").click();
+    h.run_steps(2);
+    assert!(!h.state().playing);
+    let at = h.state().experiment.step_count();
+    h.run_steps(5);
+    assert_eq!(h.state().experiment.step_count(), at);
+    h.get_by_label("Step").click();
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.step_count(), at + 1);
+    h.get_by_label("Reset").click();
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.step_count(), 0);
+    assert_eq!(h.state().experiment.trace().len(), 1);
+    h.get_by_label("Play").click();
+    h.run_steps(4);
+    assert!(h.state().playing);
+    assert!(h.state().experiment.step_count() >= 3);
+}
+
+#[test]
+fn temperature_and_learning_rate_sliders_act_live_and_undo() {
+    let mut h = paused_lab();
+    let before = h.state().experiment.gd_state().clone();
+    h.get_by_role_and_label(Role::SpinButton, "temperature T")
+        .set_value_accesskit(0.25);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.problem().spec.temperature, 0.25);
+    assert_eq!(h.state().draft.temperature, 0.25);
+    // Live: same run, same step, same state; only the temperature changed.
+    assert_eq!(h.state().experiment.gd_state(), &before);
+    assert_eq!(h.state().experiment.latest().temperature, 0.25);
+    h.get_by_role_and_label(Role::SpinButton, "learning rate η")
+        .set_value_accesskit(0.125);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.settings().learning_rate, 0.125);
+    // Undo twice: back to η = 0.5, T = 1.
+    h.state_mut().command(Command::Undo);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.settings().learning_rate, 0.5);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.problem().spec.temperature, 1.0);
+}
+
+#[test]
+fn every_objective_can_be_chosen() {
+    let mut h = paused_lab();
+    for (label, regime) in [
+        ("Cross-entropy (clamped)", Regime::CrossEntropy),
+        (
+            "Attention, distance scores",
+            Regime::Attention {
+                score: implicit_em_lab::core::model::Score::Distance,
+            },
+        ),
+        (
+            "Attention, dot-product scores",
+            Regime::Attention {
+                score: implicit_em_lab::core::model::Score::DotProduct,
+            },
+        ),
+        ("Mixture (latent)", Regime::Mixture),
+    ] {
+        h.get_by_role_and_label(Role::ComboBox, "objective").click();
+        h.run_steps(2);
+        h.get_by_label(label).click();
+        h.run_steps(3);
+        assert_eq!(
+            h.state().experiment.problem().spec.regime,
+            regime,
+            "{label}: {:?}",
+            h.state().status_text()
+        );
+        h.state_mut().command(Command::Step);
+        h.run_steps(2);
+        assert_eq!(h.state().experiment.step_count(), 1);
+        assert!(h.state().experiment.latest().identity_residual < 1e-12);
+    }
+    // Cross-entropy made K = classes × M = 3.
+    assert_eq!(h.state().experiment.gd_state().k, 3);
+}
+
+#[test]
+fn bundled_preset_loads_from_the_menu_and_saves_to_a_file() {
+    let mut h = paused_lab();
+    h.get_by_label("Presets").click();
+    h.run_steps(2);
+    h.get_by_label("Cross-entropy, two prototypes per class").click();
+    h.run_steps(3);
+    assert_eq!(h.state().draft.name, "Cross-entropy, two prototypes per class");
+    assert_eq!(h.state().experiment.problem().spec.regime, Regime::CrossEntropy);
+    assert_eq!(h.state().experiment.gd_state().k, 4);
+    // Save with Ctrl+S to the current path; the file is an ordinary preset.
+    let dir = std::env::temp_dir().join(format!("iel-ui-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("saved.ron");
+    h.state_mut().path = Some(path.clone());
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    h.run_steps(2);
+    let saved = preset::load(&path).unwrap();
+    assert_eq!(saved, h.state().draft);
+    let built = saved.validate().unwrap().build(&dir).unwrap();
+    assert_eq!(built.experiment.problem().len(), 400);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_preset_file_shows_its_error_and_changes_nothing() {
+    let mut h = paused_lab();
+    let dir = std::env::temp_dir().join(format!("iel-ui-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.ron");
+    std::fs::write(&path, "(\n    name: \"x\",\n    temperature: oops,\n)\n").unwrap();
+    let before = h.state().draft.clone();
+    h.state_mut().command(Command::LoadPath(path));
+    h.run_steps(2);
+    assert_eq!(h.state().draft, before);
+    let status = h.state().status_text().unwrap().to_string();
+    assert!(status.contains("not loaded") && status.contains("line 3"), "{status}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dragging_a_prototype_moves_both_runs() {
+    let mut h = paused_lab();
+    h.run_steps(3);
+    let from = h.state().prototype_screen_pos(0).unwrap();
+    let to = from + egui::vec2(60.0, -40.0);
+    let target = h.state().scene_value_at(to).unwrap();
+    h.hover_at(from);
+    h.run_steps(1);
+    h.drag_at(from);
+    h.run_steps(1);
+    for f in 1..=5 {
+        h.hover_at(from + (to - from) * (f as f32 / 5.0));
+        h.run_steps(1);
+    }
+    // Hold still for a frame before releasing, as a hand does.
+    h.hover_at(to);
+    h.run_steps(1);
+    h.drop_at(to);
+    h.run_steps(2);
+    let gd = h.state().experiment.gd_state().prototype(0).to_vec();
+    let em = h.state().experiment.em_state().prototype(0).to_vec();
+    assert!(
+        (gd[0] - target[0]).abs() < 1e-9 && (gd[1] - target[1]).abs() < 1e-9,
+        "{gd:?} vs {target:?}"
+    );
+    assert_eq!(gd, em);
+    assert!(h.state().undo_depth() >= 1);
+    // Both runs continue from the dragged state.
+    h.state_mut().command(Command::Step);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.step_count(), 1);
+}
+
+#[test]
+fn points_are_added_and_removed_by_clicking() {
+    let mut h = paused_lab();
+    let n = h.state().experiment.problem().len();
+    h.state_mut().tool = Tool::AddPoint;
+    let rect = h.state().scene_rect().unwrap();
+    let at = rect.center();
+    h.hover_at(at);
+    h.run_steps(1);
+    h.drag_at(at);
+    h.run_steps(1);
+    h.drop_at(at);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.problem().len(), n + 1);
+    let added = h.state().experiment.problem().point(n).to_vec();
+    let expected = h.state().scene_value_at(at).unwrap();
+    assert!((added[0] - expected[0]).abs() < 1e-6 && (added[1] - expected[1]).abs() < 1e-6);
+    // The edit is part of what Save writes.
+    assert!(matches!(h.state().draft.data, preset::DataSpec::Inline { ref points, .. } if points.len() == n + 1));
+    h.state_mut().tool = Tool::RemovePoint;
+    h.hover_at(at);
+    h.run_steps(1);
+    h.drag_at(at);
+    h.run_steps(1);
+    h.drop_at(at);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.problem().len(), n);
+}
+
+#[test]
+fn keyboard_shortcuts() {
+    let mut h = harness(LabApp::bundled_default());
+    h.run_steps(2);
+    h.key_press(egui::Key::Space);
+    h.run_steps(1);
+    assert!(!h.state().playing);
+    let at = h.state().experiment.step_count();
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment.step_count(), at + 1);
+    h.key_press(egui::Key::R);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment.step_count(), 0);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment.step_count(), at + 1);
+}
+
+#[test]
+fn a_run_that_turns_non_finite_pauses_and_says_why() {
+    let mut h = harness(LabApp::bundled_default());
+    let at = h.state().experiment.step_count();
+    h.state_mut().draft.learning_rate = 1e308;
+    h.state_mut().apply_live();
+    h.run_steps(3);
+    assert!(!h.state().playing);
+    assert_eq!(h.state().experiment.step_count(), at);
+    assert!(
+        h.state().status_text().unwrap().contains("non-finite"),
+        "{:?}",
+        h.state().status_text()
+    );
+    assert!(h.state().experiment.gd_state().non_finite_block().is_none());
+}
+
+#[test]
+fn several_hundred_frames_of_every_bundled_preset() {
+    for (name, text) in BUNDLED {
+        let p = preset::parse(text, name).unwrap();
+        let mut app = LabApp::new(p, std::path::Path::new(".")).unwrap();
+        app.view.steps_per_frame = 1;
+        let mut h = harness(app);
+        let at = h.state().experiment.step_count();
+        h.run_steps(300);
+        let app = h.state();
+        assert_eq!(app.experiment.step_count(), at + 300, "{name}: {:?}", app.status_text());
+        let last = app.experiment.latest();
+        assert!(last.gd.loss.is_finite() && last.em.loss.is_finite(), "{name}");
+        assert!(app.residual_max < 1e-12, "{name}: residual {}", app.residual_max);
+    }
+}
+
+#[test]
+fn scrubbing_shows_a_past_step() {
+    let mut h = paused_lab();
+    for _ in 0..20 {
+        h.state_mut().command(Command::Step);
+        h.run_steps(1);
+    }
+    h.get_by_role_and_label(Role::SpinButton, "step shown")
+        .set_value_accesskit(5.0);
+    h.run_steps(2);
+    assert_eq!(h.state().scrub, Some(5));
+    assert!(!h.state().playing);
+    h.get_by_label("back to live").click();
+    h.run_steps(2);
+    assert_eq!(h.state().scrub, None);
+}
+
+#[test]
+fn bundled_presets_match_the_presets_folder() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".ron"))
+        .collect();
+    on_disk.sort();
+    let mut bundled: Vec<String> = BUNDLED.iter().map(|(n, _)| (*n).to_string()).collect();
+    bundled.sort();
+    assert_eq!(on_disk, bundled);
+}
