@@ -307,3 +307,114 @@ fn bundled_presets_match_the_presets_folder() {
     bundled.sort();
     assert_eq!(on_disk, bundled);
 }
+
+#[test]
+fn trace_exports_as_csv_and_json() {
+    let mut h = paused_lab();
+    for _ in 0..4 {
+        h.state_mut().command(Command::Step);
+        h.run_steps(1);
+    }
+    let dir = std::env::temp_dir().join(format!("iel-ui-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    h.state_mut().export_trace(&dir.join("t.csv"), true);
+    h.state_mut().export_trace(&dir.join("t.json"), false);
+    let csv = std::fs::read_to_string(dir.join("t.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 5);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("t.json")).unwrap()).unwrap();
+    assert_eq!(json["steps"].as_array().unwrap().len(), 5);
+    assert_eq!(json["preset"]["name"], "Three blobs");
+    // A folder that does not exist: an error message, no panic, nothing written.
+    h.state_mut().export_trace(&dir.join("missing/t.csv"), true);
+    assert!(h.state().status_text().unwrap().contains("cannot write"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A file dropped onto the window.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_dropped_ron_file_opens() {
+    let mut h = paused_lab();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/near-split.ron");
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.clone())));
+    h.run_steps(3);
+    assert_eq!(h.state().draft.name, "Overlapping blobs near the first split");
+    assert_eq!(h.state().path.as_deref(), Some(path.as_path()));
+    // Anything but a preset is refused with a message.
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped("points.csv".into())));
+    h.run_steps(2);
+    assert!(h.state().status_text().unwrap().contains("only .ron presets"));
+    assert_eq!(h.state().draft.name, "Overlapping blobs near the first split");
+}
+
+/// eframe's key-value storage, in memory.
+#[derive(Default)]
+struct Memory(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Memory {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn the_experiment_and_view_persist_across_restarts() {
+    let mut h = paused_lab();
+    h.state_mut().command(Command::LoadBundled(3));
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::SpinButton, "temperature T")
+        .set_value_accesskit(0.5);
+    h.run_steps(2);
+    h.state_mut().view.dark = false;
+    h.state_mut().view.trails = false;
+    let mut storage = Memory::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let restored = implicit_em_lab::app::restore(Some(&storage)).unwrap();
+    assert_eq!(restored.draft, h.state().draft);
+    assert_eq!(restored.draft.temperature, 0.5);
+    assert_eq!(restored.experiment.problem().spec.temperature, 0.5);
+    assert!(!restored.view.dark && !restored.view.trails);
+    // Nothing stored, or something unreadable: no restore (the window opens the default).
+    assert!(implicit_em_lab::app::restore(Some(&Memory::default())).is_none());
+    let mut broken = Memory::default();
+    broken.set_string_for_test();
+    assert!(implicit_em_lab::app::restore(Some(&broken)).is_none());
+}
+
+impl Memory {
+    fn set_string_for_test(&mut self) {
+        self.0.insert("implicit-em-lab".into(), "(not ron".into());
+    }
+}
+
+#[test]
+fn light_theme_and_paper_convention_render() {
+    let mut h = paused_lab();
+    h.state_mut().view.dark = false;
+    h.get_by_label("paper").click();
+    h.run_steps(3);
+    assert_eq!(h.state().view.convention, implicit_em_lab::app::Convention::Paper);
+    assert_eq!(h.ctx.theme(), egui::Theme::Light);
+}

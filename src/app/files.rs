@@ -135,21 +135,28 @@ pub fn act_on(app: &mut LabApp, purpose: Purpose, path: PathBuf) {
         Purpose::ExportScene => app.screenshot = Some(ScreenshotJob::new(path, Region::Scene, false)),
         Purpose::ExportWindow => app.screenshot = Some(ScreenshotJob::new(path, Region::Window, false)),
         Purpose::ExportTraceCsv | Purpose::ExportTraceJson => {
-            let text = if purpose == Purpose::ExportTraceCsv {
-                trace::to_csv(app.experiment.trace())
-            } else {
-                trace::to_json(&TraceDocument {
-                    preset: &app.draft,
-                    steps: app.experiment.trace(),
-                    format_version: FORMAT_VERSION,
-                    critical_temperature: app.critical_temperature,
-                    paused: None,
-                })
-            };
-            match write_atomic(&path, text.as_bytes()) {
-                Ok(()) => app.info(format!("trace written to {}", path.display())),
-                Err(e) => app.error(e),
-            }
+            app.export_trace(&path, purpose == Purpose::ExportTraceCsv)
+        }
+    }
+}
+
+impl LabApp {
+    /// Writes the trace so far (CSV or JSON, the formats of `run --out`) atomically.
+    pub fn export_trace(&mut self, path: &Path, csv: bool) {
+        let text = if csv {
+            trace::to_csv(self.experiment.trace())
+        } else {
+            trace::to_json(&TraceDocument {
+                preset: &self.draft,
+                steps: self.experiment.trace(),
+                format_version: FORMAT_VERSION,
+                critical_temperature: self.critical_temperature,
+                paused: None,
+            })
+        };
+        match write_atomic(path, text.as_bytes()) {
+            Ok(()) => self.info(format!("trace written to {}", path.display())),
+            Err(e) => self.error(e),
         }
     }
 }

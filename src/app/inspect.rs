@@ -38,9 +38,9 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             "(hover or click a point in the scene)"
         });
         ui.separator();
-        ui.radio_value(&mut app.view.convention, Convention::FreeEnergy, "free-energy units")
+        ui.radio_value(&mut app.view.convention, Convention::FreeEnergy, "free energy")
             .on_hover_text("∂F_i/∂E_ij = +r_ij: the lab's losses are minimised and in free-energy units");
-        ui.radio_value(&mut app.view.convention, Convention::Paper, "paper's convention")
+        ui.radio_value(&mut app.view.convention, Convention::Paper, "paper")
             .on_hover_text("L_i = log Σ_j exp(−d_ij/T) maximised: ∂L_i/∂d_ij = −r_ij/T (−r_ij at T = 1)");
     });
     let Some(row) = point_row(problem, state, i) else {

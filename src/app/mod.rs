@@ -574,19 +574,19 @@ impl LabApp {
         egui::Panel::top("formula").show(ui, |ui| inspect::formula_ui(self, ui));
         egui::Panel::left("controls")
             .resizable(true)
-            .default_size(300.0)
+            .default_size(270.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| controls::controls_ui(self, ui));
             });
         egui::Panel::right("compare")
             .resizable(true)
-            .default_size(360.0)
+            .default_size(330.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| compare::compare_ui(self, ui));
             });
         egui::Panel::bottom("inspect")
             .resizable(true)
-            .default_size(230.0)
+            .default_size(200.0)
             .show(ui, |ui| inspect::inspect_ui(self, ui));
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
         files::dialog_ui(self, &ctx);
@@ -687,7 +687,7 @@ pub fn launch(args: &Cli) -> Result<(), String> {
     }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1440.0, 880.0])
+            .with_inner_size([1320.0, 740.0])
             .with_min_inner_size([960.0, 600.0])
             .with_title("implicit-em-lab")
             .with_icon(files::icon()),
@@ -720,7 +720,8 @@ pub fn launch(args: &Cli) -> Result<(), String> {
 }
 
 /// The lab as it was at the last clean exit, if there is one and it still builds.
-fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
+#[must_use]
+pub fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
     let state: Persisted = eframe::get_value(storage?, STORAGE_KEY)?;
     let p = preset::parse(&state.preset_ron, "saved session").ok()?;
     let base = state
