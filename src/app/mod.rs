@@ -236,6 +236,16 @@ impl LabApp {
         })
     }
 
+    /// A lab around an experiment built elsewhere (benchmarks, tests); its draft is the default
+    /// preset, so only the live settings are meaningful.
+    #[must_use]
+    pub fn from_experiment(experiment: Experiment) -> Self {
+        let mut app = Self::bundled_default();
+        app.critical_temperature = 0.0;
+        app.experiment = experiment;
+        app
+    }
+
     /// The first bundled preset (three blobs).
     #[must_use]
     pub fn bundled_default() -> Self {

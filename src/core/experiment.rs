@@ -351,10 +351,10 @@ impl Experiment {
         let attention = matches!(p.spec.regime, Regime::Attention { .. });
         Dataset {
             dim: p.dim,
-            points: p.points.clone(),
-            labels: p.labels.clone(),
+            points: p.points.to_vec(),
+            labels: p.labels.to_vec(),
             target_dim: if attention { p.target_dim } else { 0 },
-            targets: if attention { p.targets.clone() } else { Vec::new() },
+            targets: if attention { p.targets.to_vec() } else { Vec::new() },
         }
     }
 

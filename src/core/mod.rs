@@ -1,10 +1,12 @@
 //! The numerical core. Knows nothing of the window: no egui, no printing.
 
+pub mod bench;
 pub mod check;
 pub mod dataset;
 pub mod diagnostics;
 pub mod dual;
 pub mod experiment;
+pub mod fast;
 pub mod init;
 pub mod io;
 pub mod lse;

@@ -11,7 +11,8 @@
 //! gathers the statistics explicit EM needs at the same state (responsibility mass, first
 //! moment and squared deviation around the current prototype).
 
-use super::lse::softmax_into;
+use std::sync::Arc;
+
 use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
 
 /// Data bound to a model: the points, their labels and the attention targets `t_i`.
@@ -21,14 +22,14 @@ pub struct Problem {
     pub spec: ModelSpec,
     /// `D`.
     pub dim: usize,
-    /// Points, `N × D`.
-    pub points: Vec<f64>,
+    /// Points, `N × D` (shared: cloning a problem does not copy the data).
+    pub points: Arc<Vec<f64>>,
     /// `y_i`, `None` for an unlabelled point.
-    pub labels: Vec<Option<u32>>,
+    pub labels: Arc<Vec<Option<u32>>>,
     /// `P` (attention), 0 otherwise.
     pub target_dim: usize,
     /// `t_i`, `N × P` (attention), empty otherwise.
-    pub targets: Vec<f64>,
+    pub targets: Arc<Vec<f64>>,
 }
 
 impl Problem {
@@ -143,14 +144,25 @@ fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64
         row.energies[j] = dist + terms.offset[j];
         row.scratch[j] = -row.energies[j] / t;
     }
-    let lse = softmax_into(&row.scratch, &mut row.responsibilities);
+    // Softmax with the maximum subtracted; the entropy from the shifted arguments,
+    // H = ln Σ e^{a−m} − Σ r (a − m), which has no cancellation however large |a| is.
+    let m = row.scratch.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    for (r, &a) in row.responsibilities.iter_mut().zip(&row.scratch) {
+        let e = (a - m).exp();
+        *r = e;
+        total += e;
+    }
+    let ln_total = total.ln();
+    let inv = 1.0 / total;
+    let mut shifted = 0.0;
+    for (r, &a) in row.responsibilities.iter_mut().zip(&row.scratch) {
+        *r *= inv;
+        shifted += *r * (a - m);
+    }
+    let lse = m + ln_total;
     row.free_energy = -t * lse;
-    row.entropy = -row
-        .responsibilities
-        .iter()
-        .zip(&row.scratch)
-        .map(|(&r, &a)| if r > 0.0 { r * (a - lse) } else { 0.0 })
-        .sum::<f64>();
+    row.entropy = ln_total - shifted;
     lse
 }
 
@@ -267,6 +279,41 @@ pub struct Sums {
 }
 
 impl Sums {
+    /// Sums from their parts (all `K × D` / `K × P` row-major), as the fast kernel makes them.
+    #[allow(clippy::too_many_arguments)] // one argument per accumulated block
+    #[must_use]
+    pub fn from_parts(
+        n: usize,
+        loss: f64,
+        clamped_free_energy: f64,
+        entropy: f64,
+        grad_mass: Vec<f64>,
+        grad_first: Vec<f64>,
+        grad_dist: Vec<f64>,
+        grad_values: Vec<f64>,
+        counts: Vec<f64>,
+        em_mass: Vec<f64>,
+        em_first: Vec<f64>,
+        em_sq: Vec<f64>,
+        em_targets: Vec<f64>,
+    ) -> Self {
+        Self {
+            n,
+            loss,
+            clamped_free_energy,
+            entropy,
+            grad_mass,
+            grad_first,
+            grad_dist,
+            grad_values,
+            counts,
+            em_mass,
+            em_first,
+            em_sq,
+            em_targets,
+        }
+    }
+
     /// Zero sums for `k` components, dimension `dim`, value dimension `p`.
     #[must_use]
     pub fn zeros(k: usize, dim: usize, p: usize) -> Self {
@@ -464,9 +511,19 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
     }
 }
 
-/// One pass over the points: loss, exact gradients and EM statistics at `state`.
+/// One pass over the points: loss, exact gradients and EM statistics at `state`. Uses the
+/// fast parallel kernel ([`super::fast`]); equal to [`evaluate_straightforward`] to rounding.
 #[must_use]
 pub fn evaluate(problem: &Problem, state: &State) -> Evaluation {
+    let terms = ComponentTerms::new(&problem.spec, state);
+    let sums = super::fast::sums(problem, state, &terms);
+    finish(problem, state, sums)
+}
+
+/// The same evaluation, written plainly: one thread, one point at a time through
+/// [`row_kernel`], the library's `exp`. The reference the fast path is tested against.
+#[must_use]
+pub fn evaluate_straightforward(problem: &Problem, state: &State) -> Evaluation {
     let terms = ComponentTerms::new(&problem.spec, state);
     let sums = sum_range(problem, state, &terms, 0..problem.len());
     finish(problem, state, sums)

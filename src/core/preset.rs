@@ -761,10 +761,10 @@ pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetErr
     Ok(Problem {
         spec,
         dim: data.dim,
-        points: data.points,
-        labels: data.labels,
+        points: std::sync::Arc::new(data.points),
+        labels: std::sync::Arc::new(data.labels),
         target_dim,
-        targets,
+        targets: std::sync::Arc::new(targets),
     })
 }
 

@@ -1,0 +1,55 @@
+//! One full UI frame of the lab (update and tessellation, headless), and the background grid.
+//!
+//! `cargo bench --bench ui_frame`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use eframe::egui;
+use implicit_em_lab::app::LabApp;
+use implicit_em_lab::app::view::{Grid, fields};
+use implicit_em_lab::core::bench::{Objective, lab};
+
+fn frame(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ui");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for (n, k) in [(20_000, 16), (100_000, 16)] {
+        let exp = lab(Objective::Mixture, n, k, 2, 1);
+        let mut app = LabApp::from_experiment(exp);
+        app.playing = true;
+        let ctx = egui::Context::default();
+        let input = || egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1320.0, 740.0))),
+            ..Default::default()
+        };
+        // Settle the layout first.
+        for _ in 0..3 {
+            let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+            black_box(ctx.tessellate(out.shapes, out.pixels_per_point));
+        }
+        group.bench_function(format!("frame N={n} K={k} grid 128, playing"), |b| {
+            b.iter(|| {
+                let out = ctx.run_ui(input(), |ui| app.frame_ui(ui));
+                black_box(ctx.tessellate(out.shapes, out.pixels_per_point))
+            });
+        });
+    }
+    let exp = lab(Objective::Mixture, 20_000, 16, 2, 1);
+    let grid = Grid {
+        min: [-8.0, -8.0],
+        max: [8.0, 8.0],
+        width: 128,
+        height: 128,
+    };
+    group.bench_function("background grid 128x128 K=16", |b| {
+        b.iter(|| black_box(fields(exp.problem(), exp.gd_state(), &grid, &[0.0, 0.0])));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, frame);
+criterion_main!(benches);

@@ -1,0 +1,74 @@
+//! Standard workloads for benchmarks and speed comparisons: the same data and start for the
+//! criterion benches, the `bench` command (which the numpy / scikit-learn comparison calls) and
+//! the equivalence tests.
+
+use super::dataset::{self, Dataset};
+use super::experiment::{Experiment, RunSettings};
+use super::init;
+use super::model::{ModelSpec, Regime, Score, State};
+use super::preset::make_problem;
+use super::step::RateMode;
+
+/// Which objective a workload runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Mixture (only prototypes learned).
+    Mixture,
+    /// Attention with distance scores, one-hot targets of 4 classes.
+    Attention,
+    /// Cross-entropy, 4 classes, `K/4` prototypes per class.
+    CrossEntropy,
+}
+
+impl Objective {
+    /// Short name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Mixture => "mixture",
+            Objective::Attention => "attention",
+            Objective::CrossEntropy => "cross-entropy",
+        }
+    }
+}
+
+/// `n` points in `dim` dimensions from 4 labelled Gaussian blobs, `k` prototypes placed uniformly
+/// in the data's bounding box (per class for cross-entropy, so `k` should be a multiple of 4),
+/// `T = 1`, `η = 0.5`, shared rate.
+///
+/// # Panics
+/// Never for `n ≥ 4`, `k ≥ 4`, `dim ≥ 1` (the workload is always valid).
+#[must_use]
+pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> Experiment {
+    let data: Dataset = dataset::blobs(4, n, dim, 6.0, 1.0, seed);
+    let regime = match objective {
+        Objective::Mixture => Regime::Mixture,
+        Objective::Attention => Regime::Attention { score: Score::Distance },
+        Objective::CrossEntropy => Regime::CrossEntropy,
+    };
+    let mut spec = ModelSpec::new(regime, 1.0);
+    let positions = if objective == Objective::CrossEntropy {
+        let per = (k / 4).max(1);
+        spec.classes = (0..4).flat_map(|c| std::iter::repeat_n(c, per)).collect();
+        (0..4)
+            .flat_map(|c| {
+                let members: Vec<usize> = (0..data.len()).filter(|&i| data.labels[i] == Some(c as u32)).collect();
+                init::uniform_in_box(&data, &members, per, seed + c as u64)
+            })
+            .collect()
+    } else {
+        let all: Vec<usize> = (0..data.len()).collect();
+        init::uniform_in_box(&data, &all, k, seed + 7)
+    };
+    let problem = make_problem(data, spec).expect("the benchmark workload is valid");
+    let state = State::new(dim, positions, problem.target_dim);
+    Experiment::new(
+        problem,
+        state,
+        RunSettings {
+            learning_rate: 0.5,
+            rate: RateMode::Shared,
+        },
+    )
+    .expect("the benchmark workload starts finite")
+}

@@ -1,0 +1,115 @@
+//! Speed never changes a number: the fast parallel kernel equals the straightforward
+//! single-threaded evaluation to 1e-12 relative (per block, against the block's largest
+//! entry), in every regime, for sizes below and above the parallel chunk.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use common::{Case, all_regimes, random_case};
+use implicit_em_lab::core::bench::{Objective, lab};
+use implicit_em_lab::core::fast::CHUNK;
+use implicit_em_lab::core::objective::{Evaluation, evaluate, evaluate_straightforward};
+
+fn close(name: &str, a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len(), "{name}");
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (x, y) in a.iter().zip(b) {
+        assert!(
+            (x - y).abs() <= 1e-12 * scale.max(1e-300),
+            "{name}: {x} vs {y} (scale {scale})"
+        );
+    }
+}
+
+fn assert_same(fast: &Evaluation, plain: &Evaluation) {
+    assert_eq!(fast.n, plain.n);
+    close("loss", &[fast.loss], &[plain.loss]);
+    close("em_objective", &[fast.em_objective], &[plain.em_objective]);
+    close("mean_entropy", &[fast.mean_entropy], &[plain.mean_entropy]);
+    close("∂J/∂μ", &fast.gradient.prototypes, &plain.gradient.prototypes);
+    close("∂J/∂w", &fast.gradient.log_weights, &plain.gradient.log_weights);
+    close("∂J/∂ρ", &fast.gradient.log_scales, &plain.gradient.log_scales);
+    close("∂J/∂v", &fast.gradient.values, &plain.gradient.values);
+    close("counts", &fast.counts, &plain.counts);
+    close("em mass", &fast.em.mass, &plain.em.mass);
+    close("em first", &fast.em.first, &plain.em.first);
+    close("em sq", &fast.em.sq_dev, &plain.em.sq_dev);
+    close("em targets", &fast.em.targets, &plain.em.targets);
+}
+
+#[test]
+fn fast_equals_straightforward_on_random_cases() {
+    for regime in all_regimes() {
+        for dim in [1, 2, 5] {
+            for n in [1, 7, CHUNK + 3, 3 * CHUNK + 17] {
+                let mut case = Case::new(regime, dim, 500 + n as u64);
+                case.n = n.max(3);
+                case.k = 7;
+                case.learn_weights = true;
+                let (problem, state) = random_case(&case);
+                assert_same(&evaluate(&problem, &state), &evaluate_straightforward(&problem, &state));
+            }
+        }
+    }
+}
+
+#[test]
+fn fast_equals_straightforward_on_the_benchmark_workloads() {
+    for objective in [Objective::Mixture, Objective::Attention, Objective::CrossEntropy] {
+        for k in [4, 16, 64] {
+            let exp = lab(objective, 20_000, k, 2, 3);
+            assert_same(
+                &evaluate(exp.problem(), exp.gd_state()),
+                &evaluate_straightforward(exp.problem(), exp.gd_state()),
+            );
+        }
+    }
+}
+
+#[test]
+fn fast_path_is_deterministic() {
+    let exp = lab(Objective::Mixture, 50_000, 16, 2, 9);
+    let a = evaluate(exp.problem(), exp.gd_state());
+    for _ in 0..3 {
+        assert_eq!(evaluate(exp.problem(), exp.gd_state()), a);
+    }
+}
+
+#[test]
+fn extreme_inputs_agree() {
+    // T = 1e-6 and distances of 1e6 on the fast path too.
+    let mut case = Case::new(implicit_em_lab::core::model::Regime::Mixture, 2, 1);
+    case.temperature = 1e-6;
+    case.n = CHUNK + 5;
+    let (mut problem, state) = random_case(&case);
+    let pts = std::sync::Arc::make_mut(&mut problem.points);
+    for v in pts.iter_mut() {
+        *v *= 1e5;
+    }
+    let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+    assert!(f.loss.is_finite());
+    assert_same(&f, &p);
+}
+
+#[test]
+fn entropy_is_exact_with_huge_energies_and_soft_assignments() {
+    // Energies ~1e12 (points 1e6 from the prototypes) but equidistant from two of them: each
+    // point's responsibilities are soft (1/2, 1/2), its entropy ln 2, although |E/T| is huge.
+    use implicit_em_lab::core::dataset::Dataset;
+    use implicit_em_lab::core::model::{ModelSpec, Regime, State};
+    use implicit_em_lab::core::preset::make_problem;
+    let n = CHUNK + 9;
+    let mut data = Dataset {
+        dim: 2,
+        ..Dataset::default()
+    };
+    for i in 0..n {
+        data.push(&[0.0, 1e6 + i as f64 * 1e-3], None, &[]);
+    }
+    let problem = make_problem(data, ModelSpec::new(Regime::Mixture, 1.0)).unwrap();
+    let state = State::new(2, vec![-1.0, 0.0, 1.0, 0.0], 0);
+    let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+    assert!((p.mean_entropy - 2f64.ln()).abs() < 1e-12, "{}", p.mean_entropy);
+    assert!((f.mean_entropy - 2f64.ln()).abs() < 1e-12, "{}", f.mean_entropy);
+    assert_same(&f, &p);
+}
