@@ -65,41 +65,15 @@ fn exp_with<const FMA: bool>(x: f64) -> f64 {
     if x < -708.0 { 0.0 } else { v }
 }
 
-/// The largest entry, over four independent lanes (so the comparison vectorises).
-#[inline(always)]
-fn max_of(a: &[f64]) -> f64 {
-    let mut m = [f64::NEG_INFINITY; 4];
-    let mut chunks = a.chunks_exact(4);
-    for c in &mut chunks {
-        for l in 0..4 {
-            m[l] = if c[l] > m[l] { c[l] } else { m[l] };
-        }
-    }
-    let mut best = m[0].max(m[1]).max(m[2].max(m[3]));
-    for &v in chunks.remainder() {
-        best = best.max(v);
-    }
-    best
-}
+/// Lanes per block: component arrays are padded to a multiple of this, and every loop over
+/// components runs over fixed 8-wide blocks (one AVX-512 or two AVX2 operations), so no loop
+/// falls into a scalar remainder. Padded components get the argument [`PAD`] and contribute 0.
+pub const LANES: usize = 8;
+/// Exponent argument of a padding component: finite (so `0 · PAD = 0`), and `e^PAD = 0`.
+const PAD: f64 = -1e300;
 
-/// The sum, over four independent lanes.
-#[inline(always)]
-fn sum_of(a: &[f64]) -> f64 {
-    let mut s = [0.0; 4];
-    let mut chunks = a.chunks_exact(4);
-    for c in &mut chunks {
-        for l in 0..4 {
-            s[l] += c[l];
-        }
-    }
-    let mut total = (s[0] + s[1]) + (s[2] + s[3]);
-    for &v in chunks.remainder() {
-        total += v;
-    }
-    total
-}
-
-/// What one chunk accumulates, component-minor (`D × K`) where a block has a dimension.
+/// What one chunk accumulates, component-minor (`D × Kp`, `P × Kp`) where a block has a
+/// dimension; `Kp` is `K` rounded up to [`LANES`].
 #[derive(Clone)]
 struct Acc {
     n: usize,
@@ -107,7 +81,8 @@ struct Acc {
     clamped: f64,
     /// `Σ_i ln Σ_j e^{a_ij − m_i}`.
     ln_total: f64,
-    /// `Σ_i r_ij a_ij` per component (the entropy is `Σ lse − Σ_j ra_j`).
+    /// `Σ_i r_ij a_ij` per component, `a` shifted by each point's maximum (the entropy is
+    /// `Σ ln_total − Σ_j ra_j`).
     ra: Vec<f64>,
     counts: Vec<f64>,
     grad_mass: Vec<f64>,
@@ -121,22 +96,22 @@ struct Acc {
 }
 
 impl Acc {
-    fn new(k: usize, dim: usize, p: usize) -> Self {
+    fn new(kp: usize, dim: usize, p: usize) -> Self {
         Self {
             n: 0,
             loss: 0.0,
             clamped: 0.0,
             ln_total: 0.0,
-            ra: vec![0.0; k],
-            counts: vec![0.0; k],
-            grad_mass: vec![0.0; k],
-            grad_dist: vec![0.0; k],
-            grad_first: vec![0.0; k * dim],
-            grad_values: vec![0.0; k * p],
-            em_mass: vec![0.0; k],
-            em_first: vec![0.0; k * dim],
-            em_sq: vec![0.0; k],
-            em_targets: vec![0.0; k * p],
+            ra: vec![0.0; kp],
+            counts: vec![0.0; kp],
+            grad_mass: vec![0.0; kp],
+            grad_dist: vec![0.0; kp],
+            grad_first: vec![0.0; kp * dim],
+            grad_values: vec![0.0; kp * p],
+            em_mass: vec![0.0; kp],
+            em_first: vec![0.0; kp * dim],
+            em_sq: vec![0.0; kp],
+            em_targets: vec![0.0; kp * p],
         }
     }
 
@@ -163,25 +138,27 @@ impl Acc {
     }
 }
 
-/// The per-state constants, laid out for the kernel.
-struct Prepared<'a> {
-    k: usize,
+/// The per-state constants, laid out for the kernel (all component arrays padded to `kp`).
+struct Prepared {
+    kp: usize,
     dim: usize,
     p: usize,
-    /// `μ`, `D × K`.
+    /// `μ`, `D × Kp`.
     mu_t: Vec<f64>,
-    /// `v`, `P × K`.
+    /// `v`, `P × Kp`.
     values_t: Vec<f64>,
-    inv_two_scale: &'a [f64],
-    offset: &'a [f64],
+    inv_two_scale: Vec<f64>,
+    offset: Vec<f64>,
+    /// 1 for real components, 0 for padding.
+    real: Vec<f64>,
     neg_inv_t: f64,
     t: f64,
     regime: Regime,
-    /// `classes[j]` as f64-free indices (cross-entropy).
-    classes: &'a [usize],
+    /// Class of each component (cross-entropy); `usize::MAX` for padding.
+    classes: Vec<usize>,
 }
 
-/// Scratch rows of length `K` (and `D × K`), reused across the points of a chunk.
+/// Scratch rows of length `Kp` (and `D × Kp`), reused across the points of a chunk.
 struct Scratch {
     sq: Vec<f64>,
     dot: Vec<f64>,
@@ -195,58 +172,91 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(k: usize, dim: usize, p: usize) -> Self {
+    fn new(kp: usize, dim: usize, p: usize) -> Self {
         Self {
-            sq: vec![0.0; k],
-            dot: vec![0.0; k],
-            diff: vec![0.0; k * dim],
-            dist: vec![0.0; k],
-            a: vec![0.0; k],
-            r: vec![0.0; k],
-            w: vec![0.0; k],
-            g: vec![0.0; k],
+            sq: vec![0.0; kp],
+            dot: vec![0.0; kp],
+            diff: vec![0.0; kp * dim],
+            dist: vec![0.0; kp],
+            a: vec![0.0; kp],
+            r: vec![0.0; kp],
+            w: vec![0.0; kp],
+            g: vec![0.0; kp],
             out: vec![0.0; p],
         }
     }
 }
 
-/// `dst[j] += a[j] * b[j]`.
+type Block = [f64; LANES];
+
+/// `f` over matching 8-wide blocks of `out` and `a`.
 #[inline(always)]
-fn fma_into<const FMA: bool>(dst: &mut [f64], a: &[f64], b: &[f64]) {
-    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
-        *d = madd::<FMA>(x, y, *d);
+fn map1(out: &mut [f64], a: &[f64], f: impl Fn(f64) -> f64) {
+    for (o, x) in out.chunks_exact_mut(LANES).zip(a.chunks_exact(LANES)) {
+        let (o, x): (&mut Block, &Block) = (o.try_into().expect("block"), x.try_into().expect("block"));
+        for l in 0..LANES {
+            o[l] = f(x[l]);
+        }
     }
 }
 
-/// `dst[j] += a[j]`.
+/// `f` over matching 8-wide blocks of `out`, `a` and `b`.
+#[inline(always)]
+fn map2(out: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64, f64) -> f64) {
+    for ((o, x), y) in out.chunks_exact_mut(LANES).zip(a.chunks_exact(LANES)).zip(b.chunks_exact(LANES)) {
+        let (o, x, y): (&mut Block, &Block, &Block) =
+            (o.try_into().expect("block"), x.try_into().expect("block"), y.try_into().expect("block"));
+        for l in 0..LANES {
+            o[l] = f(o[l], x[l], y[l]);
+        }
+    }
+}
+
+/// `dst[j] += a[j] · b[j]` over 8-wide blocks.
+#[inline(always)]
+fn fma_into<const FMA: bool>(dst: &mut [f64], a: &[f64], b: &[f64]) {
+    map2(dst, a, b, |d, x, y| madd::<FMA>(x, y, d));
+}
+
+/// `dst[j] += a[j]` over 8-wide blocks.
 #[inline(always)]
 fn add_into(dst: &mut [f64], a: &[f64]) {
-    for (d, &x) in dst.iter_mut().zip(a) {
-        *d += x;
+    map2(dst, a, a, |d, x, _| d + x);
+}
+
+/// The largest entry, lane-wise over blocks, then across the lanes.
+#[inline(always)]
+fn max_blocks(a: &[f64]) -> f64 {
+    let mut m = [f64::NEG_INFINITY; LANES];
+    for c in a.chunks_exact(LANES) {
+        for l in 0..LANES {
+            m[l] = if c[l] > m[l] { c[l] } else { m[l] };
+        }
     }
+    m.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// The sum, lane-wise over blocks, then across the lanes (a fixed order).
+#[inline(always)]
+fn sum_blocks(a: &[f64]) -> f64 {
+    let mut s = [0.0; LANES];
+    for c in a.chunks_exact(LANES) {
+        for l in 0..LANES {
+            s[l] += c[l];
+        }
+    }
+    ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 }
 
 /// The kernel with fused multiply-adds (only called on CPUs with FMA).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn sum_chunk_fma<'a>(
-    problem: &Problem,
-    prep: &Prepared<'a>,
-    range: std::ops::Range<usize>,
-    acc: &mut Acc,
-    s: &mut Scratch,
-) {
+fn sum_chunk_fma(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
     kernel::<true>(problem, prep, range, acc, s);
 }
 
 /// The kernel without fused multiply-adds.
 #[multiversion::multiversion(targets("x86_64+avx", "x86_64+sse4.1"))]
-fn sum_chunk_plain<'a>(
-    problem: &Problem,
-    prep: &Prepared<'a>,
-    range: std::ops::Range<usize>,
-    acc: &mut Acc,
-    s: &mut Scratch,
-) {
+fn sum_chunk_plain(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
     kernel::<false>(problem, prep, range, acc, s);
 }
 
@@ -261,7 +271,7 @@ fn has_fma() -> bool {
     }
 }
 
-fn sum_chunk(problem: &Problem, prep: &Prepared<'_>, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
+fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
     static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *FMA.get_or_init(has_fma) {
         sum_chunk_fma(problem, prep, range, acc, s);
@@ -271,112 +281,85 @@ fn sum_chunk(problem: &Problem, prep: &Prepared<'_>, range: std::ops::Range<usiz
 }
 
 #[inline(always)]
-fn kernel<const FMA: bool>(
-    problem: &Problem,
-    prep: &Prepared<'_>,
-    range: std::ops::Range<usize>,
-    acc: &mut Acc,
-    s: &mut Scratch,
-) {
-    let (k, dim, p) = (prep.k, prep.dim, prep.p);
+fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
+    let (kp, dim, p) = (prep.kp, prep.dim, prep.p);
     let dot_form = problem.spec.regime.score() == Score::DotProduct;
-    let inv2s = &prep.inv_two_scale[..k];
-    let offset = &prep.offset[..k];
     let neg_inv_t = prep.neg_inv_t;
     for i in range {
         if !problem.counts_point(i) {
             continue;
         }
         let x = problem.point(i);
-        let sq = &mut s.sq[..k];
-        sq.fill(0.0);
-        let dot = &mut s.dot[..k];
+        s.sq.fill(0.0);
         if dot_form {
-            dot.fill(0.0);
+            s.dot.fill(0.0);
         }
         for d in 0..dim {
             let xd = x[d];
-            let mu = &prep.mu_t[d * k..(d + 1) * k];
-            let diff = &mut s.diff[d * k..(d + 1) * k];
-            for ((df, q), &m) in diff.iter_mut().zip(sq.iter_mut()).zip(mu) {
-                let v = xd - m;
-                *df = v;
-                *q = madd::<FMA>(v, v, *q);
-            }
+            let mu = &prep.mu_t[d * kp..(d + 1) * kp];
+            map1(&mut s.diff[d * kp..(d + 1) * kp], mu, |m| xd - m);
+            map2(&mut s.sq, &s.diff[d * kp..(d + 1) * kp], mu, |q, v, _| madd::<FMA>(v, v, q));
             if dot_form {
-                for (o, &m) in dot.iter_mut().zip(mu) {
-                    *o += xd * m;
-                }
+                map2(&mut s.dot, mu, mu, |o, m, _| madd::<FMA>(xd, m, o));
             }
         }
-        // Distances, then the exponent arguments a_j = −E_j/T (element-wise: vectorises).
-        let dist = &mut s.dist[..k];
-        let a = &mut s.a[..k];
+        // Distances, then the exponent arguments a_j = −E_j/T; padding lanes get PAD.
         if dot_form {
-            for (ds, &o) in dist.iter_mut().zip(dot.iter()) {
-                *ds = -o;
-            }
+            map1(&mut s.dist, &s.dot, |o| -o);
         } else {
-            for ((ds, &q), &c) in dist.iter_mut().zip(sq.iter()).zip(inv2s) {
-                *ds = q * c;
-            }
+            map2(&mut s.dist, &s.sq, &prep.inv_two_scale, |_, q, c| q * c);
         }
-        for ((aj, &ds), &off) in a.iter_mut().zip(dist.iter()).zip(offset) {
-            *aj = (ds + off) * neg_inv_t;
-        }
+        map2(&mut s.a, &s.dist, &prep.offset, |_, ds, off| (ds + off) * neg_inv_t);
+        map2(&mut s.a, &prep.real, &prep.real, |a, real, _| if real > 0.0 { a } else { PAD });
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
-        let m = max_of(a);
-        for aj in a.iter_mut() {
-            *aj -= m;
+        let m = max_blocks(&s.a);
+        // A plain loop: the loop vectoriser handles the long exp body (the straight-line one
+        // does not), and the body is large enough that it is not interleaved past Kp.
+        for (r, &a) in s.r.iter_mut().zip(s.a.iter()) {
+            *r = exp_with::<FMA>(a - m);
         }
-        let r = &mut s.r[..k];
-        for (rj, &aj) in r.iter_mut().zip(a.iter()) {
-            *rj = exp_with::<FMA>(aj);
-        }
-        let total = sum_of(r);
+        let shifted = &mut s.a;
+        map2(shifted, &prep.real, &prep.real, |a, _, _| a - m);
+        let total = sum_blocks(&s.r);
         let ln_total = total.ln();
         let lse = m + ln_total;
         let inv = 1.0 / total;
-        for rj in r.iter_mut() {
-            *rj *= inv;
-        }
+        map2(&mut s.r, &prep.real, &prep.real, |r, _, _| r * inv);
         // Entropy H_i = ln Σ e^{a} − Σ_j r_ij a_ij with the shifted a (no cancellation), summed
         // over points as Σ_i ln_total_i − Σ_j (Σ_i r_ij a_ij): a vector accumulation.
         acc.n += 1;
         acc.ln_total += ln_total;
-        fma_into::<FMA>(&mut acc.ra[..k], r, a);
+        fma_into::<FMA>(&mut acc.ra, &s.r, &s.a);
         let free = -prep.t * lse;
-        let (g, w) = (&mut s.g[..k], &mut s.w[..k]);
         match prep.regime {
             Regime::Mixture => {
                 // G = r and the EM weights are r: one set of sums serves both.
                 acc.loss += free;
                 acc.clamped += free;
-                add_into(&mut acc.counts[..k], r);
-                fma_into::<FMA>(&mut acc.grad_dist[..k], r, dist);
-                fma_into::<FMA>(&mut acc.em_sq[..k], r, sq);
+                add_into(&mut acc.counts, &s.r);
+                fma_into::<FMA>(&mut acc.grad_dist, &s.r, &s.dist);
+                fma_into::<FMA>(&mut acc.em_sq, &s.r, &s.sq);
                 for d in 0..dim {
-                    fma_into::<FMA>(&mut acc.em_first[d * k..(d + 1) * k], r, &s.diff[d * k..(d + 1) * k]);
+                    fma_into::<FMA>(&mut acc.em_first[d * kp..(d + 1) * kp], &s.r, &s.diff[d * kp..(d + 1) * kp]);
                 }
                 continue;
             }
             Regime::CrossEntropy => {
-                let y = problem.labels[i].map(|y| y as usize);
-                let classes = &prep.classes[..k];
+                let y = problem.labels[i].map_or(usize::MAX - 1, |y| y as usize);
                 let mut my = f64::NEG_INFINITY;
-                for (&c, &aj) in classes.iter().zip(a.iter()) {
-                    if Some(c) == y {
+                for (&c, &aj) in prep.classes.iter().zip(s.a.iter()) {
+                    if c == y {
                         my = my.max(aj);
                     }
                 }
                 let mut sy = 0.0;
-                for ((wj, &c), &aj) in w.iter_mut().zip(classes).zip(a.iter()) {
-                    let e = if Some(c) == y { exp_with::<FMA>(aj - my) } else { 0.0 };
+                for ((wj, &c), &aj) in s.w.iter_mut().zip(&prep.classes).zip(s.a.iter()) {
+                    let e = if c == y { exp_with::<FMA>(aj - my) } else { 0.0 };
                     *wj = e;
                     sy += e;
                 }
                 let inv_y = 1.0 / sy;
-                for ((gj, wj), &rj) in g.iter_mut().zip(w.iter_mut()).zip(r.iter()) {
+                for ((gj, wj), &rj) in s.g.iter_mut().zip(s.w.iter_mut()).zip(s.r.iter()) {
                     *wj *= inv_y;
                     *gj = *wj - rj;
                 }
@@ -387,107 +370,109 @@ fn kernel<const FMA: bool>(
             }
             Regime::Attention { .. } => {
                 let target = problem.target(i);
-                let out = &mut s.out[..p];
                 for c in 0..p {
-                    let v = &prep.values_t[c * k..(c + 1) * k];
+                    let v = &prep.values_t[c * kp..(c + 1) * kp];
                     let mut o = 0.0;
-                    for (&rj, &vj) in r.iter().zip(v) {
+                    for (&rj, &vj) in s.r.iter().zip(v) {
                         o += rj * vj;
                     }
-                    out[c] = o - target[c];
+                    s.out[c] = o - target[c];
                 }
-                let loss: f64 = out.iter().map(|e| 0.5 * e * e).sum();
+                let loss: f64 = s.out.iter().map(|e| 0.5 * e * e).sum();
                 acc.loss += loss;
                 acc.clamped += free;
                 // a_j = (o − t)·v_j, ā = Σ α a, G = −α (a − ā)/T.
-                g.fill(0.0);
+                s.g.fill(0.0);
                 for c in 0..p {
-                    let v = &prep.values_t[c * k..(c + 1) * k];
-                    let e = out[c];
-                    for (gj, &vj) in g.iter_mut().zip(v) {
-                        *gj += e * vj;
-                    }
+                    let e = s.out[c];
+                    map2(&mut s.g, &prep.values_t[c * kp..(c + 1) * kp], &prep.real, |g, v, _| madd::<FMA>(e, v, g));
                 }
                 let mut abar = 0.0;
-                for (&rj, &gj) in r.iter().zip(g.iter()) {
+                for (&rj, &gj) in s.r.iter().zip(s.g.iter()) {
                     abar += rj * gj;
                 }
                 let inv_t = 1.0 / prep.t;
-                for ((gj, wj), &rj) in g.iter_mut().zip(w.iter_mut()).zip(r.iter()) {
-                    *gj = -rj * (*gj - abar) * inv_t;
-                    *wj = rj;
-                }
+                map2(&mut s.g, &s.r, &prep.real, |g, r, _| -r * (g - abar) * inv_t);
+                s.w.copy_from_slice(&s.r);
                 for c in 0..p {
-                    let (e, tc) = (out[c], target[c]);
-                    for (gv, &rj) in acc.grad_values[c * k..(c + 1) * k].iter_mut().zip(r.iter()) {
-                        *gv += rj * e;
-                    }
-                    for (et, &rj) in acc.em_targets[c * k..(c + 1) * k].iter_mut().zip(r.iter()) {
-                        *et += rj * tc;
-                    }
+                    let (e, tc) = (s.out[c], target[c]);
+                    map2(&mut acc.grad_values[c * kp..(c + 1) * kp], &s.r, &prep.real, |gv, r, _| madd::<FMA>(r, e, gv));
+                    map2(&mut acc.em_targets[c * kp..(c + 1) * kp], &s.r, &prep.real, |et, r, _| madd::<FMA>(r, tc, et));
                 }
             }
         }
-        add_into(&mut acc.counts[..k], r);
-        add_into(&mut acc.grad_mass[..k], g);
-        fma_into::<FMA>(&mut acc.grad_dist[..k], g, dist);
-        add_into(&mut acc.em_mass[..k], w);
-        fma_into::<FMA>(&mut acc.em_sq[..k], w, sq);
+        add_into(&mut acc.counts, &s.r);
+        add_into(&mut acc.grad_mass, &s.g);
+        fma_into::<FMA>(&mut acc.grad_dist, &s.g, &s.dist);
+        add_into(&mut acc.em_mass, &s.w);
+        fma_into::<FMA>(&mut acc.em_sq, &s.w, &s.sq);
         for d in 0..dim {
-            let diff = &s.diff[d * k..(d + 1) * k];
-            fma_into::<FMA>(&mut acc.grad_first[d * k..(d + 1) * k], g, diff);
-            fma_into::<FMA>(&mut acc.em_first[d * k..(d + 1) * k], w, diff);
+            let diff = &s.diff[d * kp..(d + 1) * kp];
+            fma_into::<FMA>(&mut acc.grad_first[d * kp..(d + 1) * kp], &s.g, diff);
+            fma_into::<FMA>(&mut acc.em_first[d * kp..(d + 1) * kp], &s.w, diff);
         }
     }
 }
 
-fn transpose(rows: &[f64], k: usize, width: usize) -> Vec<f64> {
-    let mut t = vec![0.0; rows.len()];
+/// `rows` (`K × width`) as `width × Kp`, padded with zeros.
+fn transpose_padded(rows: &[f64], k: usize, kp: usize, width: usize) -> Vec<f64> {
+    let mut t = vec![0.0; kp * width];
     for j in 0..k {
         for d in 0..width {
-            t[d * k + j] = rows[j * width + d];
+            t[d * kp + j] = rows[j * width + d];
         }
     }
     t
+}
+
+/// `cols` (`width × Kp`) back to `K × width`, dropping the padding.
+fn untranspose(cols: &[f64], k: usize, kp: usize, width: usize) -> Vec<f64> {
+    let mut r = vec![0.0; k * width];
+    for j in 0..k {
+        for d in 0..width {
+            r[j * width + d] = cols[d * kp + j];
+        }
+    }
+    r
+}
+
+fn padded(v: &[f64], kp: usize) -> Vec<f64> {
+    let mut out = v.to_vec();
+    out.resize(kp, 0.0);
+    out
 }
 
 /// The sums over all points at `state`, in parallel over fixed chunks.
 #[must_use]
 pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
+    let kp = k.div_ceil(LANES) * LANES;
+    let mut classes = problem.spec.classes.clone();
+    classes.resize(kp, usize::MAX);
     let prep = Prepared {
-        k,
+        kp,
         dim,
         p,
-        mu_t: transpose(&state.prototypes, k, dim),
-        values_t: transpose(&state.values, k, p),
-        inv_two_scale: &terms.inv_two_scale,
-        offset: &terms.offset,
+        mu_t: transpose_padded(&state.prototypes, k, kp, dim),
+        values_t: transpose_padded(&state.values, k, kp, p),
+        inv_two_scale: padded(&terms.inv_two_scale, kp),
+        offset: padded(&terms.offset, kp),
+        real: (0..kp).map(|j| if j < k { 1.0 } else { 0.0 }).collect(),
         neg_inv_t: -1.0 / problem.spec.temperature,
         t: problem.spec.temperature,
         regime: problem.spec.regime,
-        classes: &problem.spec.classes,
+        classes,
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);
     let run = |c: usize| {
-        let mut acc = Acc::new(k, dim, p);
-        let mut scratch = Scratch::new(k, dim, p);
-        sum_chunk(
-            problem,
-            &prep,
-            c * CHUNK..((c + 1) * CHUNK).min(n),
-            &mut acc,
-            &mut scratch,
-        );
+        let mut acc = Acc::new(kp, dim, p);
+        let mut scratch = Scratch::new(kp, dim, p);
+        sum_chunk(problem, &prep, c * CHUNK..((c + 1) * CHUNK).min(n), &mut acc, &mut scratch);
         acc
     };
-    let parts: Vec<Acc> = if chunks > 1 {
-        (0..chunks).into_par_iter().map(run).collect()
-    } else {
-        vec![run(0)]
-    };
-    let mut total = Acc::new(k, dim, p);
+    let parts: Vec<Acc> = if chunks > 1 { (0..chunks).into_par_iter().map(run).collect() } else { vec![run(0)] };
+    let mut total = Acc::new(kp, dim, p);
     for part in &parts {
         total.merge(part);
     }
@@ -496,20 +481,21 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         total.em_mass.clone_from(&total.counts);
         total.grad_first.clone_from(&total.em_first);
     }
+    let k_only = |v: &[f64]| v[..k].to_vec();
     Sums::from_parts(
         total.n,
         total.loss,
         total.clamped,
         total.ln_total - total.ra.iter().sum::<f64>(),
-        total.grad_mass,
-        transpose(&total.grad_first, dim, k),
-        total.grad_dist,
-        transpose(&total.grad_values, p, k),
-        total.counts,
-        total.em_mass,
-        transpose(&total.em_first, dim, k),
-        total.em_sq,
-        transpose(&total.em_targets, p, k),
+        k_only(&total.grad_mass),
+        untranspose(&total.grad_first, k, kp, dim),
+        k_only(&total.grad_dist),
+        untranspose(&total.grad_values, k, kp, p),
+        k_only(&total.counts),
+        k_only(&total.em_mass),
+        untranspose(&total.em_first, k, kp, dim),
+        k_only(&total.em_sq),
+        untranspose(&total.em_targets, k, kp, p),
     )
 }
 
