@@ -47,9 +47,33 @@ struct ColouredPoints {
     outline: Option<Vec<Color32>>,
 }
 
+/// Above this many points, points are drawn as one mesh of small squares (one shape instead of
+/// thousands of anti-aliased circles).
+const MESH_ABOVE: usize = 3000;
+
 impl PlotItem for ColouredPoints {
     fn shapes(&self, _ui: &egui::Ui, transform: &PlotTransform, shapes: &mut Vec<Shape>) {
         let frame = transform.frame().expand(self.radius);
+        if self.points.len() > MESH_ABOVE {
+            let mut mesh = egui::Mesh::default();
+            mesh.reserve_triangles(2 * self.points.len());
+            mesh.reserve_vertices(4 * self.points.len());
+            let r = self.radius;
+            for (i, (p, c)) in self.points.iter().zip(&self.colours).enumerate() {
+                let pos = transform.position_from_point(p);
+                if frame.contains(pos) {
+                    if let Some(o) = &self.outline {
+                        mesh.add_colored_rect(
+                            egui::Rect::from_center_size(pos, egui::vec2(2.0 * r + 2.0, 2.0 * r + 2.0)),
+                            o[i],
+                        );
+                    }
+                    mesh.add_colored_rect(egui::Rect::from_center_size(pos, egui::vec2(2.0 * r, 2.0 * r)), *c);
+                }
+            }
+            shapes.push(Shape::mesh(mesh));
+            return;
+        }
         for (i, (p, c)) in self.points.iter().zip(&self.colours).enumerate() {
             let pos = transform.position_from_point(p);
             if frame.contains(pos) {

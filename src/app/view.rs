@@ -40,33 +40,48 @@ pub fn blend(weights: impl IntoIterator<Item = (usize, f64)>) -> Color32 {
     Color32::from_rgb(q(r), q(g), q(b))
 }
 
-/// The weights a position is coloured by: component responsibilities, or for cross-entropy
-/// the class posteriors `Σ_{j ∈ c} r_j`.
-fn colour_weights(problem: &Problem, responsibilities: &[f64]) -> Vec<(usize, f64)> {
-    if problem.spec.regime == Regime::CrossEntropy {
+/// The colour of a position and its most probable component (or class, for cross-entropy,
+/// where the weights are the class posteriors `Σ_{j in c} r_j`). `by_class` is scratch space.
+fn colour_of(problem: &Problem, responsibilities: &[f64], by_class: &mut Vec<f64>) -> (Color32, usize) {
+    let weights: &[f64] = if problem.spec.regime == Regime::CrossEntropy {
         let c = problem.spec.classes.iter().max().map_or(0, |m| m + 1);
-        let mut by_class = vec![0.0; c];
+        by_class.clear();
+        by_class.resize(c, 0.0);
         for (j, r) in responsibilities.iter().enumerate() {
             by_class[problem.spec.classes[j]] += r;
         }
-        by_class.into_iter().enumerate().collect()
+        by_class
     } else {
-        responsibilities.iter().copied().enumerate().collect()
-    }
+        responsibilities
+    };
+    let winner = weights
+        .iter()
+        .enumerate()
+        .fold((0, f64::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+        .0;
+    (blend(weights.iter().copied().enumerate()), winner)
 }
 
+/// Rows per parallel chunk of the view computations.
+const VIEW_CHUNK: usize = 1024;
+
 /// Each point's colour under `state` (cross-entropy points that do not count, i.e. unlabelled
-/// ones, are coloured by their free responsibilities too).
+/// ones, are coloured by their free responsibilities too). Parallel over fixed chunks.
 #[must_use]
 pub fn point_colours(problem: &Problem, state: &State) -> Vec<Color32> {
+    use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
-    let mut row = Row::new(state.k, problem.dim, problem.target_dim);
-    (0..problem.len())
-        .map(|i| {
+    let n = problem.len();
+    let mut out = vec![Color32::BLACK; n];
+    out.par_chunks_mut(VIEW_CHUNK).enumerate().for_each(|(c, chunk)| {
+        let mut row = Row::new(state.k, problem.dim, problem.target_dim);
+        let mut scratch = Vec::new();
+        for (o, i) in chunk.iter_mut().zip(c * VIEW_CHUNK..) {
             field_row(&problem.spec, state, &terms, problem.point(i), &mut row);
-            blend(colour_weights(problem, &row.responsibilities))
-        })
-        .collect()
+            *o = colour_of(problem, &row.responsibilities, &mut scratch).0;
+        }
+    });
+    out
 }
 
 /// A `width × height` grid over a rectangle of the plane (first two coordinates; the others at
@@ -107,35 +122,43 @@ pub struct Fields {
     pub winner: Vec<usize>,
 }
 
-/// Evaluates the background fields on `grid` (other coordinates fixed at `rest`).
+/// Evaluates the background fields on `grid` (other coordinates fixed at `rest`), one grid
+/// row per parallel task.
 #[must_use]
 pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fields {
+    use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
-    let mut row = Row::new(state.k, problem.dim, problem.target_dim);
-    let mut x = rest.to_vec();
-    let n = grid.width * grid.height;
-    let mut out = Fields {
-        free_energy: Vec::with_capacity(n),
-        colours: Vec::with_capacity(n),
-        winner: Vec::with_capacity(n),
-    };
-    for cy in 0..grid.height {
-        for cx in 0..grid.width {
-            let c = grid.centre(cx, cy);
-            x[0] = c[0];
-            if x.len() > 1 {
-                x[1] = c[1];
+    let rows: Vec<(Vec<f64>, Vec<Color32>, Vec<usize>)> = (0..grid.height)
+        .into_par_iter()
+        .map(|cy| {
+            let mut row = Row::new(state.k, problem.dim, problem.target_dim);
+            let mut scratch = Vec::new();
+            let mut x = rest.to_vec();
+            let mut out = (
+                Vec::with_capacity(grid.width),
+                Vec::with_capacity(grid.width),
+                Vec::with_capacity(grid.width),
+            );
+            for cx in 0..grid.width {
+                let c = grid.centre(cx, cy);
+                x[0] = c[0];
+                if x.len() > 1 {
+                    x[1] = c[1];
+                }
+                field_row(&problem.spec, state, &terms, &x, &mut row);
+                out.0.push(row.free_energy);
+                let (colour, winner) = colour_of(problem, &row.responsibilities, &mut scratch);
+                out.1.push(colour);
+                out.2.push(winner);
             }
-            field_row(&problem.spec, state, &terms, &x, &mut row);
-            out.free_energy.push(row.free_energy);
-            let w = colour_weights(problem, &row.responsibilities);
-            let winner = w
-                .iter()
-                .fold((0, f64::MIN), |b, &(j, v)| if v > b.1 { (j, v) } else { b })
-                .0;
-            out.winner.push(winner);
-            out.colours.push(blend(w));
-        }
+            out
+        })
+        .collect();
+    let mut out = Fields::default();
+    for (f, c, w) in rows {
+        out.free_energy.extend(f);
+        out.colours.extend(c);
+        out.winner.extend(w);
     }
     out
 }

@@ -203,9 +203,16 @@ fn map1(out: &mut [f64], a: &[f64], f: impl Fn(f64) -> f64) {
 /// `f` over matching 8-wide blocks of `out`, `a` and `b`.
 #[inline(always)]
 fn map2(out: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64, f64) -> f64) {
-    for ((o, x), y) in out.chunks_exact_mut(LANES).zip(a.chunks_exact(LANES)).zip(b.chunks_exact(LANES)) {
-        let (o, x, y): (&mut Block, &Block, &Block) =
-            (o.try_into().expect("block"), x.try_into().expect("block"), y.try_into().expect("block"));
+    for ((o, x), y) in out
+        .chunks_exact_mut(LANES)
+        .zip(a.chunks_exact(LANES))
+        .zip(b.chunks_exact(LANES))
+    {
+        let (o, x, y): (&mut Block, &Block, &Block) = (
+            o.try_into().expect("block"),
+            x.try_into().expect("block"),
+            y.try_into().expect("block"),
+        );
         for l in 0..LANES {
             o[l] = f(o[l], x[l], y[l]);
         }
@@ -281,7 +288,13 @@ fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, 
 }
 
 #[inline(always)]
-fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
+fn kernel<const FMA: bool>(
+    problem: &Problem,
+    prep: &Prepared,
+    range: std::ops::Range<usize>,
+    acc: &mut Acc,
+    s: &mut Scratch,
+) {
     let (kp, dim, p) = (prep.kp, prep.dim, prep.p);
     let dot_form = problem.spec.regime.score() == Score::DotProduct;
     let neg_inv_t = prep.neg_inv_t;
@@ -298,7 +311,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             let xd = x[d];
             let mu = &prep.mu_t[d * kp..(d + 1) * kp];
             map1(&mut s.diff[d * kp..(d + 1) * kp], mu, |m| xd - m);
-            map2(&mut s.sq, &s.diff[d * kp..(d + 1) * kp], mu, |q, v, _| madd::<FMA>(v, v, q));
+            map2(&mut s.sq, &s.diff[d * kp..(d + 1) * kp], mu, |q, v, _| {
+                madd::<FMA>(v, v, q)
+            });
             if dot_form {
                 map2(&mut s.dot, mu, mu, |o, m, _| madd::<FMA>(xd, m, o));
             }
@@ -310,7 +325,12 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             map2(&mut s.dist, &s.sq, &prep.inv_two_scale, |_, q, c| q * c);
         }
         map2(&mut s.a, &s.dist, &prep.offset, |_, ds, off| (ds + off) * neg_inv_t);
-        map2(&mut s.a, &prep.real, &prep.real, |a, real, _| if real > 0.0 { a } else { PAD });
+        map2(
+            &mut s.a,
+            &prep.real,
+            &prep.real,
+            |a, real, _| if real > 0.0 { a } else { PAD },
+        );
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
         let m = max_blocks(&s.a);
         // A plain loop: the loop vectoriser handles the long exp body (the straight-line one
@@ -340,7 +360,11 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 fma_into::<FMA>(&mut acc.grad_dist, &s.r, &s.dist);
                 fma_into::<FMA>(&mut acc.em_sq, &s.r, &s.sq);
                 for d in 0..dim {
-                    fma_into::<FMA>(&mut acc.em_first[d * kp..(d + 1) * kp], &s.r, &s.diff[d * kp..(d + 1) * kp]);
+                    fma_into::<FMA>(
+                        &mut acc.em_first[d * kp..(d + 1) * kp],
+                        &s.r,
+                        &s.diff[d * kp..(d + 1) * kp],
+                    );
                 }
                 continue;
             }
@@ -385,7 +409,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 s.g.fill(0.0);
                 for c in 0..p {
                     let e = s.out[c];
-                    map2(&mut s.g, &prep.values_t[c * kp..(c + 1) * kp], &prep.real, |g, v, _| madd::<FMA>(e, v, g));
+                    map2(&mut s.g, &prep.values_t[c * kp..(c + 1) * kp], &prep.real, |g, v, _| {
+                        madd::<FMA>(e, v, g)
+                    });
                 }
                 let mut abar = 0.0;
                 for (&rj, &gj) in s.r.iter().zip(s.g.iter()) {
@@ -396,8 +422,18 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 s.w.copy_from_slice(&s.r);
                 for c in 0..p {
                     let (e, tc) = (s.out[c], target[c]);
-                    map2(&mut acc.grad_values[c * kp..(c + 1) * kp], &s.r, &prep.real, |gv, r, _| madd::<FMA>(r, e, gv));
-                    map2(&mut acc.em_targets[c * kp..(c + 1) * kp], &s.r, &prep.real, |et, r, _| madd::<FMA>(r, tc, et));
+                    map2(
+                        &mut acc.grad_values[c * kp..(c + 1) * kp],
+                        &s.r,
+                        &prep.real,
+                        |gv, r, _| madd::<FMA>(r, e, gv),
+                    );
+                    map2(
+                        &mut acc.em_targets[c * kp..(c + 1) * kp],
+                        &s.r,
+                        &prep.real,
+                        |et, r, _| madd::<FMA>(r, tc, et),
+                    );
                 }
             }
         }
@@ -468,10 +504,20 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
     let run = |c: usize| {
         let mut acc = Acc::new(kp, dim, p);
         let mut scratch = Scratch::new(kp, dim, p);
-        sum_chunk(problem, &prep, c * CHUNK..((c + 1) * CHUNK).min(n), &mut acc, &mut scratch);
+        sum_chunk(
+            problem,
+            &prep,
+            c * CHUNK..((c + 1) * CHUNK).min(n),
+            &mut acc,
+            &mut scratch,
+        );
         acc
     };
-    let parts: Vec<Acc> = if chunks > 1 { (0..chunks).into_par_iter().map(run).collect() } else { vec![run(0)] };
+    let parts: Vec<Acc> = if chunks > 1 {
+        (0..chunks).into_par_iter().map(run).collect()
+    } else {
+        vec![run(0)]
+    };
     let mut total = Acc::new(kp, dim, p);
     for part in &parts {
         total.merge(part);
