@@ -113,3 +113,21 @@ fn entropy_is_exact_with_huge_energies_and_soft_assignments() {
     assert!((f.mean_entropy - 2f64.ln()).abs() < 1e-12, "{}", f.mean_entropy);
     assert_same(&f, &p);
 }
+
+#[test]
+fn overflowing_energies_are_non_finite_on_both_paths() {
+    // Prototypes near 1e300: every distance overflows, the loss must be non-finite (so the run
+    // pauses), never a finite value made up by the padding lanes.
+    use implicit_em_lab::core::model::Regime;
+    for k in [3, 8, 9] {
+        let mut case = Case::new(Regime::Mixture, 2, 77);
+        case.k = k;
+        let (problem, mut state) = random_case(&case);
+        for v in &mut state.prototypes {
+            *v = 1e300;
+        }
+        let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+        assert!(!p.loss.is_finite(), "straightforward: {}", p.loss);
+        assert!(!f.loss.is_finite(), "fast, K = {k}: {}", f.loss);
+    }
+}

@@ -67,10 +67,9 @@ fn exp_with<const FMA: bool>(x: f64) -> f64 {
 
 /// Lanes per block: component arrays are padded to a multiple of this, and every loop over
 /// components runs over fixed 8-wide blocks (one AVX-512 or two AVX2 operations), so no loop
-/// falls into a scalar remainder. Padded components get the argument [`PAD`] and contribute 0.
+/// falls into a scalar remainder. A padding component has exponent argument `−∞` (so it never
+/// is the maximum and `e^{−∞} = 0`) and shifted argument 0 (so `r·a = 0·0`).
 pub const LANES: usize = 8;
-/// Exponent argument of a padding component: finite (so `0 · PAD = 0`), and `e^PAD = 0`.
-const PAD: f64 = -1e300;
 
 /// What one chunk accumulates, component-minor (`D × Kp`, `P × Kp`) where a block has a
 /// dimension; `Kp` is `K` rounded up to [`LANES`].
@@ -318,28 +317,30 @@ fn kernel<const FMA: bool>(
                 map2(&mut s.dot, mu, mu, |o, m, _| madd::<FMA>(xd, m, o));
             }
         }
-        // Distances, then the exponent arguments a_j = −E_j/T; padding lanes get PAD.
+        // Distances, then the exponent arguments a_j = −E_j/T; padding lanes get −∞.
         if dot_form {
             map1(&mut s.dist, &s.dot, |o| -o);
         } else {
             map2(&mut s.dist, &s.sq, &prep.inv_two_scale, |_, q, c| q * c);
         }
         map2(&mut s.a, &s.dist, &prep.offset, |_, ds, off| (ds + off) * neg_inv_t);
-        map2(
-            &mut s.a,
-            &prep.real,
-            &prep.real,
-            |a, real, _| if real > 0.0 { a } else { PAD },
-        );
-        // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
+        map2(&mut s.a, &prep.real, &prep.real, |a, real, _| {
+            if real > 0.0 { a } else { f64::NEG_INFINITY }
+        });
+        // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}). If
+        // every energy overflowed, m = −∞ and everything turns NaN, as it must (the run pauses).
         let m = max_blocks(&s.a);
         // A plain loop: the loop vectoriser handles the long exp body (the straight-line one
         // does not), and the body is large enough that it is not interleaved past Kp.
         for (r, &a) in s.r.iter_mut().zip(s.a.iter()) {
             *r = exp_with::<FMA>(a - m);
         }
-        let shifted = &mut s.a;
-        map2(shifted, &prep.real, &prep.real, |a, _, _| a - m);
+        map2(
+            &mut s.a,
+            &prep.real,
+            &prep.real,
+            |a, real, _| if real > 0.0 { a - m } else { 0.0 },
+        );
         let total = sum_blocks(&s.r);
         let ln_total = total.ln();
         let lse = m + ln_total;
