@@ -17,7 +17,7 @@ fn frame(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    for (n, k) in [(20_000, 16), (100_000, 16)] {
+    for (n, k) in [(10_000, 16), (20_000, 16), (100_000, 16)] {
         let exp = lab(Objective::Mixture, n, k, 2, 1);
         let mut app = LabApp::from_experiment(exp);
         app.playing = true;

@@ -50,6 +50,76 @@ pub enum Command {
     Run(RunArgs),
     /// Check the implicit-EM identity and every exact gradient against an independent derivative.
     Check(CheckArgs),
+    /// Time paired steps on the standard benchmark workload (used by benches/compare.py).
+    #[command(hide = true)]
+    Bench(BenchArgs),
+}
+
+/// Arguments of the hidden `bench` command.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Objective.
+    #[arg(long, value_enum, default_value = "mixture")]
+    pub objective: ObjectiveArg,
+    /// Points.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Components.
+    #[arg(long, default_value_t = 16)]
+    pub k: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 2)]
+    pub dim: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 21)]
+    pub repeat: usize,
+}
+
+/// `bench`: the median time of a paired step (and of the two straightforward evaluations it
+/// replaces), as one JSON line.
+///
+/// # Errors
+/// Sizes the workload cannot take (exit code 2).
+pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
+    use crate::core::bench::{Objective, lab};
+    use crate::core::objective::evaluate_straightforward;
+    if args.n < 4 || args.k < 4 || args.dim < 1 || args.repeat < 1 {
+        return Err(bad("bench needs --n ≥ 4, --k ≥ 4, --dim ≥ 1, --repeat ≥ 1"));
+    }
+    let objective = match args.objective {
+        ObjectiveArg::Mixture => Objective::Mixture,
+        ObjectiveArg::Attention => Objective::Attention,
+        ObjectiveArg::CrossEntropy => Objective::CrossEntropy,
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let exp = lab(objective, args.n, args.k, args.dim, 1);
+    let mut paired = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat {
+        let mut e = exp.clone();
+        let t = Instant::now();
+        e.step().map_err(|e| bad(e.to_string()))?;
+        paired.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut plain = Vec::new();
+    for _ in 0..args.repeat.min(5) {
+        let t = Instant::now();
+        std::hint::black_box(evaluate_straightforward(exp.problem(), exp.gd_state()));
+        std::hint::black_box(evaluate_straightforward(exp.problem(), exp.em_state()));
+        plain.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(format!(
+        "{{\"objective\": \"{}\", \"n\": {}, \"k\": {}, \"dim\": {}, \"threads\": {}, \"paired_step_ms\": {:.4}, \"straightforward_two_evaluations_ms\": {:.4}}}\n",
+        objective.name(),
+        args.n,
+        args.k,
+        args.dim,
+        rayon::current_num_threads(),
+        median(paired),
+        median(plain)
+    ))
 }
 
 /// The objective on the command line.

@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     let result = match &args.command {
         Some(Command::Run(run)) => cli::run(run, &mut std::io::stderr()),
         Some(Command::Check(check)) => cli::check(check),
+        Some(Command::Bench(b)) => cli::bench(b),
         None => return launch(&args),
     };
     match result {

@@ -142,12 +142,15 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     });
 }
 
+/// Rows of the responsibility matrix: every point up to this many, an even sample beyond.
+const MATRIX_ROWS: usize = 2000;
+
 /// The responsibility matrix: points (rows, grouped by their most responsible component) ×
 /// components (columns), drawn as an image.
 fn matrix_ui(app: &LabApp, ui: &mut egui::Ui) {
     let problem = app.experiment.problem();
     let state = app.experiment.gd_state();
-    let (m, rows) = view::responsibility_matrix(problem, state, 200);
+    let (m, rows) = view::responsibility_matrix(problem, state, MATRIX_ROWS);
     let k = state.k;
     let (w, h) = (k * 4, rows);
     let mut pixels = Vec::with_capacity(w * h);

@@ -641,9 +641,12 @@ impl LabApp {
                 }
             });
             ui.menu_button("View", |ui| {
-                ui.checkbox(&mut self.view.dark, "Dark theme");
-                ui.checkbox(&mut self.view.trails, "Prototype trails");
-                ui.checkbox(&mut self.view.show_em, "Explicit EM prototypes (hollow)");
+                ui.checkbox(&mut self.view.dark, "Dark theme")
+                    .on_hover_text("Dark or light colours for the whole window");
+                ui.checkbox(&mut self.view.trails, "Prototype trails")
+                    .on_hover_text("Each prototype's path so far (GD solid, EM dashed)");
+                ui.checkbox(&mut self.view.show_em, "Explicit EM prototypes (hollow)")
+                    .on_hover_text("Explicit EM's run, hollow, beside gradient descent's");
             });
             ui.separator();
             let file = self
