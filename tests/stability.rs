@@ -219,3 +219,30 @@ fn non_finite_step_pauses_and_keeps_the_last_good_state() {
     assert_eq!(exp.step_count(), 0);
     assert_eq!(exp.trace().len(), 1);
 }
+
+#[test]
+fn a_bounded_history_stays_bounded_and_spread_over_the_run() {
+    let p = problem(vec![-1.0, 1.0, 3.0], 1, vec![None; 3], Regime::Mixture, 1.0);
+    let mut exp = Experiment::new(
+        p,
+        State::new(1, vec![0.0, 2.0], 0),
+        RunSettings {
+            learning_rate: 0.1,
+            rate: RateMode::Shared,
+        },
+    )
+    .unwrap();
+    exp.set_history_limit(Some(16));
+    exp.run(1000).unwrap();
+    let steps: Vec<usize> = exp.trace().iter().map(|r| r.step).collect();
+    assert!(steps.len() <= 16, "{steps:?}");
+    assert_eq!(steps[0], 0);
+    assert_eq!(*steps.last().unwrap(), 1000);
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    // Spread: some record from the first half of the run survives besides step 0.
+    assert!(steps.iter().any(|&s| s > 0 && s < 500), "{steps:?}");
+    // Without a limit (headless runs) every step is kept.
+    exp.set_history_limit(None);
+    exp.run(10).unwrap();
+    assert_eq!(exp.trace().last().unwrap().step, 1010);
+}

@@ -18,7 +18,16 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     // Step slider: scrub back through the history.
     let mut s = shown;
     let r = ui
-        .add(egui::Slider::new(&mut s, 0..=last).text("step shown"))
+        .add(
+            egui::Slider::new(&mut s, 0..=last)
+                .text("step shown")
+                .custom_formatter(|v, _| trace[(v as usize).min(last)].step.to_string())
+                .custom_parser(|text| {
+                    // A typed step number selects the last kept record at or before it.
+                    let step = text.trim().parse::<usize>().ok()?;
+                    Some(trace.iter().rposition(|r| r.step <= step).unwrap_or(0) as f64)
+                }),
+        )
         .on_hover_text("Scrub back through the history: the scene shows that step's prototypes. Play returns to live.");
     if r.changed() {
         app.playing = false;
@@ -45,7 +54,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .color(view::colour(1))
                     .width(1.5),
             );
-            plot.vline(VLine::new("step shown", shown as f64).color(egui::Color32::GRAY));
+            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
         });
     ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
     Plot::new("distance").height(90.0).allow_scroll(false).show(ui, |plot| {
@@ -54,7 +63,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .color(view::colour(2))
                 .width(1.5),
         );
-        plot.vline(VLine::new("step shown", shown as f64).color(egui::Color32::GRAY));
+        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
     });
 
     egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {

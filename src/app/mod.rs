@@ -154,6 +154,8 @@ struct Persisted {
 }
 
 const STORAGE_KEY: &str = "implicit-em-lab";
+/// Records the window keeps (older ones thinned), so a long session stays bounded in memory.
+pub const HISTORY: usize = 20_000;
 const UNDO_DEPTH: usize = 64;
 
 /// The lab's window state.
@@ -207,7 +209,8 @@ impl LabApp {
     /// # Errors
     /// When the preset does not validate or build.
     pub fn new(preset: Preset, base: &Path) -> Result<Self, String> {
-        let built = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
+        let mut built = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
+        built.experiment.set_history_limit(Some(HISTORY));
         Ok(Self {
             draft: preset.clone(),
             built: preset,
@@ -243,6 +246,7 @@ impl LabApp {
         let mut app = Self::bundled_default();
         app.critical_temperature = 0.0;
         app.experiment = experiment;
+        app.experiment.set_history_limit(Some(HISTORY));
         app
     }
 
@@ -357,6 +361,7 @@ impl LabApp {
         match self.draft.validate().and_then(|v| v.build(&self.base_dir)) {
             Ok(built) => {
                 self.experiment = built.experiment;
+                self.experiment.set_history_limit(Some(HISTORY));
                 self.critical_temperature = built.critical_temperature;
                 self.built = self.draft.clone();
                 self.generation += 1;
@@ -431,6 +436,7 @@ impl LabApp {
                 self.draft = p.clone();
                 self.built = p;
                 self.experiment = built.experiment;
+                self.experiment.set_history_limit(Some(HISTORY));
                 self.critical_temperature = built.critical_temperature;
                 self.base_dir = base.to_path_buf();
                 self.generation += 1;

@@ -133,6 +133,10 @@ pub struct Experiment {
     /// EM objective at the previous step, for the monotonicity check (reset by edits).
     previous_em_objective: Option<f64>,
     trace: Vec<StepRecord>,
+    /// Most records kept (None: all).
+    history_limit: Option<usize>,
+    /// Records kept are those whose step is a multiple of this (and the latest).
+    history_stride: usize,
 }
 
 fn check_finite(state: &State, eval: &Evaluation, run: &str, step: usize) -> Result<(), StepError> {
@@ -177,6 +181,8 @@ impl Experiment {
             residual_rows,
             previous_em_objective: None,
             trace: Vec::new(),
+            history_limit: None,
+            history_stride: 1,
         };
         let record = exp.record(Vec::new());
         exp.trace.push(record);
@@ -272,7 +278,39 @@ impl Experiment {
         self.previous_em_objective = Some(after);
         let record = self.record(warnings);
         self.trace.push(record);
+        self.thin_history();
         Ok(self.latest())
+    }
+
+    /// Bounds the trace at `limit` records (at least 16): the records kept are those whose step
+    /// is a multiple of a stride, plus the latest; when they exceed the limit the stride doubles.
+    /// So the history stays evenly spread over the whole run. `None` keeps every step (headless
+    /// runs).
+    pub fn set_history_limit(&mut self, limit: Option<usize>) {
+        self.history_limit = limit.map(|l| l.max(16));
+        if self.history_limit.is_none() {
+            self.history_stride = 1;
+        }
+        self.thin_history();
+    }
+
+    fn thin_history(&mut self) {
+        let Some(limit) = self.history_limit else { return };
+        let n = self.trace.len();
+        // The previous latest record stays only if it lies on the stride.
+        if n >= 2 && !self.trace[n - 2].step.is_multiple_of(self.history_stride) {
+            self.trace.remove(n - 2);
+        }
+        while self.trace.len() > limit {
+            self.history_stride *= 2;
+            let (stride, last) = (self.history_stride, self.trace.len() - 1);
+            let mut index = 0;
+            self.trace.retain(|r| {
+                let keep = r.step.is_multiple_of(stride) || index == last;
+                index += 1;
+                keep
+            });
+        }
     }
 
     /// Runs `steps` paired steps, stopping at the first error.
@@ -365,6 +403,7 @@ impl Experiment {
         self.em = initial;
         self.step = 0;
         self.trace.clear();
+        self.history_stride = 1;
         self.gd_eval = evaluate(&self.problem, &self.gd);
         self.em_eval = self.gd_eval.clone();
         self.previous_em_objective = None;

@@ -150,31 +150,41 @@ pub fn loss<S: Scalar>(problem: &Problem, params: &Params<S>) -> S {
     total / S::constant(n.max(1) as f64)
 }
 
-/// Derivative of `f` at the vector `at`, along coordinate `j`, by the chosen method.
-/// `step` is the finite-difference step (ignored for dual numbers).
-fn partial(
+/// Derivatives of `f` at the vector `at` along every coordinate, by the chosen method. `step`
+/// gives the finite-difference step of coordinate `j` (ignored for dual numbers). One dual vector
+/// is reused, its seed moved from coordinate to coordinate.
+fn gradient_of(
     at: &[f64],
-    j: usize,
     method: Method,
-    step: f64,
+    step: &dyn Fn(usize) -> f64,
     f_dual: &dyn Fn(&[Dual]) -> Dual,
     f_real: &dyn Fn(&[f64]) -> f64,
-) -> f64 {
+) -> Vec<f64> {
     match method {
         Method::Dual => {
-            let v: Vec<Dual> = at
-                .iter()
-                .enumerate()
-                .map(|(c, &x)| if c == j { Dual::variable(x) } else { Dual::constant(x) })
-                .collect();
-            f_dual(&v).eps
+            let mut v: Vec<Dual> = at.iter().map(|&x| Dual::constant(x)).collect();
+            (0..at.len())
+                .map(|j| {
+                    v[j].eps = 1.0;
+                    let d = f_dual(&v).eps;
+                    v[j].eps = 0.0;
+                    d
+                })
+                .collect()
         }
         Method::FiniteDifference => {
-            let mut plus = at.to_vec();
-            let mut minus = at.to_vec();
-            plus[j] += step;
-            minus[j] -= step;
-            (f_real(&plus) - f_real(&minus)) / (2.0 * step)
+            let mut w = at.to_vec();
+            (0..at.len())
+                .map(|j| {
+                    let h = step(j);
+                    w[j] = at[j] + h;
+                    let plus = f_real(&w);
+                    w[j] = at[j] - h;
+                    let minus = f_real(&w);
+                    w[j] = at[j];
+                    (plus - minus) / (2.0 * h)
+                })
+                .collect()
         }
     }
 }
@@ -190,13 +200,9 @@ fn energy_step(temperature: f64) -> f64 {
 pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let t = problem.spec.temperature;
-    (0..e.len())
-        .map(|j| {
-            partial(&e, j, method, energy_step(t), &|v| free_energy(t, v), &|v| {
-                free_energy(t, v)
-            })
-        })
-        .collect()
+    gradient_of(&e, method, &|_| energy_step(t), &|v| free_energy(t, v), &|v| {
+        free_energy(t, v)
+    })
 }
 
 /// `∂J/∂E_ij` for every `j`, independently (`J` is a mean, so this is `∂J_i/∂E_ij / N`).
@@ -205,18 +211,13 @@ pub fn energy_gradient(problem: &Problem, state: &State, i: usize, method: Metho
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let n = problem.effective_n().max(1) as f64;
     let values_d: Vec<Dual> = state.values.iter().map(|&v| Dual::constant(v)).collect();
-    (0..e.len())
-        .map(|j| {
-            partial(
-                &e,
-                j,
-                method,
-                energy_step(problem.spec.temperature),
-                &|v| point_loss(problem, &values_d, v, i),
-                &|v| point_loss(problem, &state.values, v, i),
-            ) / n
-        })
-        .collect()
+    let h = energy_step(problem.spec.temperature);
+    gradient_of(&e, method, &|_| h, &|v| point_loss(problem, &values_d, v, i), &|v| {
+        point_loss(problem, &state.values, v, i)
+    })
+    .into_iter()
+    .map(|g| g / n)
+    .collect()
 }
 
 /// `∂J/∂θ` for every parameter, independently: one full evaluation of `J` per parameter
@@ -229,27 +230,21 @@ pub fn parameter_gradient(problem: &Problem, state: &State, method: Method) -> G
                  set_f: fn(&mut Params<f64>, Vec<f64>)|
      -> Vec<f64> {
         let at = get(state).clone();
-        (0..at.len())
-            .map(|j| {
-                let step = 1e-5 * at[j].abs().max(1.0) * t.sqrt().min(1.0);
-                partial(
-                    &at,
-                    j,
-                    method,
-                    step,
-                    &|v| {
-                        let mut p = Params::<Dual>::constant(state);
-                        set(&mut p, v.to_vec());
-                        loss(problem, &p)
-                    },
-                    &|v| {
-                        let mut p = Params::<f64>::constant(state);
-                        set_f(&mut p, v.to_vec());
-                        loss(problem, &p)
-                    },
-                )
-            })
-            .collect()
+        gradient_of(
+            &at,
+            method,
+            &|j| 1e-5 * at[j].abs().max(1.0) * t.sqrt().min(1.0),
+            &|v| {
+                let mut p = Params::<Dual>::constant(state);
+                set(&mut p, v.to_vec());
+                loss(problem, &p)
+            },
+            &|v| {
+                let mut p = Params::<f64>::constant(state);
+                set_f(&mut p, v.to_vec());
+                loss(problem, &p)
+            },
+        )
     };
     Gradient {
         prototypes: block(|s| &s.prototypes, |p, v| p.prototypes = v, |p, v| p.prototypes = v),
