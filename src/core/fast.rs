@@ -529,21 +529,21 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         total.grad_first.clone_from(&total.em_first);
     }
     let k_only = |v: &[f64]| v[..k].to_vec();
-    Sums::from_parts(
-        total.n,
-        total.loss,
-        total.clamped,
-        total.ln_total - total.ra.iter().sum::<f64>(),
-        k_only(&total.grad_mass),
-        untranspose(&total.grad_first, k, kp, dim),
-        k_only(&total.grad_dist),
-        untranspose(&total.grad_values, k, kp, p),
-        k_only(&total.counts),
-        k_only(&total.em_mass),
-        untranspose(&total.em_first, k, kp, dim),
-        k_only(&total.em_sq),
-        untranspose(&total.em_targets, k, kp, p),
-    )
+    Sums {
+        n: total.n,
+        loss: total.loss,
+        clamped_free_energy: total.clamped,
+        entropy: total.ln_total - total.ra.iter().sum::<f64>(),
+        grad_mass: k_only(&total.grad_mass),
+        grad_first: untranspose(&total.grad_first, k, kp, dim),
+        grad_dist: k_only(&total.grad_dist),
+        grad_values: untranspose(&total.grad_values, k, kp, p),
+        counts: k_only(&total.counts),
+        em_mass: k_only(&total.em_mass),
+        em_first: untranspose(&total.em_first, k, kp, dim),
+        em_sq: k_only(&total.em_sq),
+        em_targets: untranspose(&total.em_targets, k, kp, p),
+    }
 }
 
 #[cfg(test)]

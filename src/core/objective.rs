@@ -254,66 +254,31 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
 /// across threads.
 #[derive(Clone, Debug)]
 pub struct Sums {
-    n: usize,
-    loss: f64,
-    clamped_free_energy: f64,
-    entropy: f64,
+    pub(crate) n: usize,
+    pub(crate) loss: f64,
+    pub(crate) clamped_free_energy: f64,
+    pub(crate) entropy: f64,
     /// `Σ_i G_ij`.
-    grad_mass: Vec<f64>,
+    pub(crate) grad_mass: Vec<f64>,
     /// `Σ_i G_ij (x_i − μ_j)`.
-    grad_first: Vec<f64>,
+    pub(crate) grad_first: Vec<f64>,
     /// `Σ_i G_ij d_ij`.
-    grad_dist: Vec<f64>,
+    pub(crate) grad_dist: Vec<f64>,
     /// `Σ_i α_ij (o_i − t_i)` (attention).
-    grad_values: Vec<f64>,
+    pub(crate) grad_values: Vec<f64>,
     /// `Σ_i r_ij`.
-    counts: Vec<f64>,
+    pub(crate) counts: Vec<f64>,
     /// `Σ_i ρ_ij` for the EM responsibilities.
-    em_mass: Vec<f64>,
+    pub(crate) em_mass: Vec<f64>,
     /// `Σ_i ρ_ij (x_i − μ_j)`.
-    em_first: Vec<f64>,
+    pub(crate) em_first: Vec<f64>,
     /// `Σ_i ρ_ij ||x_i − μ_j||²`.
-    em_sq: Vec<f64>,
+    pub(crate) em_sq: Vec<f64>,
     /// `Σ_i ρ_ij t_i` (attention).
-    em_targets: Vec<f64>,
+    pub(crate) em_targets: Vec<f64>,
 }
 
 impl Sums {
-    /// Sums from their parts (all `K × D` / `K × P` row-major), as the fast kernel makes them.
-    #[allow(clippy::too_many_arguments)] // one argument per accumulated block
-    #[must_use]
-    pub fn from_parts(
-        n: usize,
-        loss: f64,
-        clamped_free_energy: f64,
-        entropy: f64,
-        grad_mass: Vec<f64>,
-        grad_first: Vec<f64>,
-        grad_dist: Vec<f64>,
-        grad_values: Vec<f64>,
-        counts: Vec<f64>,
-        em_mass: Vec<f64>,
-        em_first: Vec<f64>,
-        em_sq: Vec<f64>,
-        em_targets: Vec<f64>,
-    ) -> Self {
-        Self {
-            n,
-            loss,
-            clamped_free_energy,
-            entropy,
-            grad_mass,
-            grad_first,
-            grad_dist,
-            grad_values,
-            counts,
-            em_mass,
-            em_first,
-            em_sq,
-            em_targets,
-        }
-    }
-
     /// Zero sums for `k` components, dimension `dim`, value dimension `p`.
     #[must_use]
     pub fn zeros(k: usize, dim: usize, p: usize) -> Self {
