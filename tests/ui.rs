@@ -396,6 +396,11 @@ fn the_experiment_and_view_persist_across_restarts() {
     assert_eq!(restored.draft.temperature, 0.5);
     assert_eq!(restored.experiment.problem().spec.temperature, 0.5);
     assert!(!restored.view.dark && !restored.view.trails);
+    // A scripted (screenshot) lab saves nothing over the user's session.
+    let mut untouched = Memory::default();
+    let mut scripted = LabApp::bundled_default().without_persistence();
+    eframe::App::save(&mut scripted, &mut untouched);
+    assert!(untouched.0.is_empty());
     // Nothing stored, or something unreadable: no restore (the window opens the default).
     assert!(implicit_em_lab::app::restore(Some(&Memory::default())).is_none());
     let mut broken = Memory::default();

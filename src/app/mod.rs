@@ -200,6 +200,9 @@ pub struct LabApp {
     frames: u64,
     /// Bumped when new data or a new preset arrives (resets the scene's view).
     generation: u64,
+    /// Whether closing saves the session (not for `--screenshot` runs, which must not overwrite
+    /// the user's saved lab).
+    persist: bool,
     exit_status: Arc<Mutex<Result<(), String>>>,
 }
 
@@ -235,6 +238,7 @@ impl LabApp {
             screenshot: None,
             frames: 0,
             generation: 0,
+            persist: true,
             exit_status: Arc::new(Mutex::new(Ok(()))),
         })
     }
@@ -290,6 +294,12 @@ impl LabApp {
     #[must_use]
     pub fn scene_rect(&self) -> Option<egui::Rect> {
         self.scene.rect
+    }
+
+    /// A lab that never saves its session on close (scripted runs).
+    pub fn without_persistence(mut self) -> Self {
+        self.persist = false;
+        self
     }
 
     /// The last status message.
@@ -670,6 +680,9 @@ impl eframe::App for LabApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if !self.persist {
+            return;
+        }
         let state = Persisted {
             preset_ron: preset::to_ron(&self.draft),
             path: self.path.clone(),
@@ -726,6 +739,7 @@ pub fn launch(args: &Cli) -> Result<(), String> {
             };
             app.exit_status = status_in;
             if let Some(path) = screenshot {
+                app.persist = false;
                 app.view.dark = true;
                 app.playing = false;
                 app.advance(steps);
