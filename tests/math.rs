@@ -392,6 +392,22 @@ fn attention_value_steps_of_gd_and_em_agree_as_temperature_falls() {
     }
     assert!(cosines[2] > 1.0 - 1e-9, "{cosines:?}");
     assert!(cosines[0] < cosines[2], "{cosines:?}");
+    // The trace reports the same cosines per value.
+    let mut case = Case::new(Regime::Attention { score: Score::Distance }, 2, 13);
+    case.temperature = 1e-3;
+    let (problem, state) = random_case(&case);
+    let exp = Experiment::new(
+        problem,
+        state,
+        RunSettings {
+            learning_rate: 0.5,
+            rate: RateMode::Shared,
+        },
+    )
+    .unwrap();
+    let va = &exp.latest().value_alignment;
+    assert_eq!(va.len(), 4);
+    assert!(va.iter().flatten().all(|c| *c > 1.0 - 1e-9), "{va:?}");
 }
 
 #[test]

@@ -127,6 +127,17 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
+    if !rec.value_alignment.is_empty() {
+        ui.separator();
+        ui.label("values: cos(GD step, EM step)").on_hover_text(
+            "GD moves v_j along Σ_i α_ij (t_i − o_i), EM to the α-weighted mean target (along Σ_i α_ij (t_i − v_j)); they agree as T -> 0",
+        );
+        ui.horizontal_wrapped(|ui| {
+            for (j, c) in rec.value_alignment.iter().enumerate() {
+                ui.monospace(format!("#{j} {}", c.map_or("—".to_string(), |c| format!("{c:+.3}"))));
+            }
+        });
+    }
     if !rec.warnings.is_empty() {
         ui.separator();
         for w in &rec.warnings {

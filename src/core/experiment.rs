@@ -92,6 +92,11 @@ pub struct StepRecord {
     pub alignment: Vec<Option<f64>>,
     /// Per prototype, `α_j = (Δ^GD·Δ^EM)/||Δ^EM||²` from the GD state.
     pub step_fraction: Vec<Option<f64>>,
+    /// Attention only: per value, the cosine between GD's value step `−η ∂J/∂v_j` (along
+    /// `Σ_i α_ij (t_i − o_i)`) and EM's `v̄_j − v_j` (along `Σ_i α_ij (t_i − v_j)`), from the GD
+    /// state; they agree as `T → 0` (MATH.md §4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value_alignment: Vec<Option<f64>>,
     /// `sqrt(Σ_j ||μ^GD_j − μ^EM_j||²)`.
     pub prototype_distance: f64,
     /// `exp(H(N_j/N))` of each run.
@@ -438,6 +443,25 @@ impl Experiment {
         }
     }
 
+    /// Per value, cos(GD value step, EM value step) at the GD state (attention).
+    fn value_alignment(&self) -> Vec<Option<f64>> {
+        let (state, eval) = (&self.gd, &self.gd_eval);
+        let p = state.value_dim;
+        (0..state.k)
+            .map(|j| {
+                let mass = eval.em.mass[j];
+                if mass <= 0.0 {
+                    return None;
+                }
+                let gd: Vec<f64> = (0..p).map(|c| -eval.gradient.values[j * p + c]).collect();
+                let em: Vec<f64> = (0..p)
+                    .map(|c| eval.em.targets[j * p + c] / mass - state.values[j * p + c])
+                    .collect();
+                diagnostics::cosine(&gd, &em)
+            })
+            .collect()
+    }
+
     fn record(&self, mut warnings: Vec<String>) -> StepRecord {
         let problem = &self.problem;
         let attention = matches!(problem.spec.regime, Regime::Attention { .. });
@@ -483,6 +507,7 @@ impl Experiment {
             identity_residual: diagnostics::identity_residual(problem, &self.gd, &self.residual_rows, Method::Dual),
             alignment: alignment.collect(),
             step_fraction: step_fraction.collect(),
+            value_alignment: if attention { self.value_alignment() } else { Vec::new() },
             prototype_distance: diagnostics::prototype_distance(&self.gd, &self.em),
             effective_components: PerRun {
                 gd: gd.effective_components,
