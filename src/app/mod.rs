@@ -489,7 +489,7 @@ impl LabApp {
         }
     }
 
-    fn run_commands(&mut self, ctx: &egui::Context) {
+    fn run_commands(&mut self) {
         for c in std::mem::take(&mut self.commands) {
             match c {
                 Command::TogglePlay => {
@@ -541,7 +541,6 @@ impl LabApp {
                 }
             }
         }
-        let _ = ctx;
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
@@ -617,7 +616,7 @@ impl LabApp {
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
-        self.run_commands(&ctx);
+        self.run_commands();
     }
 
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
