@@ -111,14 +111,15 @@ pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
         plain.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(format!(
-        "{{\"objective\": \"{}\", \"n\": {}, \"k\": {}, \"dim\": {}, \"threads\": {}, \"paired_step_ms\": {:.4}, \"straightforward_two_evaluations_ms\": {:.4}}}\n",
+        "{{\"objective\": \"{}\", \"n\": {}, \"k\": {}, \"dim\": {}, \"threads\": {}, \"paired_step_ms\": {:.4}, \"straightforward_two_evaluations_ms\": {:.4}, \"heap_bytes_per_point\": {:.1}}}\n",
         objective.name(),
         args.n,
         args.k,
         args.dim,
         rayon::current_num_threads(),
         median(paired),
-        median(plain)
+        median(plain),
+        exp.heap_bytes() as f64 / args.n as f64
     ))
 }
 

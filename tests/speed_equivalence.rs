@@ -131,3 +131,19 @@ fn overflowing_energies_are_non_finite_on_both_paths() {
         assert!(!f.loss.is_finite(), "fast, K = {k}: {}", f.loss);
     }
 }
+
+#[test]
+fn the_lab_state_at_a_million_points_stays_under_200_bytes_per_point() {
+    // D = 2, K = 16: the points (16 B), the labels (8 B) and nothing per point besides; the
+    // trace keeps per-prototype history only, so 20 steps add no per-point memory.
+    let mut exp = lab(Objective::Mixture, 1_000_000, 16, 2, 5);
+    exp.run(20).unwrap();
+    let per_point = exp.heap_bytes() as f64 / 1e6;
+    assert!(per_point < 200.0, "{per_point} bytes per point");
+    assert!(per_point > 24.0, "{per_point}: the data alone need 24 bytes per point");
+    // Steps add per-prototype records only.
+    let before = exp.heap_bytes();
+    exp.run(10).unwrap();
+    let growth = (exp.heap_bytes() - before) as f64 / 10.0;
+    assert!(growth < 10_000.0, "{growth} bytes per step");
+}

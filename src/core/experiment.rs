@@ -416,6 +416,59 @@ impl Experiment {
         self.trace.push(record);
     }
 
+    /// Bytes this experiment holds on the heap (the data, both states and evaluations, the
+    /// trace), counted from the capacities of its buffers. Shared data count in full.
+    #[must_use]
+    pub fn heap_bytes(&self) -> usize {
+        fn v<T>(x: &Vec<T>) -> usize {
+            x.capacity() * std::mem::size_of::<T>()
+        }
+        fn state(s: &State) -> usize {
+            v(&s.prototypes) + v(&s.log_weights) + v(&s.log_scales) + v(&s.values)
+        }
+        fn eval(e: &Evaluation) -> usize {
+            let g = &e.gradient;
+            v(&g.prototypes)
+                + v(&g.log_weights)
+                + v(&g.log_scales)
+                + v(&g.values)
+                + v(&e.counts)
+                + v(&e.em.mass)
+                + v(&e.em.first)
+                + v(&e.em.sq_dev)
+                + v(&e.em.targets)
+        }
+        fn run(r: &RunRecord) -> usize {
+            r.prototypes.iter().map(v).sum::<usize>()
+                + v(&r.prototypes)
+                + r.values.as_ref().map_or(0, |x| x.iter().map(v).sum::<usize>() + v(x))
+                + v(&r.weights)
+                + v(&r.scales)
+                + v(&r.counts)
+        }
+        let p = &self.problem;
+        let data = v(&p.points) + v(&p.labels) + v(&p.targets) + v(&p.spec.classes) + v(&self.residual_rows);
+        let trace: usize = self
+            .trace
+            .iter()
+            .map(|r| {
+                std::mem::size_of::<StepRecord>()
+                    + run(&r.gd)
+                    + run(&r.em)
+                    + v(&r.alignment)
+                    + v(&r.step_fraction)
+                    + v(&r.value_alignment)
+                    + r.warnings.iter().map(String::capacity).sum::<usize>()
+            })
+            .sum();
+        data + state(&self.gd)
+            + state(&self.em)
+            + state(&self.initial)
+            + eval(&self.gd_eval)
+            + eval(&self.em_eval)
+            + trace
+    }
+
     /// The state both runs started from.
     #[must_use]
     pub fn initial_state(&self) -> &State {
