@@ -699,11 +699,7 @@ impl eframe::App for LabApp {
 pub fn launch(args: &Cli) -> Result<(), String> {
     let from_cli = match &args.preset {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read preset {}: {e}", path.display()))?;
-            let source = path.display().to_string();
-            let p = preset::parse(&text, &source).map_err(|e| e.message)?;
-            p.validate().map_err(|e| e.located(&source, &text).message)?;
+            let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
             let base = path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
             let mut app = LabApp::new(p, &base)?;
             app.path = Some(path.clone());
