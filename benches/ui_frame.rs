@@ -8,7 +8,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use eframe::egui;
 use implicit_em_lab::app::LabApp;
-use implicit_em_lab::app::view::{Grid, fields};
+use implicit_em_lab::app::view::{Grid, fields, point_colours};
 use implicit_em_lab::core::bench::{Objective, lab};
 
 fn frame(c: &mut Criterion) {
@@ -47,6 +47,16 @@ fn frame(c: &mut Criterion) {
     };
     group.bench_function("background grid 128x128 K=16", |b| {
         b.iter(|| black_box(fields(exp.problem(), exp.gd_state(), &grid, &[0.0, 0.0])));
+    });
+    group.bench_function("point colours N=20000 K=16", |b| {
+        b.iter(|| black_box(point_colours(exp.problem(), exp.gd_state())));
+    });
+    group.bench_function("paired step N=20000 K=16", |b| {
+        b.iter_batched(
+            || exp.clone(),
+            |mut e| black_box(e.step().is_ok()),
+            criterion::BatchSize::LargeInput,
+        );
     });
     group.finish();
 }

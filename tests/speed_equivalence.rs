@@ -150,3 +150,102 @@ fn the_lab_state_at_a_million_points_stays_under_200_bytes_per_point() {
     let growth = (exp.heap_bytes() - before) as f64 / 10.0;
     assert!(growth < 10_000.0, "{growth} bytes per step");
 }
+
+#[test]
+fn cross_entropy_agrees_when_the_own_class_is_far_below_the_best() {
+    // Random labels and T small enough that many points' own class lies e^{-1000} or further
+    // below their best component (the kernel then takes the class sums apart), mixed in the
+    // same blocks with points whose own class is near (the one-exponential path).
+    use implicit_em_lab::core::model::Regime;
+    for (temperature, seed) in [(1e-3, 5), (2e-3, 6), (0.05, 7), (10.0, 8)] {
+        let mut case = Case::new(Regime::CrossEntropy, 2, seed);
+        case.temperature = temperature;
+        case.k = 6;
+        case.n = CHUNK + 77;
+        let (problem, state) = random_case(&case);
+        let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+        assert!(f.loss.is_finite() && f.loss > 0.0, "T = {temperature}: {}", f.loss);
+        assert_same(&f, &p);
+    }
+}
+
+#[test]
+fn a_detached_copy_steps_and_is_adopted_only_if_nothing_changed() {
+    let exp = lab(Objective::CrossEntropy, 5_000, 8, 2, 9);
+    let mut sequential = exp.clone();
+    sequential.run(4).unwrap();
+
+    let mut window = exp.clone();
+    window.set_history_limit(Some(100));
+    let mut copy = window.detached();
+    assert!(copy.trace().is_empty());
+    copy.run(4).unwrap();
+    assert!(window.adopt(copy.clone()));
+    assert_eq!(window.step_count(), 4);
+    assert_eq!(window.trace(), sequential.trace());
+    assert_eq!(window.gd_state(), sequential.gd_state());
+    // The same steps again no longer follow on.
+    assert!(!window.adopt(copy));
+    assert_eq!(window.step_count(), 4);
+
+    // An edit after the copy was made: its steps are dropped.
+    let mut copy = window.detached();
+    copy.run(2).unwrap();
+    window.set_temperature(0.5);
+    assert!(!window.adopt(copy));
+    assert_eq!(window.step_count(), 4);
+    // A reset, then a copy of another experiment at the same step: dropped too.
+    let mut other = exp.clone().detached();
+    other.run(1).unwrap();
+    window.reset();
+    assert!(!window.adopt(other));
+    assert_eq!(window.step_count(), 0);
+}
+
+#[test]
+fn lane_parallel_fields_equal_the_plain_field_rows() {
+    use implicit_em_lab::core::fast::{Colouring, field_colours};
+    use implicit_em_lab::core::model::ComponentTerms;
+    use implicit_em_lab::core::objective::{Row, field_row};
+    for regime in all_regimes() {
+        for dim in [1, 2, 5] {
+            let mut case = Case::new(regime, dim, 900 + dim as u64);
+            case.k = 7;
+            case.learn_weights = true;
+            let (problem, state) = random_case(&case);
+            let terms = ComponentTerms::new(&problem.spec, &state);
+            // 75 positions: two full lane blocks and a partial one; spread beyond the data.
+            let n = 75;
+            let xs: Vec<f64> = (0..n * dim).map(|q| ((q * 37 % 101) as f64 - 50.0) * 0.09).collect();
+            // Channels (1, j, j²): the blend is then the moments Σ r_j, Σ j r_j, Σ j² r_j.
+            let k = state.k;
+            let palette: Vec<[f64; 3]> = (0..k).map(|j| [1.0, j as f64, (j * j) as f64]).collect();
+            let group: Vec<usize> = (0..k).collect();
+            let colouring = Colouring {
+                palette: &palette,
+                group: &group,
+            };
+            let (mut rgb, mut winner, mut free) = (vec![[0.0; 3]; n], vec![0; n], vec![0.0; n]);
+            field_colours(
+                &problem.spec,
+                &state,
+                &terms,
+                &xs,
+                &colouring,
+                &mut rgb,
+                &mut winner,
+                &mut free,
+            );
+            let mut row = Row::new(k, dim, problem.target_dim);
+            for i in 0..n {
+                field_row(&problem.spec, &state, &terms, &xs[i * dim..(i + 1) * dim], &mut row);
+                let r = &row.responsibilities;
+                let moment = |p: u32| (0..k).map(|j| (j as f64).powi(p as i32) * r[j]).sum::<f64>();
+                close("Σ r, Σ j r, Σ j² r", &rgb[i], &[moment(0), moment(1), moment(2)]);
+                close("F(x)", &[free[i]], &[row.free_energy]);
+                let best = (0..k).fold(0, |b, j| if r[j] > r[b] { j } else { b });
+                assert_eq!(winner[i], best);
+            }
+        }
+    }
+}

@@ -423,3 +423,47 @@ fn light_theme_and_paper_convention_render() {
     assert_eq!(h.state().view.convention, implicit_em_lab::app::Convention::Paper);
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
+
+#[test]
+fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
+    use implicit_em_lab::core::bench::{Objective, lab};
+    let exp = lab(Objective::Mixture, 30_000, 16, 2, 4);
+    let mut reference = exp.clone();
+    let mut app = LabApp::from_experiment(exp);
+    // What the window decides from a measured 20 ms per step: hand the steps to the worker.
+    app.stepper.measured(20.0, 1);
+    assert!(app.stepper.threaded);
+    let mut h = harness(app);
+    for _ in 0..40 {
+        h.run_steps(1);
+        if h.state().experiment.step_count() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    h.state_mut().playing = false;
+    h.state_mut().settle();
+    let steps = h.state().experiment.step_count();
+    assert!(steps >= 3, "the worker took {steps} steps");
+    reference.run(steps).unwrap();
+    // Bit for bit: the worker runs the same deterministic code on a copy.
+    assert_eq!(h.state().experiment.gd_state(), reference.gd_state());
+    assert_eq!(h.state().experiment.em_state(), reference.em_state());
+    assert_eq!(h.state().experiment.latest(), reference.latest());
+    h.get_by_label_contains("on a worker thread");
+}
+
+#[test]
+fn an_edit_while_the_worker_runs_wins_over_its_steps() {
+    use implicit_em_lab::core::bench::{Objective, lab};
+    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
+    app.stepper.start(&app.experiment, 5);
+    app.experiment.set_temperature(2.0);
+    app.settle();
+    // The worker's steps started from the old temperature: dropped, the edit kept.
+    assert_eq!(app.experiment.step_count(), 0);
+    assert_eq!(app.experiment.problem().spec.temperature, 2.0);
+    app.stepper.start(&app.experiment, 5);
+    app.settle();
+    assert_eq!(app.experiment.step_count(), 5);
+}

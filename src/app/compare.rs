@@ -35,7 +35,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
 
     let losses = |f: fn(&crate::core::experiment::StepRecord) -> f64| -> Vec<[f64; 2]> {
-        let every = (trace.len() / 4000).max(1);
+        let every = (trace.len() / 600).max(1);
         trace.iter().step_by(every).map(|r| [r.step as f64, f(r)]).collect()
     };
     ui.label("loss J of each run");

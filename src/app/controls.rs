@@ -103,6 +103,21 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
             .on_hover_text("Paired steps taken per drawn frame while playing");
     });
+    if app.stepper.ms_per_step > 0.0 {
+        let (mode, hint) = if app.stepper.threaded {
+            (
+                "on a worker thread",
+                "A frame's steps take longer than 8 ms, so a worker thread takes them and the window keeps drawing; it shows each step as it arrives",
+            )
+        } else {
+            (
+                "on the UI thread",
+                "A frame's steps take less than 8 ms, so the window takes them itself",
+            )
+        };
+        ui.label(format!("{:.2} ms per paired step, {mode}", app.stepper.ms_per_step))
+            .on_hover_text(hint);
+    }
     let rec = app.experiment.latest();
     ui.label(format!(
         "step {}   N = {}   K = {}   D = {}",

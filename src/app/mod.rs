@@ -10,6 +10,7 @@ mod files;
 mod inspect;
 mod scene;
 pub mod view;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -200,6 +201,8 @@ pub struct LabApp {
     frames: u64,
     /// Bumped when new data or a new preset arrives (resets the scene's view).
     generation: u64,
+    /// Steps on the UI thread or a worker thread.
+    pub stepper: worker::Stepper,
     /// Whether closing saves the session (not for `--screenshot` runs, which must not overwrite
     /// the user's saved lab).
     persist: bool,
@@ -238,6 +241,7 @@ impl LabApp {
             screenshot: None,
             frames: 0,
             generation: 0,
+            stepper: worker::Stepper::default(),
             persist: true,
             exit_status: Arc::new(Mutex::new(Ok(()))),
         })
@@ -433,6 +437,59 @@ impl LabApp {
         }
     }
 
+    /// One frame's stepping: adopt what the worker finished, then take this frame's steps on
+    /// the UI thread or hand them to the worker (see [`worker`]).
+    fn play(&mut self, ctx: &egui::Context) {
+        if let Some(outcome) = self.stepper.finished() {
+            self.adopt(outcome);
+        }
+        if !self.playing || self.scrub.is_some() || self.screenshot.is_some() {
+            return;
+        }
+        let steps = self.view.steps_per_frame;
+        if self.stepper.busy() {
+            // Keep drawing (and polling) while the worker runs.
+        } else if self.stepper.threaded {
+            self.stepper.start(&self.experiment, steps);
+        } else {
+            let started = std::time::Instant::now();
+            self.advance(steps);
+            self.stepper
+                .measured(started.elapsed().as_secs_f64() * 1e3 / steps as f64, steps);
+        }
+        ctx.request_repaint();
+    }
+
+    /// Takes a worker's steps into the experiment (unless the lab was edited meanwhile), and
+    /// pauses with the reason if the worker stopped on an error.
+    fn adopt(&mut self, outcome: Result<worker::Outcome, crate::core::experiment::StepError>) {
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                self.playing = false;
+                self.error(e.reason);
+                return;
+            }
+        };
+        self.stepper.measured(outcome.ms_per_step, self.view.steps_per_frame);
+        if self.experiment.adopt(outcome.stepped) {
+            self.residual_max = self.residual_max.max(outcome.residual_max);
+            if let Some(e) = outcome.error {
+                self.playing = false;
+                self.error(format!(
+                    "{e}. The last good state is kept; change a setting and press Play."
+                ));
+            }
+        }
+    }
+
+    /// Waits for the worker's steps in flight and takes them (tests, screenshots, closing).
+    pub fn settle(&mut self) {
+        if let Some(outcome) = self.stepper.wait() {
+            self.adopt(outcome);
+        }
+    }
+
     /// Loads and starts a preset from text.
     fn load_text(&mut self, text: &str, source: &str, base: &Path, path: Option<PathBuf>) {
         let parsed = preset::parse(text, source).and_then(|p| {
@@ -591,10 +648,7 @@ impl LabApp {
         });
         self.frames += 1;
         self.shortcuts(&ctx);
-        if self.playing && self.scrub.is_none() && self.screenshot.is_none() {
-            self.advance(self.view.steps_per_frame);
-            ctx.request_repaint();
-        }
+        self.play(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::top("formula").show(ui, |ui| inspect::formula_ui(self, ui));
         egui::Panel::left("controls")

@@ -387,7 +387,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         for j in 0..k {
             let c = proto_colour(j);
             if show_trails && upto > 1 {
-                let every = (upto / 2000).max(1);
+                let every = (upto / 200).max(1);
                 let path: Vec<[f64; 2]> = trace[..upto]
                     .iter()
                     .step_by(every)

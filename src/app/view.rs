@@ -3,6 +3,7 @@
 
 use eframe::egui::Color32;
 
+use crate::core::fast::{Colouring, field_colours};
 use crate::core::model::{ComponentTerms, Regime, State};
 use crate::core::objective::{Problem, Row, field_row, point_row};
 
@@ -40,30 +41,46 @@ pub fn blend(weights: impl IntoIterator<Item = (usize, f64)>) -> Color32 {
     Color32::from_rgb(q(r), q(g), q(b))
 }
 
-/// The colour of a position and its most probable component (or class, for cross-entropy,
-/// where the weights are the class posteriors `Σ_{j in c} r_j`). `by_class` is scratch space.
-fn colour_of(problem: &Problem, responsibilities: &[f64], by_class: &mut Vec<f64>) -> (Color32, usize) {
-    let weights: &[f64] = if problem.spec.regime == Regime::CrossEntropy {
-        let c = problem.spec.classes.iter().max().map_or(0, |m| m + 1);
-        by_class.clear();
-        by_class.resize(c, 0.0);
-        for (j, r) in responsibilities.iter().enumerate() {
-            by_class[problem.spec.classes[j]] += r;
+/// How positions are coloured: by component, or by class for cross-entropy (the weights are
+/// then the class posteriors `Σ_{j in c} r_j`, and the blend `Σ_j r_j colour(class_j)`).
+struct Groups {
+    palette: Vec<[f64; 3]>,
+    group: Vec<usize>,
+}
+
+impl Groups {
+    fn new(problem: &Problem, k: usize) -> Self {
+        let group: Vec<usize> = if problem.spec.regime == Regime::CrossEntropy {
+            problem.spec.classes.clone()
+        } else {
+            (0..k).collect()
+        };
+        let n = group.iter().max().map_or(0, |m| m + 1);
+        let palette = (0..n)
+            .map(|j| {
+                let c = colour(j);
+                [f64::from(c.r()), f64::from(c.g()), f64::from(c.b())]
+            })
+            .collect();
+        Self { palette, group }
+    }
+
+    fn colouring(&self) -> Colouring<'_> {
+        Colouring {
+            palette: &self.palette,
+            group: &self.group,
         }
-        by_class
-    } else {
-        responsibilities
-    };
-    let winner = weights
-        .iter()
-        .enumerate()
-        .fold((0, f64::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
-        .0;
-    (blend(weights.iter().copied().enumerate()), winner)
+    }
+}
+
+/// Channel values as a colour, rounding half up (the channels are never negative).
+fn to_colour(rgb: [f64; 3]) -> Color32 {
+    let q = |v: f64| (v + 0.5).clamp(0.0, 255.0) as u8;
+    Color32::from_rgb(q(rgb[0]), q(rgb[1]), q(rgb[2]))
 }
 
 /// Rows per parallel chunk of the view computations.
-const VIEW_CHUNK: usize = 1024;
+const VIEW_CHUNK: usize = 512;
 
 /// Each point's colour under `state` (cross-entropy points that do not count, i.e. unlabelled
 /// ones, are coloured by their free responsibilities too). Parallel over fixed chunks.
@@ -73,12 +90,24 @@ pub fn point_colours(problem: &Problem, state: &State) -> Vec<Color32> {
     let terms = ComponentTerms::new(&problem.spec, state);
     let n = problem.len();
     let mut out = vec![Color32::BLACK; n];
+    let dim = problem.dim;
+    let groups = Groups::new(problem, state.k);
     out.par_chunks_mut(VIEW_CHUNK).enumerate().for_each(|(c, chunk)| {
-        let mut row = Row::new(state.k, problem.dim, problem.target_dim);
-        let mut scratch = Vec::new();
-        for (o, i) in chunk.iter_mut().zip(c * VIEW_CHUNK..) {
-            field_row(&problem.spec, state, &terms, problem.point(i), &mut row);
-            *o = colour_of(problem, &row.responsibilities, &mut scratch).0;
+        let (first, len) = (c * VIEW_CHUNK, chunk.len());
+        let xs = &problem.points[first * dim..(first + len) * dim];
+        let (mut rgb, mut winner, mut free) = (vec![[0.0; 3]; len], vec![0; len], vec![0.0; len]);
+        field_colours(
+            &problem.spec,
+            state,
+            &terms,
+            xs,
+            &groups.colouring(),
+            &mut rgb,
+            &mut winner,
+            &mut free,
+        );
+        for (o, c) in chunk.iter_mut().zip(rgb) {
+            *o = to_colour(c);
         }
     });
     out
@@ -128,30 +157,33 @@ pub struct Fields {
 pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fields {
     use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
+    let groups = Groups::new(problem, state.k);
     let rows: Vec<(Vec<f64>, Vec<Color32>, Vec<usize>)> = (0..grid.height)
         .into_par_iter()
         .map(|cy| {
-            let mut row = Row::new(state.k, problem.dim, problem.target_dim);
-            let mut scratch = Vec::new();
-            let mut x = rest.to_vec();
-            let mut out = (
-                Vec::with_capacity(grid.width),
-                Vec::with_capacity(grid.width),
-                Vec::with_capacity(grid.width),
-            );
-            for cx in 0..grid.width {
+            let (dim, w) = (rest.len(), grid.width);
+            let mut xs = Vec::with_capacity(w * dim);
+            for cx in 0..w {
                 let c = grid.centre(cx, cy);
+                xs.extend_from_slice(rest);
+                let x = &mut xs[cx * dim..];
                 x[0] = c[0];
-                if x.len() > 1 {
+                if dim > 1 {
                     x[1] = c[1];
                 }
-                field_row(&problem.spec, state, &terms, &x, &mut row);
-                out.0.push(row.free_energy);
-                let (colour, winner) = colour_of(problem, &row.responsibilities, &mut scratch);
-                out.1.push(colour);
-                out.2.push(winner);
             }
-            out
+            let (mut rgb, mut winners, mut free) = (vec![[0.0; 3]; w], vec![0; w], vec![0.0; w]);
+            field_colours(
+                &problem.spec,
+                state,
+                &terms,
+                &xs,
+                &groups.colouring(),
+                &mut rgb,
+                &mut winners,
+                &mut free,
+            );
+            (free, rgb.into_iter().map(to_colour).collect(), winners)
         })
         .collect();
     let mut out = Fields::default();
@@ -328,6 +360,74 @@ mod tests {
             half.r(),
             ((u16::from(a.r()) + u16::from(b.r())) as f64 / 2.0).round() as u8
         );
+    }
+
+    #[test]
+    fn lane_kernel_colours_and_winners_match_the_plain_blend() {
+        use crate::core::dataset;
+        use crate::core::model::{ModelSpec, Score};
+        use crate::core::objective::field_row;
+        use crate::core::preset::make_problem;
+        let data = dataset::blobs(3, 300, 2, 4.0, 1.0, 3);
+        for regime in [
+            Regime::Mixture,
+            Regime::CrossEntropy,
+            Regime::Attention {
+                score: Score::DotProduct,
+            },
+        ] {
+            let mut spec = ModelSpec::new(regime, 0.8);
+            let k = 6;
+            if regime == Regime::CrossEntropy {
+                spec.classes = vec![0, 1, 2, 0, 1, 2];
+            }
+            let mut data = data.clone();
+            if matches!(regime, Regime::Attention { .. }) {
+                data.target_dim = 1;
+                data.targets = (0..data.len()).map(|i| i as f64 * 0.01).collect();
+            }
+            let problem = make_problem(data, spec).expect("valid");
+            let protos: Vec<f64> = (0..2 * k).map(|q| (q as f64 * 1.7).sin() * 4.0).collect();
+            let state = State::new(2, protos, problem.target_dim);
+            let terms = ComponentTerms::new(&problem.spec, &state);
+            let colours = point_colours(&problem, &state);
+            let grid = Grid {
+                min: [-6.0, -6.0],
+                max: [6.0, 6.0],
+                width: 37,
+                height: 5,
+            };
+            let f = fields(&problem, &state, &grid, &[0.0, 0.0]);
+            let mut row = Row::new(k, 2, problem.target_dim);
+            let plain = |row: &Row| -> (Color32, usize) {
+                let weights: Vec<f64> = if regime == Regime::CrossEntropy {
+                    (0..3)
+                        .map(|c| (0..k).filter(|&j| j % 3 == c).map(|j| row.responsibilities[j]).sum())
+                        .collect()
+                } else {
+                    row.responsibilities.clone()
+                };
+                let win = (0..weights.len()).fold(0, |b, j| if weights[j] > weights[b] { j } else { b });
+                (blend(weights.iter().copied().enumerate()), win)
+            };
+            let near = |a: Color32, b: Color32| {
+                a.r().abs_diff(b.r()) <= 1 && a.g().abs_diff(b.g()) <= 1 && a.b().abs_diff(b.b()) <= 1
+            };
+            for i in 0..problem.len() {
+                field_row(&problem.spec, &state, &terms, problem.point(i), &mut row);
+                assert!(near(colours[i], plain(&row).0), "{regime:?} point {i}");
+            }
+            for cy in 0..grid.height {
+                for cx in 0..grid.width {
+                    field_row(&problem.spec, &state, &terms, &grid.centre(cx, cy), &mut row);
+                    let q = cy * grid.width + cx;
+                    let (c, w) = plain(&row);
+                    assert!(near(f.colours[q], c), "{regime:?} cell {q}");
+                    assert_eq!(f.winner[q], w, "{regime:?} cell {q}");
+                    assert!((f.free_energy[q] - row.free_energy).abs() <= 1e-12 * row.free_energy.abs().max(1.0));
+                }
+            }
+        }
     }
 
     #[test]

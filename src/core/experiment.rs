@@ -142,6 +142,15 @@ pub struct Experiment {
     history_limit: Option<usize>,
     /// Records kept are those whose step is a multiple of this (and the latest).
     history_stride: usize,
+    /// Changes with every edit (never with a step); unique across experiments, so a copy stepped
+    /// elsewhere can tell whether its origin was edited meanwhile.
+    revision: u64,
+}
+
+/// A fresh revision number, never handed out before in this process.
+fn next_revision() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn check_finite(state: &State, eval: &Evaluation, run: &str, step: usize) -> Result<(), StepError> {
@@ -188,6 +197,7 @@ impl Experiment {
             trace: Vec::new(),
             history_limit: None,
             history_stride: 1,
+            revision: next_revision(),
         };
         let record = exp.record(Vec::new());
         exp.trace.push(record);
@@ -318,6 +328,52 @@ impl Experiment {
         }
     }
 
+    /// A copy without the history, to be stepped elsewhere (a worker thread) and handed back to
+    /// [`Experiment::adopt`]. Cheap: the data are shared, the states are per component.
+    #[must_use]
+    pub fn detached(&self) -> Experiment {
+        Experiment {
+            problem: self.problem.clone(),
+            settings: self.settings,
+            gd: self.gd.clone(),
+            em: self.em.clone(),
+            gd_eval: self.gd_eval.clone(),
+            em_eval: self.em_eval.clone(),
+            step: self.step,
+            spread: self.spread,
+            residual_rows: self.residual_rows.clone(),
+            initial: self.initial.clone(),
+            previous_em_objective: self.previous_em_objective,
+            trace: Vec::new(),
+            history_limit: None,
+            history_stride: 1,
+            revision: self.revision,
+        }
+    }
+
+    /// Takes over the steps a [`Experiment::detached`] copy made: its states and its records
+    /// join this experiment's history. Returns `false` and changes nothing when this experiment
+    /// was edited or stepped since the copy was made (the copy's steps would not follow on).
+    pub fn adopt(&mut self, stepped: Experiment) -> bool {
+        let follows = stepped.revision == self.revision
+            && stepped.trace.first().is_some_and(|r| r.step == self.step + 1)
+            && stepped.step == self.step + stepped.trace.len();
+        if !follows {
+            return false;
+        }
+        self.gd = stepped.gd;
+        self.em = stepped.em;
+        self.gd_eval = stepped.gd_eval;
+        self.em_eval = stepped.em_eval;
+        self.step = stepped.step;
+        self.previous_em_objective = stepped.previous_em_objective;
+        for record in stepped.trace {
+            self.trace.push(record);
+            self.thin_history();
+        }
+        true
+    }
+
     /// Runs `steps` paired steps, stopping at the first error.
     ///
     /// # Errors
@@ -331,12 +387,14 @@ impl Experiment {
 
     /// Changes the learning rate or rate mode; takes effect at the next step.
     pub fn set_settings(&mut self, settings: RunSettings) {
+        self.revision = next_revision();
         self.settings = settings;
         self.refresh_latest();
     }
 
     /// Changes the temperature live: both runs are re-evaluated and the latest record rewritten.
     pub fn set_temperature(&mut self, temperature: f64) {
+        self.revision = next_revision();
         self.problem.spec.temperature = temperature;
         self.reevaluate();
     }
@@ -350,6 +408,7 @@ impl Experiment {
         check_finite(&gd, &gd_eval, "gradient-descent", self.step)?;
         let em_eval = evaluate(&self.problem, &em);
         check_finite(&em, &em_eval, "EM", self.step)?;
+        self.revision = next_revision();
         self.gd = gd;
         self.em = em;
         self.gd_eval = gd_eval;
@@ -363,6 +422,7 @@ impl Experiment {
     /// runs are re-evaluated from their current states. The regime and the component classes
     /// must not be changed this way (rebuild the experiment instead).
     pub fn update_spec(&mut self, change: impl FnOnce(&mut ModelSpec)) {
+        self.revision = next_revision();
         let regime = self.problem.spec.regime;
         change(&mut self.problem.spec);
         debug_assert_eq!(
@@ -382,6 +442,7 @@ impl Experiment {
         if problem.target_dim != self.problem.target_dim {
             return Err("the new data has a different target dimension".into());
         }
+        self.revision = next_revision();
         self.problem = problem;
         self.reevaluate();
         Ok(())
@@ -403,6 +464,7 @@ impl Experiment {
 
     /// Back to step 0: both runs at the initial state, the trace cleared.
     pub fn reset(&mut self) {
+        self.revision = next_revision();
         let initial = self.initial.clone();
         self.gd = initial.clone();
         self.em = initial;
@@ -557,7 +619,12 @@ impl Experiment {
             step: self.step,
             temperature: problem.spec.temperature,
             learning_rate: self.settings.learning_rate,
-            identity_residual: diagnostics::identity_residual(problem, &self.gd, &self.residual_rows, Method::Dual),
+            identity_residual: diagnostics::identity_residual(
+                problem,
+                &self.gd,
+                &diagnostics::rotation(&self.residual_rows, self.step),
+                Method::Dual,
+            ),
             alignment: alignment.collect(),
             step_fraction: step_fraction.collect(),
             value_alignment: if attention { self.value_alignment() } else { Vec::new() },

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::model::{ComponentTerms, Regime, Score, State};
+use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
 use super::objective::{Problem, Sums};
 
 /// Points per parallel chunk. Fixed, so the order of floating-point sums is fixed.
@@ -65,24 +65,20 @@ fn exp_with<const FMA: bool>(x: f64) -> f64 {
     if x < -708.0 { 0.0 } else { v }
 }
 
-/// Lanes per block: component arrays are padded to a multiple of this, and every loop over
-/// components runs over fixed 4-wide blocks (one AVX2 operation; 8-wide blocks left the AVX2
-/// build largely scalar, and measured slower), so no loop
-/// falls into a scalar remainder. A padding component has exponent argument `−∞` (so it never
-/// is the maximum and `e^{−∞} = 0`) and shifted argument 0 (so `r·a = 0·0`).
-pub const LANES: usize = 4;
+/// Points per block: the kernel works on `B` points at once, one point per vector lane, so
+/// every inner loop is a fixed-length loop over points that the loop vectoriser turns into
+/// full-width operations (the exponential included), with no padding components and no
+/// horizontal reductions: sums are kept per lane and added across lanes once per chunk.
+pub const B: usize = 32;
 
-/// What one chunk accumulates, component-minor (`D × Kp`, `P × Kp`) where a block has a
-/// dimension; `Kp` is `K` rounded up to [`LANES`].
-#[derive(Clone)]
-struct Acc {
+type Lanes = [f64; B];
+
+/// Per-lane sums of one chunk: `[j][lane]` (and `[d][j][lane]`, `[c][j][lane]`).
+struct LaneAcc {
+    loss: Lanes,
+    clamped: Lanes,
+    ln_total: Lanes,
     n: usize,
-    loss: f64,
-    clamped: f64,
-    /// `Σ_i ln Σ_j e^{a_ij − m_i}`.
-    ln_total: f64,
-    /// `Σ_i r_ij a_ij` per component, `a` shifted by each point's maximum (the entropy is
-    /// `Σ ln_total − Σ_j ra_j`).
     ra: Vec<f64>,
     counts: Vec<f64>,
     grad_mass: Vec<f64>,
@@ -95,74 +91,13 @@ struct Acc {
     em_targets: Vec<f64>,
 }
 
-impl Acc {
-    fn new(kp: usize, dim: usize, p: usize) -> Self {
-        Self {
-            n: 0,
-            loss: 0.0,
-            clamped: 0.0,
-            ln_total: 0.0,
-            ra: vec![0.0; kp],
-            counts: vec![0.0; kp],
-            grad_mass: vec![0.0; kp],
-            grad_dist: vec![0.0; kp],
-            grad_first: vec![0.0; kp * dim],
-            grad_values: vec![0.0; kp * p],
-            em_mass: vec![0.0; kp],
-            em_first: vec![0.0; kp * dim],
-            em_sq: vec![0.0; kp],
-            em_targets: vec![0.0; kp * p],
-        }
-    }
-
-    fn merge(&mut self, o: &Acc) {
-        fn add(a: &mut [f64], b: &[f64]) {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-        }
-        self.n += o.n;
-        self.loss += o.loss;
-        self.clamped += o.clamped;
-        self.ln_total += o.ln_total;
-        add(&mut self.ra, &o.ra);
-        add(&mut self.counts, &o.counts);
-        add(&mut self.grad_mass, &o.grad_mass);
-        add(&mut self.grad_dist, &o.grad_dist);
-        add(&mut self.grad_first, &o.grad_first);
-        add(&mut self.grad_values, &o.grad_values);
-        add(&mut self.em_mass, &o.em_mass);
-        add(&mut self.em_first, &o.em_first);
-        add(&mut self.em_sq, &o.em_sq);
-        add(&mut self.em_targets, &o.em_targets);
-    }
-}
-
-/// The per-state constants, laid out for the kernel (all component arrays padded to `kp`).
-struct Prepared {
-    kp: usize,
-    dim: usize,
-    p: usize,
-    /// `μ`, `D × Kp`.
-    mu_t: Vec<f64>,
-    /// `v`, `P × Kp`.
-    values_t: Vec<f64>,
-    inv_two_scale: Vec<f64>,
-    offset: Vec<f64>,
-    /// 1 for real components, 0 for padding.
-    real: Vec<f64>,
-    neg_inv_t: f64,
-    t: f64,
-    regime: Regime,
-    /// Class of each component (cross-entropy); `usize::MAX` for padding.
-    classes: Vec<usize>,
-}
-
-/// Scratch rows of length `Kp` (and `D × Kp`), reused across the points of a chunk.
+/// Scratch for one block: `[j][lane]` rows and per-lane values.
 struct Scratch {
+    xs: Vec<f64>,
+    ts: Vec<f64>,
+    live: Lanes,
+    labels: [usize; B],
     sq: Vec<f64>,
-    dot: Vec<f64>,
-    diff: Vec<f64>,
     dist: Vec<f64>,
     a: Vec<f64>,
     r: Vec<f64>,
@@ -171,100 +106,247 @@ struct Scratch {
     out: Vec<f64>,
 }
 
-impl Scratch {
-    fn new(kp: usize, dim: usize, p: usize) -> Self {
+/// Both buffers of a worker, reused across the chunks it takes.
+struct Work {
+    acc: LaneAcc,
+    s: Scratch,
+}
+
+impl Work {
+    fn new(k: usize, dim: usize, p: usize) -> Self {
+        let z = |len: usize| vec![0.0; len * B];
         Self {
-            sq: vec![0.0; kp],
-            dot: vec![0.0; kp],
-            diff: vec![0.0; kp * dim],
-            dist: vec![0.0; kp],
-            a: vec![0.0; kp],
-            r: vec![0.0; kp],
-            w: vec![0.0; kp],
-            g: vec![0.0; kp],
-            out: vec![0.0; p],
+            acc: LaneAcc {
+                loss: [0.0; B],
+                clamped: [0.0; B],
+                ln_total: [0.0; B],
+                n: 0,
+                ra: z(k),
+                counts: z(k),
+                grad_mass: z(k),
+                grad_dist: z(k),
+                grad_first: z(k * dim),
+                grad_values: z(k * p),
+                em_mass: z(k),
+                em_first: z(k * dim),
+                em_sq: z(k),
+                em_targets: z(k * p),
+            },
+            s: Scratch {
+                xs: z(dim),
+                ts: z(p),
+                live: [0.0; B],
+                labels: [0; B],
+                sq: z(k),
+                dist: z(k),
+                a: z(k),
+                r: z(k),
+                w: z(k),
+                g: z(k),
+                out: z(p),
+            },
+        }
+    }
+
+    fn clear(&mut self) {
+        let a = &mut self.acc;
+        a.loss = [0.0; B];
+        a.clamped = [0.0; B];
+        a.ln_total = [0.0; B];
+        a.n = 0;
+        for v in [
+            &mut a.ra,
+            &mut a.counts,
+            &mut a.grad_mass,
+            &mut a.grad_dist,
+            &mut a.grad_first,
+            &mut a.grad_values,
+            &mut a.em_mass,
+            &mut a.em_first,
+            &mut a.em_sq,
+            &mut a.em_targets,
+        ] {
+            v.fill(0.0);
         }
     }
 }
 
-type Block = [f64; LANES];
-
-/// `f` over matching 8-wide blocks of `out` and `a`.
+/// The row `j` of a `[j][lane]` array as one block of lanes.
 #[inline(always)]
-fn map1(out: &mut [f64], a: &[f64], f: impl Fn(f64) -> f64) {
-    for (o, x) in out.chunks_exact_mut(LANES).zip(a.chunks_exact(LANES)) {
-        let (o, x): (&mut Block, &Block) = (o.try_into().expect("block"), x.try_into().expect("block"));
-        for l in 0..LANES {
-            o[l] = f(x[l]);
+fn row(v: &[f64], j: usize) -> &Lanes {
+    v[j * B..(j + 1) * B].try_into().expect("a row of B lanes")
+}
+
+#[inline(always)]
+fn row_mut(v: &mut [f64], j: usize) -> &mut Lanes {
+    (&mut v[j * B..(j + 1) * B]).try_into().expect("a row of B lanes")
+}
+
+// The kernel works on lane blocks by value: rows are copied into local arrays, combined lane by
+// lane, and stored back whole. Locals cannot alias the buffers, so the compiler vectorises every
+// such loop at full width (operating on the buffers in place left many of them scalar).
+
+/// Row `j` as a value.
+#[inline(always)]
+fn get(v: &[f64], j: usize) -> Lanes {
+    *row(v, j)
+}
+
+/// Store `x` as row `j`.
+#[inline(always)]
+fn put(v: &mut [f64], j: usize, x: &Lanes) {
+    *row_mut(v, j) = *x;
+}
+
+/// The lanes `f(0), …, f(B − 1)`.
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f64) -> Lanes {
+    let mut out = [0.0; B];
+    for (l, o) in out.iter_mut().enumerate() {
+        *o = f(l);
+    }
+    out
+}
+
+/// Row `j` of `v` += `x`.
+#[inline(always)]
+fn add_acc(v: &mut [f64], j: usize, x: &Lanes) {
+    let cur = get(v, j);
+    put(v, j, &lanes(|l| cur[l] + x[l]));
+}
+
+/// Row `j` of `v` += `a · b`, lane-wise.
+#[inline(always)]
+fn fma_acc<const FMA: bool>(v: &mut [f64], j: usize, a: &Lanes, b: &Lanes) {
+    let cur = get(v, j);
+    put(v, j, &lanes(|l| madd::<FMA>(a[l], b[l], cur[l])));
+}
+
+const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
+/// The bits of `√½`.
+const SQRT_HALF_BITS: u64 = 0x3fe6_a09e_667f_3bcd;
+const MANTISSA: u64 = 0x000f_ffff_ffff_ffff;
+
+#[inline(always)]
+fn ln_with<const FMA: bool>(x: f64) -> f64 {
+    let bits = x.to_bits();
+    // Exponent, rebased so that the mantissa lies in [√½, √2): add the offset of √½'s mantissa.
+    let shifted = bits.wrapping_add(ONE_BITS - SQRT_HALF_BITS);
+    let e = ((shifted >> 52) as i64 - 1023) as f64;
+    let f = f64::from_bits((shifted & MANTISSA) + SQRT_HALF_BITS);
+    let s = (f - 1.0) / (f + 1.0);
+    let s2 = s * s;
+    let mut p = 1.0 / 25.0;
+    p = madd::<FMA>(p, s2, 1.0 / 23.0);
+    p = madd::<FMA>(p, s2, 1.0 / 21.0);
+    p = madd::<FMA>(p, s2, 1.0 / 19.0);
+    p = madd::<FMA>(p, s2, 1.0 / 17.0);
+    p = madd::<FMA>(p, s2, 1.0 / 15.0);
+    p = madd::<FMA>(p, s2, 1.0 / 13.0);
+    p = madd::<FMA>(p, s2, 1.0 / 11.0);
+    p = madd::<FMA>(p, s2, 1.0 / 9.0);
+    p = madd::<FMA>(p, s2, 1.0 / 7.0);
+    p = madd::<FMA>(p, s2, 1.0 / 5.0);
+    p = madd::<FMA>(p, s2, 1.0 / 3.0);
+    // 2 s (1 + s² p) with the leading term kept exact: 2s + 2s·s²p.
+    let two_s = 2.0 * s;
+    let lnf = madd::<FMA>(two_s * s2, p, two_s);
+    let v = madd::<FMA>(e, LN2_LO, lnf) + e * LN2_HI;
+    if x.is_finite() { v } else { x }
+}
+
+/// The per-state constants the kernel reads (component-major, `K × D`, `K × P`).
+struct Prepared {
+    k: usize,
+    dim: usize,
+    p: usize,
+    mu: Vec<f64>,
+    values: Vec<f64>,
+    inv_two_scale: Vec<f64>,
+    offset: Vec<f64>,
+    neg_inv_t: f64,
+    t: f64,
+    regime: Regime,
+    dot_form: bool,
+    /// Class of each component (cross-entropy).
+    classes: Vec<usize>,
+}
+
+/// The sum over the lanes of each row of a `[row][lane]` array, in lane order.
+fn lane_sums(v: &[f64], rows: usize) -> Vec<f64> {
+    (0..rows).map(|j| row(v, j).iter().fold(0.0, |s, x| s + x)).collect()
+}
+
+/// A `[d][j][lane]` array summed over lanes, as `K × width` (`[j][d]`).
+fn lane_sums_t(v: &[f64], k: usize, width: usize) -> Vec<f64> {
+    let mut out = vec![0.0; k * width];
+    for d in 0..width {
+        for j in 0..k {
+            out[j * width + d] = row(v, d * k + j).iter().fold(0.0, |s, x| s + x);
         }
     }
+    out
 }
 
-/// `f` over matching 8-wide blocks of `out`, `a` and `b`.
-#[inline(always)]
-fn map2(out: &mut [f64], a: &[f64], b: &[f64], f: impl Fn(f64, f64, f64) -> f64) {
-    for ((o, x), y) in out
-        .chunks_exact_mut(LANES)
-        .zip(a.chunks_exact(LANES))
-        .zip(b.chunks_exact(LANES))
-    {
-        let (o, x, y): (&mut Block, &Block, &Block) = (
-            o.try_into().expect("block"),
-            x.try_into().expect("block"),
-            y.try_into().expect("block"),
-        );
-        for l in 0..LANES {
-            o[l] = f(o[l], x[l], y[l]);
+impl LaneAcc {
+    /// What the chunk contributes, summed over its lanes in lane order: a [`Sums`] (`K`,
+    /// `K × D`, `K × P`), its entropy `Σ_i ln Σ_j e^{a_ij} − Σ_j Σ_i r_ij a_ij`.
+    fn sums(&self, prep: &Prepared) -> Sums {
+        let a = self;
+        let (k, dim, p) = (prep.k, prep.dim, prep.p);
+        let total = |v: &Lanes| v.iter().fold(0.0, |s, x| s + x);
+        let counts = lane_sums(&a.counts, k);
+        let em_sq = lane_sums(&a.em_sq, k);
+        let em_first = lane_sums_t(&a.em_first, k, dim);
+        let ra: f64 = lane_sums(&a.ra, k).iter().sum();
+        let entropy = total(&a.ln_total) - ra;
+        if prep.regime == Regime::Mixture {
+            // G = ρ = r, and d = c_j ‖x − μ‖², so Σ r d = c_j Σ r ‖x − μ‖².
+            let grad_dist = em_sq.iter().zip(&prep.inv_two_scale).map(|(s, c)| s * c).collect();
+            return Sums {
+                n: a.n,
+                loss: total(&a.loss),
+                clamped_free_energy: total(&a.clamped),
+                entropy,
+                grad_mass: counts.clone(),
+                em_mass: counts.clone(),
+                counts,
+                grad_dist,
+                grad_first: em_first.clone(),
+                grad_values: Vec::new(),
+                em_first,
+                em_sq,
+                em_targets: Vec::new(),
+            };
+        }
+        Sums {
+            n: a.n,
+            loss: total(&a.loss),
+            clamped_free_energy: total(&a.clamped),
+            entropy,
+            counts,
+            grad_mass: lane_sums(&a.grad_mass, k),
+            grad_dist: lane_sums(&a.grad_dist, k),
+            grad_first: lane_sums_t(&a.grad_first, k, dim),
+            grad_values: lane_sums_t(&a.grad_values, k, p),
+            em_mass: lane_sums(&a.em_mass, k),
+            em_first,
+            em_sq,
+            em_targets: lane_sums_t(&a.em_targets, k, p),
         }
     }
-}
-
-/// `dst[j] += a[j] · b[j]` over 8-wide blocks.
-#[inline(always)]
-fn fma_into<const FMA: bool>(dst: &mut [f64], a: &[f64], b: &[f64]) {
-    map2(dst, a, b, |d, x, y| madd::<FMA>(x, y, d));
-}
-
-/// `dst[j] += a[j]` over 8-wide blocks.
-#[inline(always)]
-fn add_into(dst: &mut [f64], a: &[f64]) {
-    map2(dst, a, a, |d, x, _| d + x);
-}
-
-/// The largest entry, lane-wise over blocks, then across the lanes.
-#[inline(always)]
-fn max_blocks(a: &[f64]) -> f64 {
-    let mut m = [f64::NEG_INFINITY; LANES];
-    for c in a.chunks_exact(LANES) {
-        for l in 0..LANES {
-            m[l] = if c[l] > m[l] { c[l] } else { m[l] };
-        }
-    }
-    m.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
-/// The sum, lane-wise over blocks, then across the lanes (a fixed order).
-#[inline(always)]
-fn sum_blocks(a: &[f64]) -> f64 {
-    let mut s = [0.0; LANES];
-    for c in a.chunks_exact(LANES) {
-        for l in 0..LANES {
-            s[l] += c[l];
-        }
-    }
-    s.iter().fold(0.0, |t, &v| t + v)
 }
 
 /// The kernel with fused multiply-adds (only called on CPUs with FMA).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
-fn sum_chunk_fma(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
-    kernel::<true>(problem, prep, range, acc, s);
+fn sum_chunk_fma(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
+    kernel::<true>(problem, prep, range, w);
 }
 
 /// The kernel without fused multiply-adds.
 #[multiversion::multiversion(targets("x86_64+avx", "x86_64+sse4.1"))]
-fn sum_chunk_plain(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
-    kernel::<false>(problem, prep, range, acc, s);
+fn sum_chunk_plain(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
+    kernel::<false>(problem, prep, range, w);
 }
 
 fn has_fma() -> bool {
@@ -278,273 +360,494 @@ fn has_fma() -> bool {
     }
 }
 
-fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, acc: &mut Acc, s: &mut Scratch) {
+/// Whether the CPU has FMA and AVX2 (checked once).
+fn fma_available() -> bool {
     static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *FMA.get_or_init(has_fma) {
-        sum_chunk_fma(problem, prep, range, acc, s);
+    *FMA.get_or_init(has_fma)
+}
+
+fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
+    if fma_available() {
+        sum_chunk_fma(problem, prep, range, w);
     } else {
-        sum_chunk_plain(problem, prep, range, acc, s);
+        sum_chunk_plain(problem, prep, range, w);
+    }
+}
+
+/// For one component (prototype `mu`) over the lanes `xs` (`D × B`): the squared distances, the
+/// distances `d` (`‖x − μ‖²/(2s)`, or `−x·μ` for dot-product scores) and the exponent arguments
+/// `a = −(d + offset)/T`. `terms` is `(1/(2s), offset, −1/T)`.
+#[inline(always)]
+fn component_args<const FMA: bool>(
+    mu: &[f64],
+    xs: &[f64],
+    terms: (f64, f64, f64),
+    dot_form: bool,
+) -> (Lanes, Lanes, Lanes) {
+    let (c, off, neg_inv_t) = terms;
+    let mut sq = [0.0; B];
+    let mut dot = [0.0; B];
+    for (d, &m) in mu.iter().enumerate() {
+        let xd = get(xs, d);
+        sq = lanes(|l| {
+            let v = xd[l] - m;
+            madd::<FMA>(v, v, sq[l])
+        });
+        if dot_form {
+            dot = lanes(|l| madd::<FMA>(xd[l], m, dot[l]));
+        }
+    }
+    let dist = if dot_form {
+        lanes(|l| -dot[l])
+    } else {
+        lanes(|l| sq[l] * c)
+    };
+    let a = lanes(|l| (dist[l] + off) * neg_inv_t);
+    (sq, dist, a)
+}
+
+/// `x` on live lanes, 0 on the others (a select, so a NaN on a dead lane cannot leak).
+#[inline(always)]
+fn live_or_zero(live: f64, x: f64) -> f64 {
+    if live > 0.0 { x } else { 0.0 }
+}
+
+/// Below this own-class mass `R_y` a block's class sums are taken apart (see the kernel).
+const MIN_CLASS_MASS: f64 = 1e-250;
+
+/// Cross-entropy's class-restricted sums for a block whose own class lies far below its best
+/// component: subtract the class's own maximum `m_y` and take its exponentials again, so
+/// `S_y = Σ_{j∈y} e^{a_j − m_y} ≥ 1` never underflows.
+#[inline(always)]
+fn class_sums_apart<const FMA: bool>(prep: &Prepared, s: &mut Scratch, acc: &mut LaneAcc, m: &Lanes, ln_total: &Lanes) {
+    let (k, live, labels) = (prep.k, s.live, s.labels);
+    let mut my = [f64::NEG_INFINITY; B];
+    for j in 0..k {
+        let (cj, a) = (prep.classes[j], get(&s.a, j));
+        my = lanes(|l| if cj == labels[l] && a[l] > my[l] { a[l] } else { my[l] });
+    }
+    let mut sy = [0.0; B];
+    for j in 0..k {
+        let (cj, a) = (prep.classes[j], get(&s.a, j));
+        let e = lanes(|l| {
+            let e = exp_with::<FMA>(a[l] - my[l]);
+            if cj == labels[l] { e } else { 0.0 }
+        });
+        sy = lanes(|l| sy[l] + e[l]);
+        put(&mut s.w, j, &e);
+    }
+    let inv_y = lanes(|l| 1.0 / sy[l]);
+    // a is shifted by m: lse_y = m + my + ln sy, lse − lse_y = ln_total − my − ln sy.
+    let ln_sy = lanes(|l| ln_with::<FMA>(sy[l]));
+    acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], prep.t * ((ln_total[l] - my[l]) - ln_sy[l])));
+    acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], -prep.t * (m[l] + my[l] + ln_sy[l])));
+    for j in 0..k {
+        let (r, e) = (get(&s.r, j), get(&s.w, j));
+        let wr = lanes(|l| live_or_zero(live[l], e[l] * inv_y[l]));
+        put(&mut s.w, j, &wr);
+        put(&mut s.g, j, &lanes(|l| wr[l] - r[l]));
     }
 }
 
 #[inline(always)]
-fn kernel<const FMA: bool>(
-    problem: &Problem,
-    prep: &Prepared,
-    range: std::ops::Range<usize>,
-    acc: &mut Acc,
-    s: &mut Scratch,
-) {
-    let (kp, dim, p) = (prep.kp, prep.dim, prep.p);
-    let dot_form = problem.spec.regime.score() == Score::DotProduct;
+#[allow(clippy::too_many_lines)]
+fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
+    let (k, dim, p) = (prep.k, prep.dim, prep.p);
     let neg_inv_t = prep.neg_inv_t;
-    for i in range {
-        if !problem.counts_point(i) {
+    let Work { acc, s } = w;
+    let mut start = range.start;
+    while start < range.end {
+        let len = (range.end - start).min(B);
+        // Gather B points as lanes; lanes past the end repeat the last point and are dead.
+        for l in 0..B {
+            let i = start + l.min(len - 1);
+            let live = l < len && problem.counts_point(i);
+            s.live[l] = if live { 1.0 } else { 0.0 };
+            acc.n += usize::from(live);
+            for (d, &xd) in problem.point(i).iter().enumerate() {
+                s.xs[d * B + l] = xd;
+            }
+            for (c, &tc) in problem.target(i).iter().enumerate() {
+                s.ts[c * B + l] = tc;
+            }
+            if prep.regime == Regime::CrossEntropy {
+                s.labels[l] = problem.labels[i].map_or(usize::MAX - 1, |y| y as usize);
+            }
+        }
+        start += len;
+        let live = s.live;
+
+        // Squared distances, scores and exponent arguments a_j = −E_j/T, one component at a
+        // time over all lanes; the running maximum per lane alongside.
+        let mut m = [f64::NEG_INFINITY; B];
+        for j in 0..k {
+            let (sq, dist, a) = component_args::<FMA>(
+                &prep.mu[j * dim..(j + 1) * dim],
+                &s.xs,
+                (prep.inv_two_scale[j], prep.offset[j], neg_inv_t),
+                prep.dot_form,
+            );
+            m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
+            put(&mut s.sq, j, &sq);
+            put(&mut s.dist, j, &dist);
+            put(&mut s.a, j, &a);
+        }
+        // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
+        // If every energy overflowed, m = −∞ and everything turns NaN, as it must.
+        let mut total = [0.0; B];
+        for j in 0..k {
+            let a = get(&s.a, j);
+            let a = lanes(|l| a[l] - m[l]);
+            let e = lanes(|l| exp_with::<FMA>(a[l]));
+            total = lanes(|l| total[l] + e[l]);
+            put(&mut s.a, j, &a);
+            put(&mut s.r, j, &e);
+        }
+        let ln_total = lanes(|l| ln_with::<FMA>(total[l]));
+        let inv = lanes(|l| 1.0 / total[l]);
+        // r = e^{a}/Σ (0 on dead lanes). Entropy H_i = ln Σ e^{a} − Σ_j r_ij a_ij with the
+        // shifted a (no cancellation), summed as Σ_i ln_total_i − Σ_j Σ_i r_ij a_ij.
+        acc.ln_total = lanes(|l| acc.ln_total[l] + live_or_zero(live[l], ln_total[l]));
+        let free = lanes(|l| -prep.t * (m[l] + ln_total[l]));
+        if prep.regime == Regime::Mixture {
+            // G = r and the EM weights are r: one set of sums serves both, accumulated in the
+            // same pass that normalises r.
+            let f = lanes(|l| live_or_zero(live[l], free[l]));
+            acc.loss = lanes(|l| acc.loss[l] + f[l]);
+            acc.clamped = lanes(|l| acc.clamped[l] + f[l]);
+            for j in 0..k {
+                let (a, e, sq) = (get(&s.a, j), get(&s.r, j), get(&s.sq, j));
+                let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                fma_acc::<FMA>(&mut acc.ra, j, &r, &a);
+                add_acc(&mut acc.counts, j, &r);
+                fma_acc::<FMA>(&mut acc.em_sq, j, &r, &sq);
+                for d in 0..dim {
+                    let (mu, xd) = (prep.mu[j * dim + d], get(&s.xs, d));
+                    let diff = lanes(|l| xd[l] - mu);
+                    fma_acc::<FMA>(&mut acc.em_first, d * k + j, &r, &diff);
+                }
+            }
             continue;
         }
-        let x = problem.point(i);
-        s.sq.fill(0.0);
-        if dot_form {
-            s.dot.fill(0.0);
+        for j in 0..k {
+            let (a, e) = (get(&s.a, j), get(&s.r, j));
+            let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+            put(&mut s.r, j, &r);
+            fma_acc::<FMA>(&mut acc.ra, j, &r, &a);
         }
-        for d in 0..dim {
-            let xd = x[d];
-            let mu = &prep.mu_t[d * kp..(d + 1) * kp];
-            map1(&mut s.diff[d * kp..(d + 1) * kp], mu, |m| xd - m);
-            map2(&mut s.sq, &s.diff[d * kp..(d + 1) * kp], mu, |q, v, _| {
-                madd::<FMA>(v, v, q)
-            });
-            if dot_form {
-                map2(&mut s.dot, mu, mu, |o, m, _| madd::<FMA>(xd, m, o));
+        if prep.regime == Regime::CrossEntropy {
+            // The class-restricted log-sum-exp from the same exponentials: with R_y = Σ_{j∈y} r_j,
+            // lse_y = lse + ln R_y, the loss is −T ln R_y and q_j = r_j / R_y. Only if the
+            // own class lies so far below the best that R_y leaves the normal range (by e^{−575}
+            // or more) does the block take its own maximum and exponentials (`class_sums_apart`).
+            let labels = s.labels;
+            let mut ry = [0.0; B];
+            for j in 0..k {
+                let (cj, r) = (prep.classes[j], get(&s.r, j));
+                ry = lanes(|l| if cj == labels[l] { ry[l] + r[l] } else { ry[l] });
             }
-        }
-        // Distances, then the exponent arguments a_j = −E_j/T; padding lanes get −∞.
-        if dot_form {
-            map1(&mut s.dist, &s.dot, |o| -o);
-        } else {
-            map2(&mut s.dist, &s.sq, &prep.inv_two_scale, |_, q, c| q * c);
-        }
-        map2(&mut s.a, &s.dist, &prep.offset, |_, ds, off| (ds + off) * neg_inv_t);
-        map2(&mut s.a, &prep.real, &prep.real, |a, real, _| {
-            if real > 0.0 { a } else { f64::NEG_INFINITY }
-        });
-        // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}). If
-        // every energy overflowed, m = −∞ and everything turns NaN, as it must (the run pauses).
-        let m = max_blocks(&s.a);
-        // A plain loop: the loop vectoriser handles the long exp body (the straight-line one
-        // does not), and the body is large enough that it is not interleaved past Kp.
-        for (r, &a) in s.r.iter_mut().zip(s.a.iter()) {
-            *r = exp_with::<FMA>(a - m);
-        }
-        map2(
-            &mut s.a,
-            &prep.real,
-            &prep.real,
-            |a, real, _| if real > 0.0 { a - m } else { 0.0 },
-        );
-        let total = sum_blocks(&s.r);
-        let ln_total = total.ln();
-        let lse = m + ln_total;
-        let inv = 1.0 / total;
-        map2(&mut s.r, &prep.real, &prep.real, |r, _, _| r * inv);
-        // Entropy H_i = ln Σ e^{a} − Σ_j r_ij a_ij with the shifted a (no cancellation), summed
-        // over points as Σ_i ln_total_i − Σ_j (Σ_i r_ij a_ij): a vector accumulation.
-        acc.n += 1;
-        acc.ln_total += ln_total;
-        fma_into::<FMA>(&mut acc.ra, &s.r, &s.a);
-        let free = -prep.t * lse;
-        match prep.regime {
-            Regime::Mixture => {
-                // G = r and the EM weights are r: one set of sums serves both.
-                acc.loss += free;
-                acc.clamped += free;
-                add_into(&mut acc.counts, &s.r);
-                fma_into::<FMA>(&mut acc.grad_dist, &s.r, &s.dist);
-                fma_into::<FMA>(&mut acc.em_sq, &s.r, &s.sq);
-                for d in 0..dim {
-                    fma_into::<FMA>(
-                        &mut acc.em_first[d * kp..(d + 1) * kp],
-                        &s.r,
-                        &s.diff[d * kp..(d + 1) * kp],
-                    );
-                }
-                continue;
-            }
-            Regime::CrossEntropy => {
-                let y = problem.labels[i].map_or(usize::MAX - 1, |y| y as usize);
-                let mut my = f64::NEG_INFINITY;
-                for (&c, &aj) in prep.classes.iter().zip(s.a.iter()) {
-                    if c == y {
-                        my = my.max(aj);
-                    }
-                }
-                let mut sy = 0.0;
-                for ((wj, &c), &aj) in s.w.iter_mut().zip(&prep.classes).zip(s.a.iter()) {
-                    let e = if c == y { exp_with::<FMA>(aj - my) } else { 0.0 };
-                    *wj = e;
-                    sy += e;
-                }
-                let inv_y = 1.0 / sy;
-                for ((gj, wj), &rj) in s.g.iter_mut().zip(s.w.iter_mut()).zip(s.r.iter()) {
-                    *wj *= inv_y;
-                    *gj = *wj - rj;
-                }
-                // a is shifted by m: lse_y = m + my + ln sy, and lse − lse_y = ln_total − my − ln sy.
-                let ln_sy = sy.ln();
-                acc.loss += prep.t * ((ln_total - my) - ln_sy);
-                acc.clamped += -prep.t * (m + my + ln_sy);
-            }
-            Regime::Attention { .. } => {
-                let target = problem.target(i);
-                for c in 0..p {
-                    let v = &prep.values_t[c * kp..(c + 1) * kp];
-                    let mut o = 0.0;
-                    for (&rj, &vj) in s.r.iter().zip(v) {
-                        o += rj * vj;
-                    }
-                    s.out[c] = o - target[c];
-                }
-                let loss: f64 = s.out.iter().map(|e| 0.5 * e * e).sum();
-                acc.loss += loss;
-                acc.clamped += free;
-                // a_j = (o − t)·v_j, ā = Σ α a, G = −α (a − ā)/T.
-                s.g.fill(0.0);
-                for c in 0..p {
-                    let e = s.out[c];
-                    map2(&mut s.g, &prep.values_t[c * kp..(c + 1) * kp], &prep.real, |g, v, _| {
-                        madd::<FMA>(e, v, g)
+            if (0..B).all(|l| live[l] == 0.0 || ry[l] >= MIN_CLASS_MASS) {
+                let ln_ry = lanes(|l| ln_with::<FMA>(ry[l]));
+                let inv_ry = lanes(|l| 1.0 / ry[l]);
+                acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * ln_ry[l]));
+                acc.clamped =
+                    lanes(|l| acc.clamped[l] + live_or_zero(live[l], -prep.t * ((m[l] + ln_total[l]) + ln_ry[l])));
+                for j in 0..k {
+                    let (cj, r) = (prep.classes[j], get(&s.r, j));
+                    let wr = lanes(|l| {
+                        if cj == labels[l] {
+                            live_or_zero(live[l], r[l] * inv_ry[l])
+                        } else {
+                            0.0
+                        }
                     });
+                    put(&mut s.w, j, &wr);
+                    put(&mut s.g, j, &lanes(|l| wr[l] - r[l]));
                 }
-                let mut abar = 0.0;
-                for (&rj, &gj) in s.r.iter().zip(s.g.iter()) {
-                    abar += rj * gj;
+            } else {
+                class_sums_apart::<FMA>(prep, s, acc, &m, &ln_total);
+            }
+        } else {
+            // o − t per lane and value coordinate.
+            let mut loss = [0.0; B];
+            for c in 0..p {
+                let mut out = [0.0; B];
+                for j in 0..k {
+                    let (v, r) = (prep.values[j * p + c], get(&s.r, j));
+                    out = lanes(|l| madd::<FMA>(r[l], v, out[l]));
                 }
-                let inv_t = 1.0 / prep.t;
-                map2(&mut s.g, &s.r, &prep.real, |g, r, _| -r * (g - abar) * inv_t);
-                s.w.copy_from_slice(&s.r);
+                let t = get(&s.ts, c);
+                let out = lanes(|l| out[l] - t[l]);
+                loss = lanes(|l| madd::<FMA>(0.5 * out[l], out[l], loss[l]));
+                put(&mut s.out, c, &out);
+            }
+            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
+            acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
+            // a_j = (o − t)·v_j, ā = Σ α a, G = −α (a − ā)/T.
+            let mut abar = [0.0; B];
+            for j in 0..k {
+                let mut g = [0.0; B];
                 for c in 0..p {
-                    let (e, tc) = (s.out[c], target[c]);
-                    map2(
-                        &mut acc.grad_values[c * kp..(c + 1) * kp],
-                        &s.r,
-                        &prep.real,
-                        |gv, r, _| madd::<FMA>(r, e, gv),
-                    );
-                    map2(
-                        &mut acc.em_targets[c * kp..(c + 1) * kp],
-                        &s.r,
-                        &prep.real,
-                        |et, r, _| madd::<FMA>(r, tc, et),
-                    );
+                    let (v, out) = (prep.values[j * p + c], get(&s.out, c));
+                    g = lanes(|l| madd::<FMA>(out[l], v, g[l]));
+                }
+                let r = get(&s.r, j);
+                abar = lanes(|l| madd::<FMA>(r[l], g[l], abar[l]));
+                put(&mut s.g, j, &g);
+            }
+            let inv_t = 1.0 / prep.t;
+            for j in 0..k {
+                let (r, g) = (get(&s.r, j), get(&s.g, j));
+                put(&mut s.g, j, &lanes(|l| -r[l] * (g[l] - abar[l]) * inv_t));
+                put(&mut s.w, j, &r);
+                for c in 0..p {
+                    let (out, t) = (get(&s.out, c), get(&s.ts, c));
+                    fma_acc::<FMA>(&mut acc.grad_values, c * k + j, &r, &out);
+                    fma_acc::<FMA>(&mut acc.em_targets, c * k + j, &r, &t);
                 }
             }
         }
-        add_into(&mut acc.counts, &s.r);
-        add_into(&mut acc.grad_mass, &s.g);
-        fma_into::<FMA>(&mut acc.grad_dist, &s.g, &s.dist);
-        add_into(&mut acc.em_mass, &s.w);
-        fma_into::<FMA>(&mut acc.em_sq, &s.w, &s.sq);
+        for j in 0..k {
+            let (r, g, wr) = (get(&s.r, j), get(&s.g, j), get(&s.w, j));
+            let (dist, sq) = (get(&s.dist, j), get(&s.sq, j));
+            add_acc(&mut acc.counts, j, &r);
+            add_acc(&mut acc.grad_mass, j, &g);
+            add_acc(&mut acc.em_mass, j, &wr);
+            fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &dist);
+            fma_acc::<FMA>(&mut acc.em_sq, j, &wr, &sq);
+            for d in 0..dim {
+                let (mu, xd) = (prep.mu[j * dim + d], get(&s.xs, d));
+                let diff = lanes(|l| xd[l] - mu);
+                fma_acc::<FMA>(&mut acc.grad_first, d * k + j, &g, &diff);
+                fma_acc::<FMA>(&mut acc.em_first, d * k + j, &wr, &diff);
+            }
+        }
+    }
+}
+
+/// What [`field_colours`] needs of the state.
+struct Fields<'a> {
+    k: usize,
+    dim: usize,
+    mu: &'a [f64],
+    inv_two_scale: &'a [f64],
+    offset: &'a [f64],
+    t: f64,
+    dot_form: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn new(spec: &ModelSpec, state: &'a State, terms: &'a ComponentTerms) -> Self {
+        Self {
+            k: state.k,
+            dim: state.dim,
+            mu: &state.prototypes,
+            inv_two_scale: &terms.inv_two_scale,
+            offset: &terms.offset,
+            t: spec.temperature,
+            dot_form: spec.regime.score() == Score::DotProduct,
+        }
+    }
+}
+
+/// The exponentials of one block of positions: `a_rows` (`K × B`) receives `e^{a_j − m}`;
+/// returns the per-lane maximum `m` and `Σ_j e^{a_j − m}`. Lanes past `len` repeat the last
+/// position.
+#[inline(always)]
+fn block_exps<const FMA: bool>(
+    f: &Fields,
+    xs: &[f64],
+    start: usize,
+    len: usize,
+    lane_x: &mut [f64],
+    a_rows: &mut [f64],
+) -> (Lanes, Lanes) {
+    let (k, dim) = (f.k, f.dim);
+    let neg_inv_t = -1.0 / f.t;
+    for l in 0..B {
+        let i = start + l.min(len - 1);
         for d in 0..dim {
-            let diff = &s.diff[d * kp..(d + 1) * kp];
-            fma_into::<FMA>(&mut acc.grad_first[d * kp..(d + 1) * kp], &s.g, diff);
-            fma_into::<FMA>(&mut acc.em_first[d * kp..(d + 1) * kp], &s.w, diff);
+            lane_x[d * B + l] = xs[i * dim + d];
         }
     }
-}
-
-/// `rows` (`K × width`) as `width × Kp`, padded with zeros.
-fn transpose_padded(rows: &[f64], k: usize, kp: usize, width: usize) -> Vec<f64> {
-    let mut t = vec![0.0; kp * width];
+    let mut m = [f64::NEG_INFINITY; B];
     for j in 0..k {
-        for d in 0..width {
-            t[d * kp + j] = rows[j * width + d];
-        }
+        let (_, _, a) = component_args::<FMA>(
+            &f.mu[j * dim..(j + 1) * dim],
+            lane_x,
+            (f.inv_two_scale[j], f.offset[j], neg_inv_t),
+            f.dot_form,
+        );
+        m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
+        put(a_rows, j, &a);
     }
-    t
-}
-
-/// `cols` (`width × Kp`) back to `K × width`, dropping the padding.
-fn untranspose(cols: &[f64], k: usize, kp: usize, width: usize) -> Vec<f64> {
-    let mut r = vec![0.0; k * width];
+    let mut total = [0.0; B];
     for j in 0..k {
-        for d in 0..width {
-            r[j * width + d] = cols[d * kp + j];
-        }
+        let a = get(a_rows, j);
+        let e = lanes(|l| exp_with::<FMA>(a[l] - m[l]));
+        total = lanes(|l| total[l] + e[l]);
+        put(a_rows, j, &e);
     }
-    r
+    (m, total)
 }
 
-fn padded(v: &[f64], kp: usize) -> Vec<f64> {
-    let mut out = v.to_vec();
-    out.resize(kp, 0.0);
-    out
+/// How [`field_colours`] colours a position: component `j` belongs to group `group[j]` (its
+/// class for cross-entropy, else itself) and the colour is `Σ_j r_j palette[group[j]]`; the
+/// winner is the group with the largest summed responsibility.
+pub struct Colouring<'a> {
+    /// Channel values per group.
+    pub palette: &'a [[f64; 3]],
+    /// The group of each component.
+    pub group: &'a [usize],
 }
 
-/// The sums over all points at `state`, in parallel over fixed chunks.
+/// Blended colours (`rgb`, channel values), winning groups and free energies at many positions:
+/// the first half of the kernel, lane-parallel like it, with the blend taken inside (no `n × K`
+/// responsibilities are stored). `xs` holds `n` positions (`n × D`, row-major); `free` receives
+/// `F(x) = −T ln Σ_j e^{−E_j(x)/T}`. Single-threaded: callers split the positions.
+///
+/// # Panics
+/// If the buffers do not have matching sizes or a group has no palette entry.
+#[allow(clippy::too_many_arguments)]
+pub fn field_colours(
+    spec: &ModelSpec,
+    state: &State,
+    terms: &ComponentTerms,
+    xs: &[f64],
+    colouring: &Colouring,
+    rgb: &mut [[f64; 3]],
+    winner: &mut [usize],
+    free: &mut [f64],
+) {
+    let (k, dim, n) = (state.k, state.dim, free.len());
+    assert!(
+        xs.len() == n * dim && rgb.len() == n && winner.len() == n && colouring.group.len() == k,
+        "field_colours: buffer sizes"
+    );
+    assert!(
+        colouring.group.iter().all(|&g| g < colouring.palette.len()),
+        "field_colours: groups"
+    );
+    let fields = Fields::new(spec, state, terms);
+    if fma_available() {
+        field_colours_fma(&fields, xs, colouring, rgb, winner, free);
+    } else {
+        field_colours_plain(&fields, xs, colouring, rgb, winner, free);
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma"))]
+fn field_colours_fma(
+    f: &Fields,
+    xs: &[f64],
+    c: &Colouring,
+    rgb: &mut [[f64; 3]],
+    winner: &mut [usize],
+    free: &mut [f64],
+) {
+    colour_kernel::<true>(f, xs, c, rgb, winner, free);
+}
+
+#[multiversion::multiversion(targets("x86_64+avx", "x86_64+sse4.1"))]
+fn field_colours_plain(
+    f: &Fields,
+    xs: &[f64],
+    c: &Colouring,
+    rgb: &mut [[f64; 3]],
+    winner: &mut [usize],
+    free: &mut [f64],
+) {
+    colour_kernel::<false>(f, xs, c, rgb, winner, free);
+}
+
+#[inline(always)]
+fn colour_kernel<const FMA: bool>(
+    f: &Fields,
+    xs: &[f64],
+    c: &Colouring,
+    rgb: &mut [[f64; 3]],
+    winner: &mut [usize],
+    free: &mut [f64],
+) {
+    let (k, n, groups) = (f.k, free.len(), c.palette.len());
+    let mut lane_x = vec![0.0; f.dim * B];
+    let mut a_rows = vec![0.0; k * B];
+    let mut mass = vec![0.0; groups * B];
+    let mut start = 0;
+    while start < n {
+        let len = (n - start).min(B);
+        let (m, total) = block_exps::<FMA>(f, xs, start, len, &mut lane_x, &mut a_rows);
+        let (mut r, mut g, mut b) = ([0.0; B], [0.0; B], [0.0; B]);
+        mass.fill(0.0);
+        for j in 0..k {
+            let (e, grp) = (get(&a_rows, j), c.group[j]);
+            let p = c.palette[grp];
+            r = lanes(|l| madd::<FMA>(e[l], p[0], r[l]));
+            g = lanes(|l| madd::<FMA>(e[l], p[1], g[l]));
+            b = lanes(|l| madd::<FMA>(e[l], p[2], b[l]));
+            let acc = get(&mass, grp);
+            put(&mut mass, grp, &lanes(|l| acc[l] + e[l]));
+        }
+        let mut best = [f64::MIN; B];
+        let mut win = [0usize; B];
+        for grp in 0..groups {
+            let v = get(&mass, grp);
+            for l in 0..B {
+                if v[l] > best[l] {
+                    (best[l], win[l]) = (v[l], grp);
+                }
+            }
+        }
+        let inv = lanes(|l| 1.0 / total[l]);
+        let ln_total = lanes(|l| ln_with::<FMA>(total[l]));
+        for l in 0..len {
+            free[start + l] = -f.t * (m[l] + ln_total[l]);
+            rgb[start + l] = [r[l] * inv[l], g[l] * inv[l], b[l] * inv[l]];
+            winner[start + l] = win[l];
+        }
+        start += len;
+    }
+}
+
+/// The sums over all points at `state`, in parallel over fixed chunks, each summed over its
+/// lanes and then merged in chunk order (so the result does not depend on thread scheduling).
 #[must_use]
 pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
-    let kp = k.div_ceil(LANES) * LANES;
-    let mut classes = problem.spec.classes.clone();
-    classes.resize(kp, usize::MAX);
     let prep = Prepared {
-        kp,
+        k,
         dim,
         p,
-        mu_t: transpose_padded(&state.prototypes, k, kp, dim),
-        values_t: transpose_padded(&state.values, k, kp, p),
-        inv_two_scale: padded(&terms.inv_two_scale, kp),
-        offset: padded(&terms.offset, kp),
-        real: (0..kp).map(|j| if j < k { 1.0 } else { 0.0 }).collect(),
+        mu: state.prototypes.clone(),
+        values: state.values.clone(),
+        inv_two_scale: terms.inv_two_scale.clone(),
+        offset: terms.offset.clone(),
         neg_inv_t: -1.0 / problem.spec.temperature,
         t: problem.spec.temperature,
         regime: problem.spec.regime,
-        classes,
+        dot_form: problem.spec.regime.score() == Score::DotProduct,
+        classes: problem.spec.classes.clone(),
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);
-    let run = |c: usize| {
-        let mut acc = Acc::new(kp, dim, p);
-        let mut scratch = Scratch::new(kp, dim, p);
-        sum_chunk(
-            problem,
-            &prep,
-            c * CHUNK..((c + 1) * CHUNK).min(n),
-            &mut acc,
-            &mut scratch,
-        );
-        acc
+    let run = |w: &mut Work, c: usize| {
+        w.clear();
+        sum_chunk(problem, &prep, c * CHUNK..((c + 1) * CHUNK).min(n), w);
+        w.acc.sums(&prep)
     };
-    let parts: Vec<Acc> = if chunks > 1 {
-        (0..chunks).into_par_iter().map(run).collect()
+    let parts: Vec<Sums> = if chunks > 1 {
+        (0..chunks)
+            .into_par_iter()
+            .map_init(|| Work::new(k, dim, p), run)
+            .collect()
     } else {
-        vec![run(0)]
+        vec![run(&mut Work::new(k, dim, p), 0)]
     };
-    let mut total = Acc::new(kp, dim, p);
+    let mut total = Sums::zeros(k, dim, p);
     for part in &parts {
         total.merge(part);
     }
-    if problem.spec.regime == Regime::Mixture {
-        total.grad_mass.clone_from(&total.counts);
-        total.em_mass.clone_from(&total.counts);
-        total.grad_first.clone_from(&total.em_first);
-    }
-    let k_only = |v: &[f64]| v[..k].to_vec();
-    Sums {
-        n: total.n,
-        loss: total.loss,
-        clamped_free_energy: total.clamped,
-        entropy: total.ln_total - total.ra.iter().sum::<f64>(),
-        grad_mass: k_only(&total.grad_mass),
-        grad_first: untranspose(&total.grad_first, k, kp, dim),
-        grad_dist: k_only(&total.grad_dist),
-        grad_values: untranspose(&total.grad_values, k, kp, p),
-        counts: k_only(&total.counts),
-        em_mass: k_only(&total.em_mass),
-        em_first: untranspose(&total.em_first, k, kp, dim),
-        em_sq: k_only(&total.em_sq),
-        em_targets: untranspose(&total.em_targets, k, kp, p),
-    }
+    total
 }
 
 #[cfg(test)]
@@ -579,6 +882,33 @@ mod tests {
         assert_eq!(exp(-1e6), 0.0);
         assert_eq!(exp(f64::NEG_INFINITY), 0.0);
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn ln_matches_the_library_to_a_few_ulp() {
+        let mut worst: f64 = 0.0;
+        let mut x: f64 = 1e-250;
+        while x < 1e300 {
+            for y in [x, x * 1.37, x * 0.71, x * 1.999] {
+                let (a, b) = (ln_with::<false>(y), y.ln());
+                worst = worst.max(((a - b) / b.abs().max(1e-300)).abs());
+            }
+            x *= 1.9;
+        }
+        // Near 1, where ln x → 0, the error is relative to x − 1.
+        for d in [1e-12, 1e-6, 0.01, 0.2, 0.414, -0.29, -1e-9] {
+            let y: f64 = 1.0 + d;
+            worst = worst.max(((ln_with::<false>(y) - y.ln()) / y.ln()).abs());
+        }
+        assert!(worst < 4e-16, "worst relative error {worst:e}");
+        assert_eq!(ln_with::<false>(1.0), 0.0);
+        assert_eq!(ln_with::<false>(f64::INFINITY), f64::INFINITY);
+        assert!(ln_with::<false>(f64::NAN).is_nan());
+        if has_fma() {
+            for y in [1.0, 1.5, 2.0, 16.0, 1e-200, 3e250] {
+                assert!(((ln_with::<true>(y) - y.ln()) / y.ln().abs().max(1e-300)).abs() < 4e-16);
+            }
+        }
     }
 
     #[test]

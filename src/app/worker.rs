@@ -1,0 +1,109 @@
+//! Stepping off the UI thread. While a frame's paired steps take less than [`THREAD_ABOVE_MS`]
+//! the window takes them itself (every frame shows the latest step); above that, a worker
+//! thread takes them on a [`Experiment::detached`] copy and the window adopts the result when it
+//! arrives, drawing at its own rate meanwhile. An edit made while the worker runs wins: the
+//! worker's steps no longer follow on and are dropped ([`Experiment::adopt`]).
+
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::core::experiment::{Experiment, StepError};
+
+/// Steps of one frame that take longer than this (milliseconds) move to the worker thread.
+pub const THREAD_ABOVE_MS: f64 = 8.0;
+/// ... and move back once they take less than this (hysteresis, so the mode does not flicker).
+pub const SYNC_BELOW_MS: f64 = 4.0;
+
+/// What a worker brings back.
+pub struct Outcome {
+    /// The copy, stepped.
+    pub stepped: Experiment,
+    /// The error that stopped it early, if any (the copy keeps its last good state).
+    pub error: Option<crate::core::experiment::StepError>,
+    /// The largest identity residual among its steps.
+    pub residual_max: f64,
+    /// Milliseconds per paired step, measured on the worker.
+    pub ms_per_step: f64,
+}
+
+/// The stepping mode and the job in flight.
+#[derive(Default)]
+pub struct Stepper {
+    job: Option<JoinHandle<Outcome>>,
+    /// Stepping on the worker thread (else on the UI thread).
+    pub threaded: bool,
+    /// Milliseconds per paired step, as last measured (moving average).
+    pub ms_per_step: f64,
+}
+
+impl Stepper {
+    /// Whether a job is running.
+    #[must_use]
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Folds a measured step time into the average and picks the mode for `steps` per frame.
+    pub fn measured(&mut self, ms_per_step: f64, steps: usize) {
+        self.ms_per_step = if self.ms_per_step > 0.0 {
+            0.7 * self.ms_per_step + 0.3 * ms_per_step
+        } else {
+            ms_per_step
+        };
+        let frame = self.ms_per_step * steps as f64;
+        if frame > THREAD_ABOVE_MS {
+            self.threaded = true;
+        } else if frame < SYNC_BELOW_MS {
+            self.threaded = false;
+        }
+    }
+
+    /// Starts `steps` paired steps of a detached copy of `experiment` on a worker thread.
+    pub fn start(&mut self, experiment: &Experiment, steps: usize) {
+        let mut copy = experiment.detached();
+        self.job = Some(std::thread::spawn(move || {
+            let started = Instant::now();
+            let (mut done, mut error, mut residual_max) = (0usize, None, 0.0f64);
+            for _ in 0..steps {
+                match copy.step() {
+                    Ok(rec) => {
+                        residual_max = residual_max.max(rec.identity_residual);
+                        done += 1;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            Outcome {
+                stepped: copy,
+                error,
+                residual_max,
+                ms_per_step: started.elapsed().as_secs_f64() * 1e3 / done.max(1) as f64,
+            }
+        }));
+    }
+
+    /// The outcome of a finished job (`None` while it runs or when there is none). A worker that
+    /// panicked comes back as an error; the window's experiment was never touched by it.
+    pub fn finished(&mut self) -> Option<Result<Outcome, StepError>> {
+        if !self.job.as_ref().is_some_and(JoinHandle::is_finished) {
+            return None;
+        }
+        let handle = self.job.take()?;
+        Some(handle.join().map_err(|_| StepError {
+            step: 0,
+            reason: "the stepping thread failed; the lab kept its last state".into(),
+        }))
+    }
+
+    /// Waits for the job in flight, if any, and returns its outcome.
+    pub fn wait(&mut self) -> Option<Result<Outcome, StepError>> {
+        let handle = self.job.take()?;
+        Some(handle.join().map_err(|_| StepError {
+            step: 0,
+            reason: "the stepping thread failed; the lab kept its last state".into(),
+        }))
+    }
+}
