@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::core::anneal::{Annealer, Schedule};
 use crate::core::check::{self, CheckRow};
 use crate::core::dataset;
 use crate::core::model::Score;
@@ -209,6 +210,10 @@ pub struct RunArgs {
     /// Write the trace: `.json` (whole record) or `.csv` (flat, one row per step and run).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Deterministic annealing from T0, cooling T ← max(TMIN, GAMMA·T) after the runs settle at
+    /// each temperature; without --steps the run goes on until it has settled at TMIN.
+    #[arg(long, value_name = "T0,GAMMA,TMIN")]
+    pub anneal: Option<String>,
 }
 
 /// Arguments of `check`.
@@ -226,6 +231,10 @@ pub struct CheckArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub steps: usize,
 }
+
+/// Most steps an annealing run takes without `--steps` (it normally stops earlier, settled at
+/// `TMIN`).
+pub const MAX_ANNEAL_STEPS: usize = 2_000_000;
 
 /// A command-line failure: message and exit code.
 #[derive(Debug)]
@@ -400,17 +409,33 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
             )));
         }
     }
-    let (preset, base) = resolve_preset(&args.preset)?;
-    let steps = args.steps.unwrap_or(preset.steps);
+    let (mut preset, base) = resolve_preset(&args.preset)?;
+    if let Some(text) = &args.anneal {
+        preset.anneal = Some(Schedule::parse(text).map_err(bad)?);
+    }
+    let steps = args.steps.unwrap_or(if preset.anneal.is_some() {
+        MAX_ANNEAL_STEPS
+    } else {
+        preset.steps
+    });
     let Built {
         mut experiment,
         critical_temperature,
     } = build(&preset, &base)?;
+    let mut annealer = match preset.anneal {
+        Some(schedule) => Some(Annealer::new(schedule, &mut experiment, preset.seed).map_err(|e| bad(e.to_string()))?),
+        None => None,
+    };
     let start = Instant::now();
     let mut last_report = start;
     let mut paused = None;
     for s in 0..steps {
-        if let Err(e) = experiment.step() {
+        let stepped = match annealer.as_mut() {
+            Some(a) if a.finished() => break,
+            Some(a) => a.step(&mut experiment),
+            None => experiment.step().map(|_| ()),
+        };
+        if let Err(e) = stepped {
             paused = Some(e.to_string());
             break;
         }
@@ -433,6 +458,8 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
                 format_version: FORMAT_VERSION,
                 critical_temperature,
                 paused: paused.clone(),
+                splits: annealer.as_ref().map_or(&[], |a| &a.splits),
+                settled: annealer.as_ref().map_or(&[], |a| &a.settled),
             }),
             OutFormat::Csv => trace::to_csv(experiment.trace()),
         };
@@ -455,6 +482,24 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
     );
     summary += &format!("critical temperature (λ_max of the data covariance): {critical_temperature:.6}\n");
+    if let Some(a) = &annealer {
+        summary += &format!(
+            "annealing: settled at {} temperatures, T now {:.6}{}\n",
+            a.settled.len(),
+            experiment.problem().spec.temperature,
+            if a.finished() {
+                " (schedule done)"
+            } else {
+                " (stopped by --steps)"
+            }
+        );
+        for sp in &a.splits {
+            summary += &format!(
+                "split: {} run, {} → {} positions at T = {:.6} (step {})\n",
+                sp.run, sp.previous, sp.components, sp.temperature, sp.step
+            );
+        }
+    }
     for w in &last.warnings {
         summary += &format!("warning: {w}\n");
     }

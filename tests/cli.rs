@@ -436,3 +436,39 @@ fn help_documents_every_override() {
         assert!(h.contains(flag), "{flag} missing from --help");
     }
 }
+
+#[test]
+fn anneal_on_the_command_line_records_splits_in_the_trace() {
+    let dir = TempDir::new("anneal");
+    let out = dir.path("a.json");
+    let o = run(&[
+        "run",
+        "--preset",
+        &preset("near-split.ron"),
+        "--anneal",
+        "6,0.95,1.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("(schedule done)"), "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let lambda = doc["critical_temperature"].as_f64().unwrap();
+    let splits = doc["splits"].as_array().unwrap();
+    let first = splits.iter().find(|s| s["run"] == "gd").expect("a split");
+    let t = first["temperature"].as_f64().unwrap();
+    assert!(t <= lambda && t > 0.95 * lambda, "split at {t}, λ_max {lambda}");
+    assert_eq!(first["components"], 2);
+    assert!(first["step"].as_u64().unwrap() > 0);
+    let settled = doc["settled"].as_array().unwrap();
+    assert_eq!(settled.last().unwrap()["temperature"].as_f64().unwrap(), 1.5);
+    assert_eq!(doc["preset"]["anneal"]["gamma"].as_f64().unwrap(), 0.95);
+
+    // Out of range: a clear message, exit code 2, nothing written.
+    let bad = dir.path("b.json");
+    let o = run(&["run", "--anneal", "6,1.5,1", "--out", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("GAMMA must lie in (0, 1)"));
+    assert!(!bad.exists());
+}

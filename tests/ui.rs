@@ -467,3 +467,39 @@ fn an_edit_while_the_worker_runs_wins_over_its_steps() {
     app.settle();
     assert_eq!(app.experiment.step_count(), 5);
 }
+
+#[test]
+fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
+    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "annealing.ron").unwrap();
+    let mut app = LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap();
+    app.view.steps_per_frame = 50;
+    let mut h = harness(app);
+    for _ in 0..400 {
+        h.run_steps(1);
+        if !h.state().playing {
+            break;
+        }
+    }
+    let app = h.state();
+    let a = app.annealer.as_ref().expect("annealing on");
+    assert!(a.finished(), "{:?}", app.status_text());
+    assert!(!app.playing);
+    assert!(app.status_text().unwrap().contains("annealing done"));
+    // The temperature control follows the schedule down to T_min.
+    assert_eq!(app.draft.temperature, 0.3);
+    assert_eq!(app.experiment.problem().spec.temperature, 0.3);
+    let first = a.splits.iter().find(|s| s.run == "gd").unwrap();
+    let lambda = app.critical_temperature;
+    assert!(first.temperature <= lambda && first.temperature > 0.95 * lambda);
+    h.get_by_label_contains("splits found: 3");
+    // Reset starts the schedule again from T0.
+    h.get_by_label("Reset").click();
+    h.run_steps(2);
+    let app = h.state();
+    assert!(
+        app.annealer
+            .as_ref()
+            .is_some_and(|a| !a.finished() && a.splits.is_empty())
+    );
+    assert_eq!(app.experiment.problem().spec.temperature, 12.0);
+}

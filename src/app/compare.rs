@@ -14,6 +14,14 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let shown = app.scrub.unwrap_or(last).min(last);
     let rec = &trace[shown];
     ui.strong("Explicit EM beside gradient descent");
+    if let Some(a) = &app.annealer {
+        bifurcation_ui(
+            ui,
+            a,
+            app.critical_temperature,
+            app.experiment.problem().spec.temperature,
+        );
+    }
 
     // Step slider: scrub back through the history.
     let mut s = shown;
@@ -144,4 +152,54 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             ui.colored_label(ui.visuals().warn_fg_color, w);
         }
     }
+}
+
+/// The bifurcation plot of an annealing run: each prototype's first coordinate at every settled
+/// temperature, the data's critical temperature `λ_max`, the splits found, and the current `T`.
+fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::core::anneal::Annealer, lambda: f64, now: f64) {
+    ui.label(format!(
+        "annealing from T = {} to {} (×{} per settled temperature): μ_j,1 against T (log scale)",
+        a.schedule.t0, a.schedule.t_min, a.schedule.gamma
+    ))
+    .on_hover_text(
+        "Deterministic annealing (MATH.md §6): at each temperature both runs settle (a tiny shake lets coincident prototypes separate), then T becomes max(T_min, γT). Prototypes split where T falls below a critical temperature: λ_max of the data covariance for the first (dashed), λ_max of each group's responsibility-weighted covariance for later ones.",
+    );
+    let k = a.settled.first().map_or(0, |s| s.prototypes.len());
+    Plot::new("bifurcation")
+        .height(150.0)
+        .allow_scroll(false)
+        .x_axis_label("T")
+        .x_axis_formatter(|mark, _| format!("{:.3}", 10f64.powf(mark.value)))
+        .show(ui, |plot| {
+            for j in 0..k {
+                let path: Vec<[f64; 2]> = a
+                    .settled
+                    .iter()
+                    .map(|s| [s.temperature.log10(), s.prototypes[j][0]])
+                    .collect();
+                plot.line(Line::new(format!("μ{j}"), path).color(view::colour(j)).width(1.5));
+            }
+            plot.vline(
+                VLine::new("T_c = λ_max", lambda.log10())
+                    .color(egui::Color32::GRAY)
+                    .style(egui_plot::LineStyle::dashed_dense()),
+            );
+            for s in a.splits.iter().filter(|s| s.run == "gd") {
+                plot.vline(
+                    VLine::new(format!("split to {}", s.components), s.temperature.log10())
+                        .color(egui::Color32::from_rgb(214, 39, 40))
+                        .width(0.8),
+                );
+            }
+            plot.vline(VLine::new("T now", now.log10()).color(egui::Color32::DARK_GREEN));
+        });
+    let next = a
+        .settled
+        .last()
+        .and_then(|s| s.critical.iter().copied().reduce(f64::max));
+    ui.label(format!(
+        "T = {now:.4}; splits found: {}{}",
+        a.splits.iter().filter(|s| s.run == "gd").count(),
+        next.map_or(String::new(), |c| format!("; next critical temperature {c:.4}"))
+    ));
 }

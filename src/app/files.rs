@@ -10,7 +10,7 @@ use crate::core::io::write_atomic;
 use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
-pub const BUNDLED: [(&str, &str); 8] = [
+pub const BUNDLED: [(&str, &str); 9] = [
     ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
     ("near-split.ron", include_str!("../../presets/near-split.ron")),
     ("em-bridge.ron", include_str!("../../presets/em-bridge.ron")),
@@ -31,6 +31,7 @@ pub const BUNDLED: [(&str, &str); 8] = [
         "cross-entropy-moons.ron",
         include_str!("../../presets/cross-entropy-moons.ron"),
     ),
+    ("annealing.ron", include_str!("../../presets/annealing.ron")),
 ];
 
 /// What a file dialog is for.
@@ -152,6 +153,8 @@ impl LabApp {
                 format_version: FORMAT_VERSION,
                 critical_temperature: self.critical_temperature,
                 paused: None,
+                splits: self.annealer.as_ref().map_or(&[], |a| &a.splits),
+                settled: self.annealer.as_ref().map_or(&[], |a| &a.settled),
             })
         };
         match write_atomic(path, text.as_bytes()) {

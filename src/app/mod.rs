@@ -19,6 +19,7 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;
+use crate::core::anneal::Annealer;
 use crate::core::experiment::{Experiment, RunSettings};
 use crate::core::preset::{self, Preset};
 
@@ -143,6 +144,7 @@ struct Snapshot {
     draft: Preset,
     built: Preset,
     experiment: Box<Experiment>,
+    annealer: Option<Box<Annealer>>,
     critical_temperature: f64,
 }
 
@@ -167,6 +169,8 @@ pub struct LabApp {
     built: Preset,
     /// Both runs.
     pub experiment: Experiment,
+    /// Deterministic annealing, when the preset asks for it (it then takes the steps).
+    pub annealer: Option<Annealer>,
     /// `λ_max` of the data covariance.
     pub critical_temperature: f64,
     /// Folder relative CSV paths resolve against.
@@ -217,9 +221,10 @@ impl LabApp {
     pub fn new(preset: Preset, base: &Path) -> Result<Self, String> {
         let mut built = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
         built.experiment.set_history_limit(Some(HISTORY));
-        Ok(Self {
+        let mut app = Self {
             draft: preset.clone(),
             built: preset,
+            annealer: None,
             experiment: built.experiment,
             critical_temperature: built.critical_temperature,
             base_dir: base.to_path_buf(),
@@ -244,7 +249,21 @@ impl LabApp {
             stepper: worker::Stepper::default(),
             persist: true,
             exit_status: Arc::new(Mutex::new(Ok(()))),
-        })
+        };
+        app.start_annealing();
+        Ok(app)
+    }
+
+    /// Starts deterministic annealing if the running preset asks for it (from `T₀`, both runs
+    /// perturbed), else turns it off.
+    pub fn start_annealing(&mut self) {
+        self.annealer = None;
+        if let Some(schedule) = self.built.anneal {
+            match Annealer::new(schedule, &mut self.experiment, self.built.seed) {
+                Ok(a) => self.annealer = Some(a),
+                Err(e) => self.error(format!("annealing not started: {e}")),
+            }
+        }
     }
 
     /// A lab around an experiment built elsewhere (benchmarks, tests); its draft is the default
@@ -346,6 +365,7 @@ impl LabApp {
             draft: self.draft.clone(),
             built: self.built.clone(),
             experiment: Box::new(self.experiment.clone()),
+            annealer: self.annealer.clone().map(Box::new),
             critical_temperature: self.critical_temperature,
         });
         if self.undo.len() > UNDO_DEPTH {
@@ -359,6 +379,7 @@ impl LabApp {
                 self.draft = s.draft;
                 self.built = s.built;
                 self.experiment = *s.experiment;
+                self.annealer = s.annealer.map(|a| *a);
                 self.critical_temperature = s.critical_temperature;
                 self.last_change = None;
                 self.scrub = None;
@@ -378,6 +399,7 @@ impl LabApp {
                 self.experiment.set_history_limit(Some(HISTORY));
                 self.critical_temperature = built.critical_temperature;
                 self.built = self.draft.clone();
+                self.start_annealing();
                 self.generation += 1;
                 self.residual_max = 0.0;
                 self.scrub = None;
@@ -424,7 +446,26 @@ impl LabApp {
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.
     pub fn advance(&mut self, n: usize) {
         for _ in 0..n {
-            match self.experiment.step() {
+            if let Some(a) = self.annealer.as_ref().filter(|a| a.finished()) {
+                let t = a.schedule.t_min;
+                self.playing = false;
+                self.info(format!(
+                    "annealing done: settled at T_min = {t}; {} splits found. Reset to anneal again.",
+                    a.splits.len()
+                ));
+                return;
+            }
+            let stepped = match self.annealer.as_mut() {
+                Some(a) => {
+                    let r = a.step(&mut self.experiment);
+                    // The temperature control follows the schedule.
+                    let t = self.experiment.problem().spec.temperature;
+                    (self.draft.temperature, self.built.temperature) = (t, t);
+                    r.map(|()| self.experiment.latest())
+                }
+                None => self.experiment.step(),
+            };
+            match stepped {
                 Ok(rec) => self.residual_max = self.residual_max.max(rec.identity_residual),
                 Err(e) => {
                     self.playing = false;
@@ -449,7 +490,8 @@ impl LabApp {
         let steps = self.view.steps_per_frame;
         if self.stepper.busy() {
             // Keep drawing (and polling) while the worker runs.
-        } else if self.stepper.threaded {
+        } else if self.stepper.threaded && self.annealer.is_none() {
+            // (An annealing run steps here: its schedule reacts to every step.)
             self.stepper.start(&self.experiment, steps);
         } else {
             let started = std::time::Instant::now();
@@ -506,6 +548,7 @@ impl LabApp {
                 self.experiment.set_history_limit(Some(HISTORY));
                 self.critical_temperature = built.critical_temperature;
                 self.base_dir = base.to_path_buf();
+                self.start_annealing();
                 self.generation += 1;
                 self.path = path;
                 self.residual_max = 0.0;
@@ -563,6 +606,7 @@ impl LabApp {
                 Command::Reset => {
                     self.before_change("reset", f64::NEG_INFINITY);
                     self.experiment.reset();
+                    self.start_annealing();
                     self.residual_max = 0.0;
                     self.scrub = None;
                     self.info("reset to step 0");

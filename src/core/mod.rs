@@ -1,5 +1,6 @@
 //! The numerical core. Knows nothing of the window: no egui, no printing.
 
+pub mod anneal;
 pub mod bench;
 pub mod check;
 pub mod dataset;

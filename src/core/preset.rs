@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::anneal::Schedule;
 use super::dataset::{self, Cloud, Dataset};
 use super::experiment::{Experiment, RunSettings};
 use super::init;
@@ -209,6 +210,10 @@ pub struct Preset {
     pub data: DataSpec,
     /// The initial prototypes.
     pub prototypes: InitSpec,
+    /// Deterministic annealing: `(t0: …, gamma: …, t_min: …)`; the run starts at `t0` (instead
+    /// of `temperature`), settles, cools `T ← max(t_min, gamma·T)`, and stops at `t_min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anneal: Option<Schedule>,
 }
 
 fn one_usize() -> usize {
@@ -254,6 +259,7 @@ impl Default for Preset {
                 std: 0.8,
             },
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
+            anneal: None,
         }
     }
 }
@@ -480,6 +486,11 @@ impl Preset {
         positive("learning_rate", self.learning_rate)?;
         positive("scale_floor", self.scale_floor)?;
         positive("initial_scale", self.initial_scale)?;
+        if let Some(schedule) = &self.anneal {
+            schedule
+                .check()
+                .map_err(|(field, message)| field_error(&format!("anneal.{field}"), message))?;
+        }
         if self.initial_scale < self.scale_floor {
             return Err(range_error(
                 "initial_scale",
@@ -790,7 +801,7 @@ impl ValidPreset {
         let classes_in_data = data.class_count();
         let (positions, classes) = self.initial_positions(&data)?;
         let k = positions.len() / dim;
-        let mut spec = ModelSpec::new(regime, p.temperature);
+        let mut spec = ModelSpec::new(regime, p.anneal.map_or(p.temperature, |a| a.t0));
         spec.learn_weights = p.learn.weights;
         spec.learn_scales = p.learn.scales;
         spec.volume = p.learn.volume;

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::anneal::{Settled, Split};
 use super::experiment::{RunRecord, StepRecord};
 use super::preset::Preset;
 
@@ -23,6 +24,11 @@ pub struct TraceDocument<'a> {
     pub critical_temperature: f64,
     /// Why the run stopped early (a non-finite value), or `null`.
     pub paused: Option<String>,
+    /// Annealing: the temperatures at which a run's prototypes split (empty otherwise).
+    pub splits: &'a [Split],
+    /// Annealing: each temperature the runs settled at, with the critical temperatures of the
+    /// gradient-descent run's prototype groups (empty otherwise).
+    pub settled: &'a [Settled],
 }
 
 /// The JSON text of a trace.

@@ -1,0 +1,139 @@
+//! Deterministic annealing: settling, cooling, split detection and critical temperatures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::Path;
+
+use implicit_em_lab::core::anneal::{Annealer, Schedule, group_critical_temperatures, groups};
+use implicit_em_lab::core::preset::{self, parse};
+
+fn two_anisotropic_blobs(schedule: &str, k: usize, rate: &str) -> preset::Preset {
+    let positions = vec!["[0.0, 0.0]"; k].join(", ");
+    parse(
+        &format!(
+            "(name: \"t\", objective: Mixture, temperature: 1.0, learning_rate: 1.0, rate: {rate}, seed: 3,
+              learn: (weights: false, scales: false, volume: true),
+              data: Gaussians(clouds: [
+                (mean: [-3.0, 0.5], std: [1.0, 0.4], count: 200, label: 0),
+                (mean: [3.0, -0.5], std: [1.0, 0.4], count: 200, label: 1)]),
+              prototypes: Explicit(positions: [{positions}]),
+              anneal: {schedule})"
+        ),
+        "test",
+    )
+    .unwrap()
+}
+
+fn anneal(p: &preset::Preset) -> (implicit_em_lab::core::experiment::Experiment, Annealer, f64) {
+    let built = p.validate().unwrap().build(Path::new(".")).unwrap();
+    let mut exp = built.experiment;
+    let mut a = Annealer::new(p.anneal.unwrap(), &mut exp, p.seed).unwrap();
+    let mut steps = 0;
+    while !a.finished() {
+        a.step(&mut exp).unwrap();
+        steps += 1;
+        assert!(steps < 400_000, "annealing did not finish");
+    }
+    (exp, a, built.critical_temperature)
+}
+
+#[test]
+fn the_first_split_lies_within_five_percent_of_lambda_max() {
+    for rate in ["Shared", "Em"] {
+        let p = two_anisotropic_blobs("(t0: 15.0, gamma: 0.97, t_min: 4.0)", 2, rate);
+        let (_, a, lambda) = anneal(&p);
+        // λ_max ≈ 3² + 1 + the offsets' share; the exact value comes from the sample.
+        assert!((lambda - 10.2).abs() < 1.0, "λ_max = {lambda}");
+        for run in ["gd", "em"] {
+            let first = a.splits.iter().find(|s| s.run == run).expect("a split");
+            let rel = (first.temperature - lambda) / lambda;
+            assert!(
+                rel <= 0.0 && rel > -0.05,
+                "{rate} {run}: split at T = {} vs λ_max = {lambda}",
+                first.temperature
+            );
+            assert_eq!((first.previous, first.components), (1, 2));
+        }
+        // Above T_c nothing splits: every settled temperature above it has one position.
+        for s in a.settled.iter().filter(|s| s.temperature > lambda) {
+            assert_eq!((s.groups_gd, s.groups_em), (1, 1), "T = {}", s.temperature);
+            // One group holding every point: its critical temperature is λ_max itself.
+            assert!(
+                (s.critical[0] - lambda).abs() < 1e-9 * lambda,
+                "{} vs {lambda}",
+                s.critical[0]
+            );
+        }
+        // Cooled geometrically, settled at each temperature, and stopped at T_min.
+        let temps: Vec<f64> = a.settled.iter().map(|s| s.temperature).collect();
+        for w in temps.windows(2) {
+            assert!((w[1] - (0.97 * w[0]).max(4.0)).abs() < 1e-12, "{w:?}");
+        }
+        assert_eq!(*temps.last().unwrap(), 4.0);
+        assert!(a.settled.iter().all(|s| s.converged));
+    }
+}
+
+#[test]
+fn with_the_em_rate_gradient_descent_and_em_split_together() {
+    let p = two_anisotropic_blobs("(t0: 15.0, gamma: 0.9, t_min: 2.0)", 2, "Em");
+    let (exp, a, _) = anneal(&p);
+    let gd: Vec<_> = a
+        .splits
+        .iter()
+        .filter(|s| s.run == "gd")
+        .map(|s| (s.step, s.temperature))
+        .collect();
+    let em: Vec<_> = a
+        .splits
+        .iter()
+        .filter(|s| s.run == "em")
+        .map(|s| (s.step, s.temperature))
+        .collect();
+    assert_eq!(gd, em);
+    assert!(
+        exp.latest().prototype_distance < 1e-9,
+        "{}",
+        exp.latest().prototype_distance
+    );
+}
+
+#[test]
+fn after_the_split_each_half_has_its_own_lower_critical_temperature() {
+    let p = two_anisotropic_blobs("(t0: 15.0, gamma: 0.9, t_min: 2.0)", 2, "Em");
+    let (exp, _, lambda) = anneal(&p);
+    let g = groups(exp.gd_state(), 0.1);
+    assert_eq!(g.iter().max(), Some(&1), "two groups");
+    let crit = group_critical_temperatures(&exp, &g);
+    // Each cloud's long-axis variance is 1 (std 1.0 along x) up to sampling and overlap.
+    for c in &crit {
+        assert!(*c > 0.7 && *c < 1.4 && *c < 0.2 * lambda, "{crit:?}");
+    }
+}
+
+#[test]
+fn schedules_out_of_range_are_refused_with_the_allowed_range() {
+    assert!(Schedule::parse("1,2").unwrap_err().contains("T0,GAMMA,TMIN"));
+    assert!(
+        Schedule::parse("10,1.2,1")
+            .unwrap_err()
+            .contains("GAMMA must lie in (0, 1)")
+    );
+    assert!(
+        Schedule::parse("10,0.9,20")
+            .unwrap_err()
+            .contains("TMIN must lie in (0, T0 = 10]")
+    );
+    assert!(Schedule::parse("x,0.9,1").unwrap_err().contains("T0 must be a number"));
+    assert_eq!(
+        Schedule::parse(" 10, 0.9 ,1").unwrap(),
+        Schedule {
+            t0: 10.0,
+            gamma: 0.9,
+            t_min: 1.0
+        }
+    );
+    let p = two_anisotropic_blobs("(t0: 15.0, gamma: 1.5, t_min: 2.0)", 2, "Shared");
+    let e = p.validate().unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("anneal.gamma"));
+    assert!(e.message.contains("(0, 1)"), "{}", e.message);
+}
