@@ -256,3 +256,25 @@ fn save_is_atomic_and_loads_back() {
     assert!(preset::save(&dir.join("missing/x.ron"), &p).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn probes_must_match_the_data_dimension() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/hopfield-retrieval.ron"))
+        .unwrap()
+        .replace("[1.0, 7.0]]", "[1.0, 7.0, 2.0]]");
+    let p = parse(&text, "probes.ron").unwrap();
+    let e = p.validate().unwrap().build(Path::new(".")).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("probes"));
+    assert!(
+        e.message.contains("probe 4 must have 2 finite coordinates"),
+        "{}",
+        e.message
+    );
+    // And they round-trip through save.
+    let ok = parse(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/hopfield-retrieval.ron")).unwrap(),
+        "h.ron",
+    )
+    .unwrap();
+    assert_eq!(parse(&to_ron(&ok), "again.ron").unwrap().probes, ok.probes);
+}

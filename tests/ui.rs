@@ -16,6 +16,16 @@ fn harness(app: LabApp) -> Harness<'static, LabApp> {
         .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app)
 }
 
+/// A click at `at` in the scene, as the plot sees it (press and release over a few frames).
+fn click_scene(h: &mut Harness<'static, LabApp>, at: egui::Pos2) {
+    h.hover_at(at);
+    h.run_steps(1);
+    h.drag_at(at);
+    h.run_steps(1);
+    h.drop_at(at);
+    h.run_steps(2);
+}
+
 fn paused_lab() -> Harness<'static, LabApp> {
     let mut app = LabApp::bundled_default();
     app.playing = false;
@@ -202,12 +212,7 @@ fn points_are_added_and_removed_by_clicking() {
     h.state_mut().tool = Tool::AddPoint;
     let rect = h.state().scene_rect().unwrap();
     let at = rect.center();
-    h.hover_at(at);
-    h.run_steps(1);
-    h.drag_at(at);
-    h.run_steps(1);
-    h.drop_at(at);
-    h.run_steps(2);
+    click_scene(&mut h, at);
     assert_eq!(h.state().experiment.problem().len(), n + 1);
     let added = h.state().experiment.problem().point(n).to_vec();
     let expected = h.state().scene_value_at(at).unwrap();
@@ -215,12 +220,7 @@ fn points_are_added_and_removed_by_clicking() {
     // The edit is part of what Save writes.
     assert!(matches!(h.state().draft.data, preset::DataSpec::Inline { ref points, .. } if points.len() == n + 1));
     h.state_mut().tool = Tool::RemovePoint;
-    h.hover_at(at);
-    h.run_steps(1);
-    h.drag_at(at);
-    h.run_steps(1);
-    h.drop_at(at);
-    h.run_steps(2);
+    click_scene(&mut h, at);
     assert_eq!(h.state().experiment.problem().len(), n);
 }
 
@@ -502,4 +502,36 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
             .is_some_and(|a| !a.finished() && a.splits.is_empty())
     );
     assert_eq!(app.experiment.problem().spec.temperature, 12.0);
+}
+
+#[test]
+fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
+    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "hopfield-retrieval.ron").unwrap();
+    let mut app = LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap();
+    app.playing = false;
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert_eq!(h.state().draft.probes.len(), 5);
+    h.get_by_label("probe 1: retrieves key 1 after 7 updates");
+    // Raise T: the probes settle on averages instead of single keys.
+    h.state_mut().draft.temperature = 80.0;
+    h.state_mut().apply_live();
+    h.run_steps(2);
+    h.get_by_label_contains("probe 5: global average of all keys");
+    // Place one more by clicking the scene with the probe tool; it is undoable and saved.
+    h.state_mut().tool = Tool::Probe;
+    let at = h.state().scene_rect().unwrap().center();
+    click_scene(&mut h, at);
+    assert_eq!(h.state().draft.probes.len(), 6);
+    let placed = h.state().draft.probes[5].clone();
+    let expected = h.state().scene_value_at(at).unwrap();
+    assert!((placed[0] - expected[0]).abs() < 1e-6 && (placed[1] - expected[1]).abs() < 1e-6);
+    assert_eq!(h.state().preset_to_save().probes.len(), 6);
+    h.get_by_label_contains("probe 6:");
+    h.get_by_label("clear probes").click();
+    h.run_steps(2);
+    assert!(h.state().draft.probes.is_empty());
+    h.state_mut().command(Command::Undo);
+    h.run_steps(2);
+    assert_eq!(h.state().draft.probes.len(), 6);
 }

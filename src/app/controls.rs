@@ -497,7 +497,12 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("Click to add a point with the label below");
         ui.radio_value(&mut app.tool, Tool::RemovePoint, "remove")
             .on_hover_text("Click a point to remove it");
+        ui.radio_value(&mut app.tool, Tool::Probe, "probe")
+            .on_hover_text("Click to place a retrieval probe: a query iterated by ξ := Σ_j r_j(ξ) μ_j (one mean-shift step each, modern Hopfield) to its fixed point");
     });
+    if app.tool == Tool::Probe || !app.draft.probes.is_empty() {
+        super::scene::probes_ui(app, ui);
+    }
     if app.tool == Tool::AddPoint {
         ui.add(egui::DragValue::new(&mut app.new_label).range(0..=9).prefix("label "))
             .on_hover_text("Label (class) of added points");

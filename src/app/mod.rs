@@ -57,6 +57,8 @@ pub enum Tool {
     AddPoint,
     /// Remove the nearest point.
     RemovePoint,
+    /// Place a retrieval probe (a query iterated to its fixed point).
+    Probe,
 }
 
 /// View options (persisted).

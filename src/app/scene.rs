@@ -13,6 +13,7 @@ use egui_plot::{
 use super::view::{self, Fields, Grid};
 use super::{Background, LabApp, Tool};
 use crate::core::experiment::RunRecord;
+use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
 use crate::core::preset::DataSpec;
 
@@ -302,6 +303,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let show_trails = app.view.trails;
     let show_em = app.view.show_em;
     let show_readouts = app.view.readouts && matches!(problem.spec.regime, Regime::Attention { .. });
+    let retrievals = retrievals(app, &gd);
     let selected = app.selected.filter(|&i| i < problem.len());
     let background = app.view.background;
     let dark = ui.visuals().dark_mode;
@@ -436,6 +438,42 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .color(fg),
             );
         }
+        for (q, r) in retrievals.iter().enumerate() {
+            let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
+            let end = *path.last().unwrap_or(&[0.0, 0.0]);
+            plot.line(
+                Line::new(format!("probe {q} path"), path.clone())
+                    .color(fg.gamma_multiply(0.8))
+                    .width(1.2),
+            );
+            plot.points(
+                Points::new(format!("probe {q} steps"), path)
+                    .color(fg.gamma_multiply(0.6))
+                    .radius(1.5),
+            );
+            plot.points(
+                Points::new(format!("probe {q} start"), vec![xy(&r.path[0])])
+                    .color(fg)
+                    .radius(4.0)
+                    .shape(MarkerShape::Square)
+                    .filled(false),
+            );
+            plot.points(
+                Points::new(format!("probe {q} fixed point"), vec![end])
+                    .color(fg)
+                    .radius(7.0)
+                    .shape(MarkerShape::Asterisk),
+            );
+            plot.text(
+                egui_plot::Text::new(
+                    format!("probe {q} label"),
+                    PlotPoint::new(end[0], end[1]),
+                    format!("  {}: {}", q + 1, r.kind.describe()),
+                )
+                .color(fg)
+                .anchor(egui::Align2::LEFT_BOTTOM),
+            );
+        }
         plot.pointer_coordinate()
     });
     app.scene.rect = Some(response.response.rect);
@@ -490,9 +528,71 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     remove_point(app, i);
                 }
             }
+            Tool::Probe => {
+                if resp.clicked()
+                    && let Some(c) = pointer_coord
+                {
+                    add_probe(app, [c.x, c.y]);
+                }
+            }
         }
     }
     app.scene.transform = Some(transform);
+}
+
+/// Each probe's retrieval under the shown state (at most a few dozen probes, each converging in
+/// tens of updates: cheap enough for every frame, so the paths follow `T` and the keys live).
+fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval> {
+    let spec = &app.experiment.problem().spec;
+    app.draft
+        .probes
+        .iter()
+        .filter(|p| p.len() == state.dim)
+        .map(|p| hopfield::retrieve(spec, state, p))
+        .collect()
+}
+
+/// Most probes kept (the oldest goes first).
+pub const MAX_PROBES: usize = 16;
+
+fn add_probe(app: &mut LabApp, at: [f64; 2]) {
+    let problem = app.experiment.problem();
+    let mut x = mean_point(problem);
+    x[0] = at[0];
+    if x.len() > 1 {
+        x[1] = at[1];
+    }
+    app.before_change("probe", f64::NEG_INFINITY);
+    if app.draft.probes.len() >= MAX_PROBES {
+        app.draft.probes.remove(0);
+    }
+    app.draft.probes.push(x);
+    app.built.probes.clone_from(&app.draft.probes);
+}
+
+/// The probes' results, and a button to clear them.
+pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let state = app.experiment.gd_state().clone();
+    let results = retrievals(app, &state);
+    if results.is_empty() {
+        ui.label("click the scene to place a probe");
+        return;
+    }
+    for (q, r) in results.iter().enumerate() {
+        ui.label(format!(
+            "probe {}: {} after {} updates{}",
+            q + 1,
+            r.kind.describe(),
+            r.path.len() - 1,
+            if r.converged { "" } else { " (not converged)" }
+        ))
+        .on_hover_text("Fixed point of ξ := Σ_j r_j(ξ) μ_j at the current T: a single key when T is low, an average over a few keys at intermediate T (metastable), the average of all keys when T is high");
+    }
+    if ui.button("clear probes").clicked() {
+        app.before_change("probe", f64::NEG_INFINITY);
+        app.draft.probes.clear();
+        app.built.probes.clear();
+    }
 }
 
 fn mean_point(problem: &crate::core::objective::Problem) -> Vec<f64> {

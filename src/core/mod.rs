@@ -8,6 +8,7 @@ pub mod diagnostics;
 pub mod dual;
 pub mod experiment;
 pub mod fast;
+pub mod hopfield;
 pub mod init;
 pub mod io;
 pub mod lse;

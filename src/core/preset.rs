@@ -214,6 +214,10 @@ pub struct Preset {
     /// of `temperature`), settles, cools `T ← max(t_min, gamma·T)`, and stops at `t_min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anneal: Option<Schedule>,
+    /// Retrieval probes: queries `ξ₀` (each of dimension `D`) that the window iterates
+    /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<Vec<f64>>,
 }
 
 fn one_usize() -> usize {
@@ -260,6 +264,7 @@ impl Default for Preset {
             },
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
             anneal: None,
+            probes: Vec::new(),
         }
     }
 }
@@ -797,6 +802,14 @@ impl ValidPreset {
         let err = PresetError::new;
         let data = make_data(&p.data, p.seed, base)?;
         let dim = data.dim;
+        for (q, probe) in p.probes.iter().enumerate() {
+            if probe.len() != dim || probe.iter().any(|v| !v.is_finite()) {
+                return Err(field_error(
+                    "probes",
+                    format!("probe {q} must have {dim} finite coordinates (the data's D), got {probe:?}"),
+                ));
+            }
+        }
         let regime = p.regime();
         let classes_in_data = data.class_count();
         let (positions, classes) = self.initial_positions(&data)?;
