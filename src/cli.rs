@@ -227,9 +227,14 @@ pub struct CheckArgs {
     /// Relative tolerance (default 1e-10 for dual numbers, 1e-6 for finite differences).
     #[arg(long, value_name = "REL", allow_negative_numbers = true)]
     pub tolerance: Option<f64>,
-    /// Take this many gradient steps first, then check at the GD state.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub steps: usize,
+    /// Take this many paired steps first, then check at the GD state (default 0; with --report,
+    /// the preset's `steps`).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Also write a self-contained report, DIR/report.html: the check table, the GD and EM
+    /// curves of the run and its warnings (the folder is created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
 }
 
 /// Most steps an annealing run takes without `--steps` (it normally stops earlier, settled at
@@ -554,8 +559,17 @@ pub fn format_table(rows: &[CheckRow], method: Method) -> String {
 /// Bad input (2); a deviation above tolerance (1), with the table in the message.
 pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     let (preset, base) = resolve_preset(&args.preset)?;
+    if let Some(dir) = &args.report
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(bad(format!("--report {}: exists and is not a folder", dir.display())));
+    }
     let Built { mut experiment, .. } = build(&preset, &base)?;
-    experiment.run(args.steps).map_err(|e| Failure {
+    let steps = args
+        .steps
+        .unwrap_or(if args.report.is_some() { preset.steps } else { 0 });
+    experiment.run(steps).map_err(|e| Failure {
         code: EXIT_PAUSED,
         message: format!("check {e}"),
     })?;
@@ -581,7 +595,15 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     );
     text += "convention: losses J to minimise in free-energy units, so ∂F_i/∂E_ij = +r_ij; in the paper's \
              convention (T = 1, L = log Σ_j exp(−d_j) maximised) the same identity reads ∂L/∂d_j = −r_j\n\n";
-    text += &format_table(&rows, method);
+    let table = format_table(&rows, method);
+    text += &table;
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).map_err(|e| bad(format!("--report {}: {e}", dir.display())))?;
+        let page = crate::core::report::html(&preset, &experiment, &rows, method, &table);
+        let path = dir.join("report.html");
+        crate::core::io::write_atomic(&path, page.as_bytes()).map_err(bad)?;
+        text += &format!("\nreport written to {}\n", path.display());
+    }
     if rows.iter().all(CheckRow::passed) {
         text += "\nall checks passed\n";
         Ok(text)

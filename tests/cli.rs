@@ -472,3 +472,44 @@ fn anneal_on_the_command_line_records_splits_in_the_trace() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("GAMMA must lie in (0, 1)"));
     assert!(!bad.exists());
 }
+
+#[test]
+fn check_report_writes_one_self_contained_page() {
+    let dir = TempDir::new("report");
+    let target = dir.path("sub/report-dir");
+    let o = run(&[
+        "check",
+        "--preset",
+        &preset("metric-collapse.ron"),
+        "--report",
+        target.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("report written to"));
+    let page = std::fs::read_to_string(target.join("report.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("all checks passed"));
+    assert!(page.contains("Theorem 1: ∂F_i/∂E_ij = r_ij"));
+    assert_eq!(page.matches("<svg").count(), 4);
+    // The run behind the curves is the preset's 300 steps; its warnings are grouped by kind.
+    assert!(page.contains("300 paired steps"));
+    // One line per kind of warning (here: per component), with where it was seen.
+    assert_eq!(page.matches("is running away").count(), 3);
+    assert!(page.contains("scale of component 1 is running away (s = "));
+    assert_eq!(page.matches(" recorded steps, from step ").count(), 3);
+    assert_eq!(
+        page.matches(" to 300</li>").count(),
+        3,
+        "still running away at the last step"
+    );
+    assert!(
+        !page.contains("<script") && !page.contains("src=\"http"),
+        "self-contained"
+    );
+
+    // A file where the folder should be: exit 2, nothing written.
+    let file = dir.write("not-a-dir", "x");
+    let o = run(&["check", "--report", &file]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("exists and is not a folder"));
+}

@@ -16,5 +16,6 @@ pub mod model;
 pub mod objective;
 pub mod preset;
 pub mod reference;
+pub mod report;
 pub mod step;
 pub mod trace;
