@@ -26,6 +26,12 @@ fn click_scene(h: &mut Harness<'static, LabApp>, at: egui::Pos2) {
     h.run_steps(2);
 }
 
+/// A lab running the bundled preset `file`.
+fn bundled_lab(file: &str) -> LabApp {
+    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == file).unwrap();
+    LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap()
+}
+
 fn paused_lab() -> Harness<'static, LabApp> {
     let mut app = LabApp::bundled_default();
     app.playing = false;
@@ -470,8 +476,7 @@ fn an_edit_while_the_worker_runs_wins_over_its_steps() {
 
 #[test]
 fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
-    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "annealing.ron").unwrap();
-    let mut app = LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap();
+    let mut app = bundled_lab("annealing.ron");
     app.view.steps_per_frame = 50;
     let mut h = harness(app);
     for _ in 0..400 {
@@ -506,8 +511,7 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
 
 #[test]
 fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
-    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "hopfield-retrieval.ron").unwrap();
-    let mut app = LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap();
+    let mut app = bundled_lab("hopfield-retrieval.ron");
     app.playing = false;
     let mut h = harness(app);
     h.run_steps(2);
@@ -534,4 +538,35 @@ fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
     h.state_mut().command(Command::Undo);
     h.run_steps(2);
     assert_eq!(h.state().draft.probes.len(), 6);
+}
+
+#[test]
+fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
+    let mut app = bundled_lab("volume-collapse.ron");
+    app.view.steps_per_frame = 20;
+    let mut h = harness(app);
+    h.run_steps(20);
+    let app = h.state();
+    assert!(app.experiment.em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
+    assert!(
+        app.experiment
+            .latest()
+            .warnings
+            .iter()
+            .any(|w| w.contains("at its floor"))
+    );
+    h.get_by_label("scale prior").click();
+    h.run_steps(30);
+    let app = h.state();
+    assert!(app.draft.scale_prior.is_some());
+    assert_eq!(app.experiment.problem().spec.scale_prior, app.draft.scale_prior);
+    let s = app.experiment.em_state().scales()[2];
+    assert!(s > 1e-2, "EM scale of the isolated component {s}");
+    assert!(
+        app.experiment.latest().warnings.is_empty(),
+        "{:?}",
+        app.experiment.latest().warnings
+    );
+    // Saved with the preset.
+    assert!(preset::to_ron(&app.preset_to_save()).contains("scale_prior"));
 }

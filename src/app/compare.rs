@@ -74,6 +74,34 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
     });
 
+    ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM)")
+        .on_hover_text("The rich get richer: a component that holds more points pulls harder and gains more. A component whose mass falls below 1e-6·N is reported dead");
+    let k = rec.gd.counts.len();
+    let every = (trace.len() / 600).max(1);
+    Plot::new("masses").height(110.0).allow_scroll(false).show(ui, |plot| {
+        for j in 0..k {
+            let series = |em: bool| -> Vec<[f64; 2]> {
+                trace
+                    .iter()
+                    .step_by(every)
+                    .map(|r| [r.step as f64, if em { r.em.counts[j] } else { r.gd.counts[j] }])
+                    .collect()
+            };
+            plot.line(
+                Line::new(format!("N_{j} GD"), series(false))
+                    .color(view::colour(j))
+                    .width(1.5),
+            );
+            plot.line(
+                Line::new(format!("N_{j} EM"), series(true))
+                    .color(view::colour(j).gamma_multiply(0.6))
+                    .width(1.0)
+                    .style(egui_plot::LineStyle::dashed_dense()),
+            );
+        }
+        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+    });
+
     egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {
         ui.label("GD loss");
         ui.monospace(format!("{:.10}", rec.gd.loss));

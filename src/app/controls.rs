@@ -4,7 +4,7 @@
 use eframe::egui;
 
 use super::{Background, Command, LabApp, Tool};
-use crate::core::model::Score;
+use crate::core::model::{ScalePrior, Score};
 use crate::core::preset::{DataSpec, InitSpec, ObjectiveSpec};
 use crate::core::step::RateMode;
 
@@ -287,6 +287,39 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             )
             .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
         live(app, &r, |app| app.draft.scale_floor = floor);
+        let mut prior = app.draft.scale_prior;
+        let mut on = prior.is_some();
+        let mut p = prior.unwrap_or(ScalePrior {
+            strength: 2.0,
+            scale: app.draft.initial_scale,
+        });
+        let mut r = ui.checkbox(&mut on, "scale prior").on_hover_text(
+            "Adds (T a/N) Σ_j (ln s_j + s₀/s_j) to J: scales can neither run away (metric collapse) nor shrink onto one point. EM's scale step becomes the MAP step (S + 2Ta s₀)/(T(V D N_j + 2a))",
+        );
+        if on {
+            ui.horizontal(|ui| {
+                r = r.union(
+                    ui.add(
+                        egui::DragValue::new(&mut p.strength)
+                            .range(1e-3..=1e4)
+                            .speed(0.05)
+                            .prefix("a "),
+                    )
+                    .on_hover_text("strength a: points' worth of evidence"),
+                );
+                r = r.union(
+                    ui.add(
+                        egui::DragValue::new(&mut p.scale)
+                            .range(1e-6..=1e6)
+                            .speed(0.01)
+                            .prefix("s₀ "),
+                    )
+                    .on_hover_text("the scale the prior favours"),
+                );
+            });
+        }
+        prior = on.then_some(p);
+        live(app, &r, |app| app.draft.scale_prior = prior);
     }
 }
 

@@ -423,12 +423,13 @@ impl LabApp {
             learning_rate: d.learning_rate,
             rate: d.rate,
         };
-        let (t, weights, scales, volume, floor) = (
+        let (t, weights, scales, volume, floor, prior) = (
             d.temperature,
             d.learn.weights,
             d.learn.scales,
             d.learn.volume,
             d.scale_floor,
+            d.scale_prior,
         );
         self.experiment.set_settings(settings);
         self.experiment.update_spec(|spec| {
@@ -437,12 +438,14 @@ impl LabApp {
             spec.learn_scales = scales;
             spec.volume = volume;
             spec.scale_floor = floor;
+            spec.scale_prior = prior;
         });
         self.built.temperature = t;
         self.built.learning_rate = d.learning_rate;
         self.built.rate = d.rate;
         self.built.learn = d.learn.clone();
         self.built.scale_floor = floor;
+        self.built.scale_prior = prior;
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.

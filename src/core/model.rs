@@ -70,9 +70,46 @@ pub struct ModelSpec {
     pub scale_floor: f64,
     /// Class of each component (cross-entropy); empty for the other regimes.
     pub classes: Vec<usize>,
+    /// A prior on the scales (MAP), the remedy for both volume failures.
+    pub scale_prior: Option<ScalePrior>,
+}
+
+/// An inverse-gamma-type prior on each scale: the objective gains
+/// `P = (T a / N) Σ_j (ln s_j + s₀ / s_j)` (`a` = `strength`, `s₀` = `scale`, its minimum). It
+/// keeps scales from running away without the volume term (metric collapse) and from shrinking
+/// onto one point with it (the singularity). Explicit EM's scale step becomes the MAP step
+/// `s_j ← (S_j + 2 T a s₀) / (T (V D N_j + 2a))`, finite even without the volume term.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalePrior {
+    /// `a > 0`: how many points' worth of evidence the prior carries.
+    pub strength: f64,
+    /// `s₀ > 0`: the scale the prior favours.
+    pub scale: f64,
+}
+
+impl ScalePrior {
+    /// `P` per point: `(T a / N) Σ_j (ln s_j + s₀/s_j)`.
+    #[must_use]
+    pub fn penalty(&self, t: f64, n: f64, scales: &[f64]) -> f64 {
+        t * self.strength / n * scales.iter().map(|s| s.ln() + self.scale / s).sum::<f64>()
+    }
+
+    /// `∂P/∂ρ_j = (T a / N)(1 − s₀/s_j)`.
+    #[must_use]
+    pub fn gradient(&self, t: f64, n: f64, s: f64) -> f64 {
+        t * self.strength / n * (1.0 - self.scale / s)
+    }
 }
 
 impl ModelSpec {
+    /// The scale prior when the scales are learned (otherwise it has nothing to act on and is
+    /// left out of the objective).
+    #[must_use]
+    pub fn active_scale_prior(&self) -> Option<ScalePrior> {
+        self.scale_prior.filter(|_| self.learn_scales)
+    }
+
     /// A spec with only the prototypes learned, volume term on, scale floor `1e-6`.
     #[must_use]
     pub fn new(regime: Regime, temperature: f64) -> Self {
@@ -84,6 +121,7 @@ impl ModelSpec {
             volume: true,
             scale_floor: 1e-6,
             classes: Vec::new(),
+            scale_prior: None,
         }
     }
 }

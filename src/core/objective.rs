@@ -450,15 +450,20 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             Score::DotProduct => 0.0,
         };
         gr[j] = volume * t * half_d * s0 - sd;
+        if let Some(prior) = spec.active_scale_prior() {
+            gr[j] += prior.gradient(t, n, scales[j]);
+        }
     }
+    let penalty = spec.active_scale_prior().map_or(0.0, |p| p.penalty(t, n, &scales));
     let gv = sums.grad_values.iter().map(|v| v * inv_n).collect();
     Evaluation {
         n: sums.n,
-        loss: sums.loss * inv_n,
-        em_objective: match spec.regime {
-            Regime::CrossEntropy => sums.clamped_free_energy * inv_n,
-            _ => sums.loss * inv_n,
-        },
+        loss: sums.loss * inv_n + penalty,
+        em_objective: penalty
+            + match spec.regime {
+                Regime::CrossEntropy => sums.clamped_free_energy * inv_n,
+                _ => sums.loss * inv_n,
+            },
         gradient: Gradient {
             prototypes: gp,
             log_weights: gw,

@@ -12,7 +12,7 @@ use super::anneal::Schedule;
 use super::dataset::{self, Cloud, Dataset};
 use super::experiment::{Experiment, RunSettings};
 use super::init;
-use super::model::{ModelSpec, Regime, Score, State};
+use super::model::{ModelSpec, Regime, ScalePrior, Score, State};
 use super::objective::Problem;
 use super::step::RateMode;
 
@@ -214,6 +214,10 @@ pub struct Preset {
     /// of `temperature`), settles, cools `T ← max(t_min, gamma·T)`, and stops at `t_min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anneal: Option<Schedule>,
+    /// A prior on the learned scales: `(strength: a, scale: s₀)` adds
+    /// `(T a / N) Σ_j (ln s_j + s₀/s_j)` to the objective (see the README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_prior: Option<ScalePrior>,
     /// Retrieval probes: queries `ξ₀` (each of dimension `D`) that the window iterates
     /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,6 +268,7 @@ impl Default for Preset {
             },
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
             anneal: None,
+            scale_prior: None,
             probes: Vec::new(),
         }
     }
@@ -491,6 +496,10 @@ impl Preset {
         positive("learning_rate", self.learning_rate)?;
         positive("scale_floor", self.scale_floor)?;
         positive("initial_scale", self.initial_scale)?;
+        if let Some(prior) = &self.scale_prior {
+            positive("scale_prior.strength", prior.strength)?;
+            positive("scale_prior.scale", prior.scale)?;
+        }
         if let Some(schedule) = &self.anneal {
             schedule
                 .check()
@@ -819,6 +828,7 @@ impl ValidPreset {
         spec.learn_scales = p.learn.scales;
         spec.volume = p.learn.volume;
         spec.scale_floor = p.scale_floor;
+        spec.scale_prior = p.scale_prior;
         spec.classes = classes;
         if regime == Regime::CrossEntropy && classes_in_data == 0 {
             return Err(err(

@@ -147,7 +147,16 @@ pub fn loss<S: Scalar>(problem: &Problem, params: &Params<S>) -> S {
             n += 1;
         }
     }
-    total / S::constant(n.max(1) as f64)
+    let n = S::constant(n.max(1) as f64);
+    let mut j = total / n;
+    // The scale prior, written out: (T a / N) Σ_j (ρ_j + s₀ e^{−ρ_j}).
+    if let Some(p) = problem.spec.active_scale_prior() {
+        let c = S::constant(problem.spec.temperature * p.strength) / n;
+        for &rho in &params.log_scales {
+            j += c * (rho + S::constant(p.scale) * (-rho).exp());
+        }
+    }
+    j
 }
 
 /// Derivatives of `f` at the vector `at` along every coordinate, by the chosen method. `step`

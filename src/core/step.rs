@@ -155,15 +155,27 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
             *w = (m / total).max(1e-300).ln();
         }
     }
-    if spec.learn_scales && spec.volume && spec.regime.score() == Score::Distance {
+    // The scale step: the complete-data optimum Σ ρ||x − m||²/(D n_j T), or with a prior the MAP
+    // step (S + 2Ta s₀)/(T(V D n_j + 2a)); without the volume term and without a prior there is
+    // no finite optimum and the scales stay.
+    if spec.learn_scales
+        && (spec.volume || spec.active_scale_prior().is_some())
+        && spec.regime.score() == Score::Distance
+    {
         let t = spec.temperature;
+        let v = if spec.volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
-            if mass[j] > 0.0 {
+            if mass[j] > 0.0 || spec.active_scale_prior().is_some() {
                 let shift: f64 = step[j * dim..(j + 1) * dim].iter().map(|v| v * v).sum();
                 // Σ ρ||x − m||² = Σ ρ||x − μ||² − n_j ||m − μ||² (parallel axes).
-                let sq = eval.em.sq_dev[j] - mass[j] * shift;
-                let s = (sq / (dim as f64 * mass[j] * t)).max(spec.scale_floor);
-                next.log_scales[j] = s.ln();
+                let sq = (eval.em.sq_dev[j] - mass[j] * shift).max(0.0);
+                let s = match spec.active_scale_prior() {
+                    Some(p) => {
+                        (sq + 2.0 * t * p.strength * p.scale) / (t * (v * dim as f64 * mass[j] + 2.0 * p.strength))
+                    }
+                    None => sq / (dim as f64 * mass[j] * t),
+                };
+                next.log_scales[j] = s.max(spec.scale_floor).ln();
             }
         }
     }
