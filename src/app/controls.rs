@@ -195,6 +195,10 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
     ) {
         app.draft.learn.scales = false;
     }
+    if objective != ObjectiveSpec::Mixture {
+        // The reject option exists for the mixture only.
+        app.draft.background = None;
+    }
     app.draft.objective = objective;
     app.rebuild("objective changed");
 }
@@ -277,6 +281,20 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     );
     let r = r1.union(r2).union(r3);
     live(app, &r, |app| app.draft.learn = learn);
+    if app.draft.objective == ObjectiveSpec::Mixture {
+        let mut on = app.draft.background.is_some();
+        let mut e0 = app.draft.background.unwrap_or(8.0);
+        let mut r = ui.checkbox(&mut on, "reject option (background E₀)").on_hover_text(
+            "A background component of fixed energy E₀ joins every log-sum-exp: F = −T log(Σ_j e^{−E_j/T} + e^{−E₀/T}). Points far from every prototype go to it (r₀ near 1: 'none of the above'); the prototypes' responsibilities no longer sum to one. The scene darkens where it takes over",
+        );
+        if on {
+            r = r.union(
+                ui.add(egui::DragValue::new(&mut e0).range(-1e6..=1e6).speed(0.1).prefix("E₀ "))
+                    .on_hover_text("The background's energy, in the units of E_ij: a point is rejected where every E_ij exceeds it by a few T"),
+            );
+        }
+        live(app, &r, |app| app.draft.background = on.then_some(e0));
+    }
     if app.draft.learn.scales {
         let mut floor = app.draft.scale_floor;
         let r = ui
@@ -410,6 +428,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             && !matches!(app.draft.objective, ObjectiveSpec::Attention { .. })
         {
             app.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
+            app.draft.background = None;
         }
         if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
             let classes = match &app.draft.data {

@@ -10,7 +10,7 @@ use crate::core::io::write_atomic;
 use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
-pub const BUNDLED: [(&str, &str); 11] = [
+pub const BUNDLED: [(&str, &str); 12] = [
     ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
     ("near-split.ron", include_str!("../../presets/near-split.ron")),
     ("em-bridge.ron", include_str!("../../presets/em-bridge.ron")),
@@ -33,6 +33,7 @@ pub const BUNDLED: [(&str, &str); 11] = [
     ),
     ("annealing.ron", include_str!("../../presets/annealing.ron")),
     ("volume-collapse.ron", include_str!("../../presets/volume-collapse.ron")),
+    ("reject-option.ron", include_str!("../../presets/reject-option.ron")),
     (
         "hopfield-retrieval.ron",
         include_str!("../../presets/hopfield-retrieval.ron"),

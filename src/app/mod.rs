@@ -423,13 +423,14 @@ impl LabApp {
             learning_rate: d.learning_rate,
             rate: d.rate,
         };
-        let (t, weights, scales, volume, floor, prior) = (
+        let (t, weights, scales, volume, floor, prior, background) = (
             d.temperature,
             d.learn.weights,
             d.learn.scales,
             d.learn.volume,
             d.scale_floor,
             d.scale_prior,
+            d.background,
         );
         self.experiment.set_settings(settings);
         self.experiment.update_spec(|spec| {
@@ -439,6 +440,7 @@ impl LabApp {
             spec.volume = volume;
             spec.scale_floor = floor;
             spec.scale_prior = prior;
+            spec.background = background;
         });
         self.built.temperature = t;
         self.built.learning_rate = d.learning_rate;
@@ -446,6 +448,7 @@ impl LabApp {
         self.built.learn = d.learn.clone();
         self.built.scale_floor = floor;
         self.built.scale_prior = prior;
+        self.built.background = background;
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.

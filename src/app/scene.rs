@@ -578,9 +578,19 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label("click the scene to place a probe");
         return;
     }
+    let spec = app.experiment.problem().spec.clone();
+    let terms = crate::core::model::ComponentTerms::new(&spec, &state);
+    let mut row = crate::core::objective::Row::new(state.k, state.dim, 0);
     for (q, r) in results.iter().enumerate() {
+        // With the reject option: how much the background claims the probe where it was placed.
+        let reject = if spec.background.is_some() {
+            crate::core::objective::field_row(&spec, &state, &terms, &r.path[0], &mut row);
+            format!(", reject r₀ = {:.3} at the start", row.background)
+        } else {
+            String::new()
+        };
         ui.label(format!(
-            "probe {}: {} after {} updates{}",
+            "probe {}: {} after {} updates{}{reject}",
             q + 1,
             r.kind.describe(),
             r.path.len() - 1,

@@ -268,6 +268,8 @@ struct Prepared {
     t: f64,
     regime: Regime,
     dot_form: bool,
+    /// `−E₀/T` of the background component (`−∞` without one).
+    a_bg: f64,
     /// Class of each component (cross-entropy).
     classes: Vec<usize>,
 }
@@ -479,7 +481,8 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
 
         // Squared distances, scores and exponent arguments a_j = −E_j/T, one component at a
         // time over all lanes; the running maximum per lane alongside.
-        let mut m = [f64::NEG_INFINITY; B];
+        // The background component (the reject option) takes part in the maximum and the sum.
+        let mut m = [prep.a_bg; B];
         for j in 0..k {
             let (sq, dist, a) = component_args::<FMA>(
                 &prep.mu[j * dim..(j + 1) * dim],
@@ -494,7 +497,14 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         }
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
         // If every energy overflowed, m = −∞ and everything turns NaN, as it must.
-        let mut total = [0.0; B];
+        let background = prep.a_bg > f64::NEG_INFINITY;
+        let a_bg = lanes(|l| prep.a_bg - m[l]);
+        let e_bg = if background {
+            lanes(|l| exp_with::<FMA>(a_bg[l]))
+        } else {
+            [0.0; B]
+        };
+        let mut total = e_bg;
         for j in 0..k {
             let a = get(&s.a, j);
             let a = lanes(|l| a[l] - m[l]);
@@ -508,6 +518,10 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         // r = e^{a}/Σ (0 on dead lanes). Entropy H_i = ln Σ e^{a} − Σ_j r_ij a_ij with the
         // shifted a (no cancellation), summed as Σ_i ln_total_i − Σ_j Σ_i r_ij a_ij.
         acc.ln_total = lanes(|l| acc.ln_total[l] + live_or_zero(live[l], ln_total[l]));
+        if background {
+            // The background's share of the entropy, −r₀ (a₀ − m).
+            acc.ln_total = lanes(|l| acc.ln_total[l] - live_or_zero(live[l], e_bg[l] * inv[l] * a_bg[l]));
+        }
         let free = lanes(|l| -prep.t * (m[l] + ln_total[l]));
         if prep.regime == Regime::Mixture {
             // G = r and the EM weights are r: one set of sums serves both, accumulated in the
@@ -634,6 +648,8 @@ struct Fields<'a> {
     offset: &'a [f64],
     t: f64,
     dot_form: bool,
+    /// `−E₀/T` of the background component (`−∞` without one).
+    a_bg: f64,
 }
 
 impl<'a> Fields<'a> {
@@ -646,6 +662,7 @@ impl<'a> Fields<'a> {
             offset: &terms.offset,
             t: spec.temperature,
             dot_form: spec.regime.score() == Score::DotProduct,
+            a_bg: spec.background_arg(),
         }
     }
 }
@@ -670,7 +687,7 @@ fn block_exps<const FMA: bool>(
             lane_x[d * B + l] = xs[i * dim + d];
         }
     }
-    let mut m = [f64::NEG_INFINITY; B];
+    let mut m = [f.a_bg; B];
     for j in 0..k {
         let (_, _, a) = component_args::<FMA>(
             &f.mu[j * dim..(j + 1) * dim],
@@ -681,7 +698,12 @@ fn block_exps<const FMA: bool>(
         m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
         put(a_rows, j, &a);
     }
-    let mut total = [0.0; B];
+    // The background component counts in the sum (so the blend darkens where it takes over).
+    let mut total = if f.a_bg > f64::NEG_INFINITY {
+        lanes(|l| exp_with::<FMA>(f.a_bg - m[l]))
+    } else {
+        [0.0; B]
+    };
     for j in 0..k {
         let a = get(a_rows, j);
         let e = lanes(|l| exp_with::<FMA>(a[l] - m[l]));
@@ -826,6 +848,7 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         t: problem.spec.temperature,
         regime: problem.spec.regime,
         dot_form: problem.spec.regime.score() == Score::DotProduct,
+        a_bg: problem.spec.background_arg(),
         classes: problem.spec.classes.clone(),
     };
     let n = problem.len();

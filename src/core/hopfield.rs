@@ -29,6 +29,8 @@ pub enum FixedPoint {
     Metastable(usize),
     /// The average of all keys.
     GlobalAverage,
+    /// Claimed by the background component (`r₀ > ½`): none of the keys.
+    Rejected,
 }
 
 impl FixedPoint {
@@ -39,6 +41,7 @@ impl FixedPoint {
             FixedPoint::Pattern(j) => format!("retrieves key {j}"),
             FixedPoint::Metastable(m) => format!("metastable average of ~{m} keys"),
             FixedPoint::GlobalAverage => "global average of all keys".into(),
+            FixedPoint::Rejected => "rejected: none of the keys (background)".into(),
         }
     }
 }
@@ -80,7 +83,8 @@ fn spread(state: &State) -> (Vec<f64>, f64) {
 }
 
 /// One retrieval update `ξ ← Σ_j r_j(ξ) μ_j` under the lab's energies (scales, weights and score
-/// form included); also returns `r(ξ)`.
+/// form included); also returns `r(ξ)`. With a background component (the reject option) its
+/// share stays where the query is: `ξ ← Σ_j r_j μ_j + r₀ ξ`.
 #[must_use]
 pub fn update(spec: &ModelSpec, state: &State, terms: &ComponentTerms, xi: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut row = Row::new(state.k, state.dim, 0);
@@ -90,6 +94,9 @@ pub fn update(spec: &ModelSpec, state: &State, terms: &ComponentTerms, xi: &[f64
         for (o, m) in out.iter_mut().zip(state.prototype(j)) {
             *o += r * m;
         }
+    }
+    for (o, x) in out.iter_mut().zip(xi) {
+        *o += row.background * x;
     }
     (out, row.responsibilities)
 }
@@ -139,7 +146,10 @@ pub fn retrieve(spec: &ModelSpec, state: &State, xi: &[f64]) -> Retrieval {
         .iter()
         .enumerate()
         .fold((0, f64::MIN), |b, (j, &p)| if p > b.1 { (j, p) } else { b });
-    let kind = if top > RETRIEVED {
+    let rejected = 1.0 - r.iter().sum::<f64>();
+    let kind = if rejected > 0.5 {
+        FixedPoint::Rejected
+    } else if top > RETRIEVED {
         FixedPoint::Pattern(best)
     } else if effective > GLOBAL * k as f64 && from_mean < (1.0 - GLOBAL) * scale {
         FixedPoint::GlobalAverage

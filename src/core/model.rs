@@ -72,6 +72,9 @@ pub struct ModelSpec {
     pub classes: Vec<usize>,
     /// A prior on the scales (MAP), the remedy for both volume failures.
     pub scale_prior: Option<ScalePrior>,
+    /// A background component of fixed energy `E₀` ("none of the above", the reject option;
+    /// mixture only): every log-sum-exp also runs over `−E₀/T`, so `Σ_j r_ij = 1 − r_i0`.
+    pub background: Option<f64>,
 }
 
 /// An inverse-gamma-type prior on each scale: the objective gains
@@ -110,6 +113,12 @@ impl ModelSpec {
         self.scale_prior.filter(|_| self.learn_scales)
     }
 
+    /// `−E₀/T` of the background component, `−∞` without one.
+    #[must_use]
+    pub fn background_arg(&self) -> f64 {
+        self.background.map_or(f64::NEG_INFINITY, |e0| -e0 / self.temperature)
+    }
+
     /// A spec with only the prototypes learned, volume term on, scale floor `1e-6`.
     #[must_use]
     pub fn new(regime: Regime, temperature: f64) -> Self {
@@ -122,6 +131,7 @@ impl ModelSpec {
             scale_floor: 1e-6,
             classes: Vec::new(),
             scale_prior: None,
+            background: None,
         }
     }
 }

@@ -94,6 +94,8 @@ pub struct Row {
     pub loss: f64,
     /// `F_i = −T log Σ_j exp(−E_ij/T)`.
     pub free_energy: f64,
+    /// `r_i0`, the background component's responsibility (0 without one).
+    pub background: f64,
     /// `F^y_i` (cross-entropy), else `F_i`.
     pub clamped_free_energy: f64,
     /// `−Σ_j r_ij log r_ij`.
@@ -146,8 +148,11 @@ fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64
     }
     // Softmax with the maximum subtracted; the entropy from the shifted arguments,
     // H = ln Σ e^{a−m} − Σ r (a − m), which has no cancellation however large |a| is.
-    let m = row.scratch.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut total = 0.0;
+    // A background component (the reject option) joins the sum with its fixed argument.
+    let a0 = spec.background_arg();
+    let m = row.scratch.iter().copied().fold(a0, f64::max);
+    let e0 = if spec.background.is_some() { (a0 - m).exp() } else { 0.0 };
+    let mut total = e0;
     for (r, &a) in row.responsibilities.iter_mut().zip(&row.scratch) {
         let e = (a - m).exp();
         *r = e;
@@ -159,6 +164,10 @@ fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64
     for (r, &a) in row.responsibilities.iter_mut().zip(&row.scratch) {
         *r *= inv;
         shifted += *r * (a - m);
+    }
+    row.background = e0 * inv;
+    if spec.background.is_some() {
+        shifted += row.background * (a0 - m);
     }
     let lse = m + ln_total;
     row.free_energy = -t * lse;

@@ -218,6 +218,10 @@ pub struct Preset {
     /// `(T a / N) Σ_j (ln s_j + s₀/s_j)` to the objective (see the README).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_prior: Option<ScalePrior>,
+    /// The reject option (mixture only): a background component of fixed energy `E₀` ("none of
+    /// the above") joins every log-sum-exp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<f64>,
     /// Retrieval probes: queries `ξ₀` (each of dimension `D`) that the window iterates
     /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -269,6 +273,7 @@ impl Default for Preset {
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
             anneal: None,
             scale_prior: None,
+            background: None,
             probes: Vec::new(),
         }
     }
@@ -499,6 +504,17 @@ impl Preset {
         if let Some(prior) = &self.scale_prior {
             positive("scale_prior.strength", prior.strength)?;
             positive("scale_prior.scale", prior.scale)?;
+        }
+        if let Some(e0) = self.background {
+            if !e0.is_finite() {
+                return Err(range_error("background", "must be a finite energy", e0));
+            }
+            if self.objective != ObjectiveSpec::Mixture {
+                return Err(field_error(
+                    "background",
+                    "the reject option (a background component) is available for the Mixture objective only",
+                ));
+            }
         }
         if let Some(schedule) = &self.anneal {
             schedule
@@ -829,6 +845,7 @@ impl ValidPreset {
         spec.volume = p.learn.volume;
         spec.scale_floor = p.scale_floor;
         spec.scale_prior = p.scale_prior;
+        spec.background = p.background;
         spec.classes = classes;
         if regime == Regime::CrossEntropy && classes_in_data == 0 {
             return Err(err(

@@ -92,10 +92,14 @@ pub fn energies<S: Scalar>(problem: &Problem, params: &Params<S>, i: usize) -> V
         .collect()
 }
 
-/// `F_i = −T log Σ_j exp(−E_ij/T)`.
-pub fn free_energy<S: Scalar>(temperature: f64, energies: &[S]) -> S {
+/// `F_i = −T log (Σ_j exp(−E_ij/T) + exp(−E₀/T))`, the last term only with a background
+/// component of energy `background`.
+pub fn free_energy<S: Scalar>(temperature: f64, background: Option<f64>, energies: &[S]) -> S {
     let t = S::constant(temperature);
-    let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
+    let mut a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
+    if let Some(e0) = background {
+        a.push(S::constant(-e0 / temperature));
+    }
     -t * log_sum_exp_generic(&a)
 }
 
@@ -106,7 +110,7 @@ pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i:
     let t = S::constant(spec.temperature);
     let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
     match spec.regime {
-        Regime::Mixture => -t * log_sum_exp_generic(&a),
+        Regime::Mixture => free_energy(spec.temperature, spec.background, energies),
         Regime::CrossEntropy => {
             let y = problem.labels[i].map(|y| y as usize);
             let own: Vec<S> = a
@@ -209,8 +213,9 @@ fn energy_step(temperature: f64) -> f64 {
 pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let t = problem.spec.temperature;
-    gradient_of(&e, method, &|_| energy_step(t), &|v| free_energy(t, v), &|v| {
-        free_energy(t, v)
+    let bg = problem.spec.background;
+    gradient_of(&e, method, &|_| energy_step(t), &|v| free_energy(t, bg, v), &|v| {
+        free_energy(t, bg, v)
     })
 }
 
