@@ -196,8 +196,9 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
         app.draft.learn.scales = false;
     }
     if objective != ObjectiveSpec::Mixture {
-        // The reject option exists for the mixture only.
+        // The reject option and the sum of kernels exist for the mixture only.
         app.draft.background = None;
+        app.draft.unnormalised = false;
     }
     app.draft.objective = objective;
     app.rebuild("objective changed");
@@ -294,6 +295,11 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             );
         }
         live(app, &r, |app| app.draft.background = on.then_some(e0));
+        let mut kernels = app.draft.unnormalised;
+        let r = ui.checkbox(&mut kernels, "no normalisation (sum of kernels)").on_hover_text(
+            "Gradient descent on J = −(T/N) Σ_i Σ_j e^{−E_ij/T}, a sum of independent kernels, instead of the log-sum-exp free energy: N ∂J/∂E_ij = e^{−E_ij/T} are no responsibilities (they do not sum to one), far points stop pulling, nothing competes and prototypes pile onto the densest mode. Explicit EM keeps the normalised objective beside it",
+        );
+        live(app, &r, |app| app.draft.unnormalised = kernels);
     }
     if app.draft.learn.scales {
         let mut floor = app.draft.scale_floor;
@@ -429,6 +435,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         {
             app.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
             app.draft.background = None;
+            app.draft.unnormalised = false;
         }
         if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
             let classes = match &app.draft.data {

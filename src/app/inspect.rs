@@ -188,6 +188,10 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
     let i = inspected(app);
     let paper = app.view.convention == Convention::Paper;
     let (objective, gradient) = match (problem.spec.regime, paper) {
+        (Regime::Mixture, _) if problem.spec.unnormalised => (
+            "J = −(T/N) Σ_i Σ_j exp(−E_ij/T)  (no normalisation: a sum of kernels)",
+            "∂J/∂E_ij = exp(−E_ij/T) / N  (not a responsibility: Σ_j ≠ 1)",
+        ),
         (Regime::Mixture, false) => (
             "J = (1/N) Σ_i F_i,  F_i = −T log Σ_j exp(−E_ij/T)",
             "∂J/∂E_ij = r_ij / N",

@@ -423,6 +423,7 @@ impl LabApp {
             learning_rate: d.learning_rate,
             rate: d.rate,
         };
+        let unnormalised = d.unnormalised;
         let (t, weights, scales, volume, floor, prior, background) = (
             d.temperature,
             d.learn.weights,
@@ -441,6 +442,7 @@ impl LabApp {
             spec.scale_floor = floor;
             spec.scale_prior = prior;
             spec.background = background;
+            spec.unnormalised = unnormalised;
         });
         self.built.temperature = t;
         self.built.learning_rate = d.learning_rate;
@@ -449,6 +451,7 @@ impl LabApp {
         self.built.scale_floor = floor;
         self.built.scale_prior = prior;
         self.built.background = background;
+        self.built.unnormalised = unnormalised;
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.

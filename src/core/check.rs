@@ -83,6 +83,7 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
         g_ind.extend(reference::energy_gradient(problem, state, i, method));
     }
     let law = match problem.spec.regime {
+        Regime::Mixture if problem.spec.unnormalised => "∂J/∂E_ij = e^{−E_ij/T}/N (no normalisation: not r)",
         Regime::Mixture => "∂J/∂E_ij = r_ij/N (mixture)",
         Regime::CrossEntropy => "∂J/∂E_ij = (q_ij − r_ij)/N (cross-entropy)",
         Regime::Attention { .. } => "∂J/∂E_ij = −α_ij(a_ij − ā_i)/T (attention)",
@@ -126,7 +127,10 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
         &[reference_loss],
         1e-12,
     ));
-    if problem.spec.regime == Regime::Mixture && problem.spec.regime.score() == Score::Distance {
+    if problem.spec.regime == Regime::Mixture
+        && !problem.spec.unnormalised
+        && problem.spec.regime.score() == Score::Distance
+    {
         let gd = gd_prototype_step(problem, state, &eval, 1.0, RateMode::Em);
         let em = em_prototype_step(problem, state, &eval);
         rows.push(CheckRow::compare(

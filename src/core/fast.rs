@@ -270,6 +270,8 @@ struct Prepared {
     dot_form: bool,
     /// `−E₀/T` of the background component (`−∞` without one).
     a_bg: f64,
+    /// The sum-of-kernels objective (mixture): `G = e^{−E/T}`, not `r`.
+    unnormalised: bool,
     /// Class of each component (cross-entropy).
     classes: Vec<usize>,
 }
@@ -302,7 +304,7 @@ impl LaneAcc {
         let em_first = lane_sums_t(&a.em_first, k, dim);
         let ra: f64 = lane_sums(&a.ra, k).iter().sum();
         let entropy = total(&a.ln_total) - ra;
-        if prep.regime == Regime::Mixture {
+        if prep.regime == Regime::Mixture && !prep.unnormalised {
             // G = ρ = r, and d = c_j ‖x − μ‖², so Σ r d = c_j Σ r ‖x − μ‖².
             let grad_dist = em_sq.iter().zip(&prep.inv_two_scale).map(|(s, c)| s * c).collect();
             return Sums {
@@ -523,7 +525,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             acc.ln_total = lanes(|l| acc.ln_total[l] - live_or_zero(live[l], e_bg[l] * inv[l] * a_bg[l]));
         }
         let free = lanes(|l| -prep.t * (m[l] + ln_total[l]));
-        if prep.regime == Regime::Mixture {
+        if prep.regime == Regime::Mixture && !prep.unnormalised {
             // G = r and the EM weights are r: one set of sums serves both, accumulated in the
             // same pass that normalises r.
             let f = lanes(|l| live_or_zero(live[l], free[l]));
@@ -549,7 +551,18 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             put(&mut s.r, j, &r);
             fma_acc::<FMA>(&mut acc.ra, j, &r, &a);
         }
-        if prep.regime == Regime::CrossEntropy {
+        if prep.regime == Regime::Mixture {
+            // The sum of kernels (no normalisation): J_i = −T Σ_j e^{a_j} = −T e^{lse}, and
+            // G_j = e^{a_j} = r_j e^{lse}; the EM run keeps the normalised r and free energy.
+            let scale = lanes(|l| (m[l] + ln_total[l]).exp());
+            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * scale[l]));
+            acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
+            for j in 0..k {
+                let r = get(&s.r, j);
+                put(&mut s.w, j, &r);
+                put(&mut s.g, j, &lanes(|l| r[l] * scale[l]));
+            }
+        } else if prep.regime == Regime::CrossEntropy {
             // The class-restricted log-sum-exp from the same exponentials: with R_y = Σ_{j∈y} r_j,
             // lse_y = lse + ln R_y, the loss is −T ln R_y and q_j = r_j / R_y. Only if the
             // own class lies so far below the best that R_y leaves the normal range (by e^{−575}
@@ -849,6 +862,7 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         regime: problem.spec.regime,
         dot_form: problem.spec.regime.score() == Score::DotProduct,
         a_bg: problem.spec.background_arg(),
+        unnormalised: problem.spec.unnormalised,
         classes: problem.spec.classes.clone(),
     };
     let n = problem.len();

@@ -75,6 +75,10 @@ pub struct ModelSpec {
     /// A background component of fixed energy `E₀` ("none of the above", the reject option;
     /// mixture only): every log-sum-exp also runs over `−E₀/T`, so `Σ_j r_ij = 1 − r_i0`.
     pub background: Option<f64>,
+    /// The normalisation boundary (mixture only): `J = −(T/N) Σ_i Σ_j e^{−E_ij/T}`, a sum of
+    /// independent kernels instead of `(1/N) Σ_i F_i`. Its `∂J/∂E_ij = e^{−E_ij/T}/N` are no
+    /// responsibilities; the EM run keeps the normalised (log-sum-exp) objective beside it.
+    pub unnormalised: bool,
 }
 
 /// An inverse-gamma-type prior on each scale: the objective gains
@@ -132,6 +136,7 @@ impl ModelSpec {
             classes: Vec::new(),
             scale_prior: None,
             background: None,
+            unnormalised: false,
         }
     }
 }

@@ -190,6 +190,16 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
     let k = state.k;
     let lse = energies_at(spec, state, terms, problem.point(i), row);
     match spec.regime {
+        Regime::Mixture if spec.unnormalised => {
+            // J_i = −T Σ_j e^{−E_ij/T} = −T e^{lse}; its ∂/∂E_ij = e^{−E_ij/T} = r_ij e^{lse}.
+            let scale = lse.exp();
+            row.em_weights.copy_from_slice(&row.responsibilities);
+            for (g, r) in row.energy_gradient.iter_mut().zip(&row.responsibilities) {
+                *g = r * scale;
+            }
+            row.loss = -t * scale;
+            row.clamped_free_energy = row.free_energy;
+        }
         Regime::Mixture => {
             row.em_weights.copy_from_slice(&row.responsibilities);
             row.energy_gradient.copy_from_slice(&row.responsibilities);
@@ -471,6 +481,8 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
         em_objective: penalty
             + match spec.regime {
                 Regime::CrossEntropy => sums.clamped_free_energy * inv_n,
+                // The EM run keeps the normalised objective (mean free energy).
+                Regime::Mixture if spec.unnormalised => sums.clamped_free_energy * inv_n,
                 _ => sums.loss * inv_n,
             },
         gradient: Gradient {

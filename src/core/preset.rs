@@ -222,6 +222,11 @@ pub struct Preset {
     /// the above") joins every log-sum-exp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<f64>,
+    /// The normalisation boundary (mixture only): gradient descent on a sum of independent
+    /// kernels `−(T/N) Σ_i Σ_j e^{−E_ij/T}` instead of the mean free energy; explicit EM keeps the
+    /// normalised objective beside it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unnormalised: bool,
     /// Retrieval probes: queries `ξ₀` (each of dimension `D`) that the window iterates
     /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -274,6 +279,7 @@ impl Default for Preset {
             anneal: None,
             scale_prior: None,
             background: None,
+            unnormalised: false,
             probes: Vec::new(),
         }
     }
@@ -515,6 +521,12 @@ impl Preset {
                     "the reject option (a background component) is available for the Mixture objective only",
                 ));
             }
+        }
+        if self.unnormalised && self.objective != ObjectiveSpec::Mixture {
+            return Err(field_error(
+                "unnormalised",
+                "the sum-of-kernels objective is a variant of the Mixture objective only",
+            ));
         }
         if let Some(schedule) = &self.anneal {
             schedule
@@ -846,6 +858,7 @@ impl ValidPreset {
         spec.scale_floor = p.scale_floor;
         spec.scale_prior = p.scale_prior;
         spec.background = p.background;
+        spec.unnormalised = p.unnormalised;
         spec.classes = classes;
         if regime == Regime::CrossEntropy && classes_in_data == 0 {
             return Err(err(

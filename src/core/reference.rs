@@ -110,6 +110,14 @@ pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i:
     let t = S::constant(spec.temperature);
     let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
     match spec.regime {
+        Regime::Mixture if spec.unnormalised => {
+            // A sum of independent kernels, written out: −T Σ_j e^{−E_j/T} (+ the background's).
+            let mut total = S::constant(spec.background.map_or(0.0, |e0| (-e0 / spec.temperature).exp()));
+            for &aj in &a {
+                total += aj.exp();
+            }
+            -t * total
+        }
         Regime::Mixture => free_energy(spec.temperature, spec.background, energies),
         Regime::CrossEntropy => {
             let y = problem.labels[i].map(|y| y as usize);
