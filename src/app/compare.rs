@@ -219,6 +219,19 @@ fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::core::anneal::Annealer, lambda: 
                         .width(0.8),
                 );
             }
+            // The critical temperatures of the current groups of coincident prototypes (dotted):
+            // where the next splits will happen.
+            if let Some(last) = a.settled.last() {
+                for (g, &c) in last.critical.iter().enumerate() {
+                    if c > 0.0 {
+                        plot.vline(
+                            VLine::new(format!("critical T of group {g}"), c.log10())
+                                .color(egui::Color32::GRAY.gamma_multiply(0.7))
+                                .style(egui_plot::LineStyle::dotted_dense()),
+                        );
+                    }
+                }
+            }
             plot.vline(VLine::new("T now", now.log10()).color(egui::Color32::DARK_GREEN));
         });
     let next = a
