@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Case, random_case};
+use common::{Case, assert_paths_agree, random_case};
 use implicit_em_lab::core::check::check;
 use implicit_em_lab::core::dataset::Dataset;
 use implicit_em_lab::core::fast::CHUNK;
@@ -29,22 +29,7 @@ fn kernel_sums_are_checked_and_the_fast_path_agrees() {
                 assert!(row.passed(), "D = {dim}: {row:?}");
             }
             let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
-            for (a, b) in [
-                (
-                    vec![f.loss, f.em_objective, f.mean_entropy],
-                    vec![p.loss, p.em_objective, p.mean_entropy],
-                ),
-                (f.gradient.prototypes.clone(), p.gradient.prototypes.clone()),
-                (f.gradient.log_weights.clone(), p.gradient.log_weights.clone()),
-                (f.gradient.log_scales.clone(), p.gradient.log_scales.clone()),
-                (f.counts.clone(), p.counts.clone()),
-                (f.em.first.clone(), p.em.first.clone()),
-            ] {
-                let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                for (x, y) in a.iter().zip(&b) {
-                    assert!((x - y).abs() <= 1e-12 * scale, "{x} vs {y}");
-                }
-            }
+            assert_paths_agree(&f, &p, &format!("D = {dim}, background {background:?}"));
             // The kernel weights do not sum to one; the EM run's objective is still the free energy.
             let row = point_row(&problem, &state, 0).unwrap();
             let sum: f64 = row.energy_gradient.iter().sum();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Case, random_case};
+use common::{Case, assert_paths_agree, random_case};
 use implicit_em_lab::core::check::check;
 use implicit_em_lab::core::dataset::Dataset;
 use implicit_em_lab::core::experiment::{Experiment, RunSettings};
@@ -64,19 +64,7 @@ fn the_identity_holds_and_the_fast_path_agrees_with_a_background() {
                 assert!(row.passed(), "D = {dim}, E₀ = {e0}: {row:?}");
             }
             let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
-            let close = |a: &[f64], b: &[f64]| {
-                let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
-                a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * scale)
-            };
-            assert!(
-                close(&[f.loss, f.mean_entropy], &[p.loss, p.mean_entropy]),
-                "{f:?} {p:?}"
-            );
-            assert!(close(&f.gradient.prototypes, &p.gradient.prototypes));
-            assert!(close(&f.gradient.log_weights, &p.gradient.log_weights));
-            assert!(close(&f.gradient.log_scales, &p.gradient.log_scales));
-            assert!(close(&f.counts, &p.counts));
-            assert!(close(&f.em.sq_dev, &p.em.sq_dev));
+            assert_paths_agree(&f, &p, &format!("D = {dim}, E₀ = {e0}"));
             // The prototypes' responsibilities no longer sum to one: N − Σ_j N_j is the background's.
             let taken: f64 = f.counts.iter().sum();
             if e0 < 10.0 {

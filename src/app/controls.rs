@@ -169,6 +169,18 @@ fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 seed: None,
             };
         });
+        let mut semi = app.draft.semi_supervised;
+        let r = ui.checkbox(&mut semi, "semi-supervised (unlabelled latent)").on_hover_text(
+            "J_S = (1/N)(Σ_labelled F^y_i + Σ_unlabelled F_i): labelled points clamp their responsibilities to their class (q), unlabelled ones stay latent (r), and EM uses q or r per point. Off: cross-entropy on the labelled points alone, unlabelled points ignored",
+        );
+        live(app, &r, |app| app.draft.semi_supervised = semi);
+        let mut fraction = app.draft.labelled_fraction;
+        let r = ui
+            .add(egui::Slider::new(&mut fraction, 0.01..=1.0).logarithmic(true).text("labelled fraction"))
+            .on_hover_text("The fraction of points that keep their label (seeded; at least one per class). A change rebuilds the data");
+        restart(app, &r, "labelled fraction changed", |app| {
+            app.draft.labelled_fraction = fraction
+        });
     }
 }
 

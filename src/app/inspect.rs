@@ -192,6 +192,10 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
             "J = −(T/N) Σ_i Σ_j exp(−E_ij/T)  (no normalisation: a sum of kernels)",
             "∂J/∂E_ij = exp(−E_ij/T) / N  (not a responsibility: Σ_j ≠ 1)",
         ),
+        (Regime::CrossEntropy, _) if problem.spec.semi_supervised => (
+            "J_S = (1/N) (Σ_labelled F^y_i + Σ_unlabelled F_i)  (semi-supervised)",
+            "∂J/∂E_ij = q_ij / N labelled,  r_ij / N unlabelled",
+        ),
         (Regime::Mixture, false) => (
             "J = (1/N) Σ_i F_i,  F_i = −T log Σ_j exp(−E_ij/T)",
             "∂J/∂E_ij = r_ij / N",

@@ -423,7 +423,7 @@ impl LabApp {
             learning_rate: d.learning_rate,
             rate: d.rate,
         };
-        let unnormalised = d.unnormalised;
+        let (unnormalised, semi) = (d.unnormalised, d.semi_supervised);
         let (t, weights, scales, volume, floor, prior, background) = (
             d.temperature,
             d.learn.weights,
@@ -443,6 +443,7 @@ impl LabApp {
             spec.scale_prior = prior;
             spec.background = background;
             spec.unnormalised = unnormalised;
+            spec.semi_supervised = semi;
         });
         self.built.temperature = t;
         self.built.learning_rate = d.learning_rate;
@@ -452,6 +453,7 @@ impl LabApp {
         self.built.scale_prior = prior;
         self.built.background = background;
         self.built.unnormalised = unnormalised;
+        self.built.semi_supervised = semi;
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.

@@ -669,6 +669,9 @@ fn edit_data(app: &mut LabApp, data: crate::core::dataset::Dataset, what: &str) 
     match app.experiment.replace_data(data) {
         Ok(()) => {
             app.draft.data = inline;
+            // The inline points carry the labels as they are now (hidden ones already dropped).
+            app.draft.labelled_fraction = 1.0;
+            app.built.labelled_fraction = 1.0;
             app.info(what.to_string());
         }
         Err(e) => app.error(format!("{what} refused: {e}")),

@@ -272,6 +272,8 @@ struct Prepared {
     a_bg: f64,
     /// The sum-of-kernels objective (mixture): `G = e^{−E/T}`, not `r`.
     unnormalised: bool,
+    /// Semi-supervised cross-entropy classes: generative `F^y` / `F`, `G = q` / `r`.
+    semi: bool,
     /// Class of each component (cross-entropy).
     classes: Vec<usize>,
 }
@@ -416,6 +418,9 @@ fn live_or_zero(live: f64, x: f64) -> f64 {
     if live > 0.0 { x } else { 0.0 }
 }
 
+/// The lane label of an unlabelled point.
+const NO_LABEL: usize = usize::MAX - 1;
+
 /// Below this own-class mass `R_y` a block's class sums are taken apart (see the kernel).
 const MIN_CLASS_MASS: f64 = 1e-250;
 
@@ -423,7 +428,14 @@ const MIN_CLASS_MASS: f64 = 1e-250;
 /// component: subtract the class's own maximum `m_y` and take its exponentials again, so
 /// `S_y = Σ_{j∈y} e^{a_j − m_y} ≥ 1` never underflows.
 #[inline(always)]
-fn class_sums_apart<const FMA: bool>(prep: &Prepared, s: &mut Scratch, acc: &mut LaneAcc, m: &Lanes, ln_total: &Lanes) {
+fn class_sums_apart<const FMA: bool>(
+    prep: &Prepared,
+    s: &mut Scratch,
+    acc: &mut LaneAcc,
+    m: &Lanes,
+    ln_total: &Lanes,
+    latent: &Lanes,
+) {
     let (k, live, labels) = (prep.k, s.live, s.labels);
     let mut my = [f64::NEG_INFINITY; B];
     for j in 0..k {
@@ -443,13 +455,32 @@ fn class_sums_apart<const FMA: bool>(prep: &Prepared, s: &mut Scratch, acc: &mut
     let inv_y = lanes(|l| 1.0 / sy[l]);
     // a is shifted by m: lse_y = m + my + ln sy, lse − lse_y = ln_total − my − ln sy.
     let ln_sy = lanes(|l| ln_with::<FMA>(sy[l]));
-    acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], prep.t * ((ln_total[l] - my[l]) - ln_sy[l])));
-    acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], -prep.t * (m[l] + my[l] + ln_sy[l])));
+    let clamped = lanes(|l| {
+        if latent[l] > 0.0 {
+            -prep.t * (m[l] + ln_total[l])
+        } else {
+            -prep.t * (m[l] + my[l] + ln_sy[l])
+        }
+    });
+    let loss = if prep.semi {
+        clamped
+    } else {
+        lanes(|l| prep.t * ((ln_total[l] - my[l]) - ln_sy[l]))
+    };
+    acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
+    acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], clamped[l]));
     for j in 0..k {
         let (r, e) = (get(&s.r, j), get(&s.w, j));
-        let wr = lanes(|l| live_or_zero(live[l], e[l] * inv_y[l]));
+        let wr = lanes(|l| {
+            if latent[l] > 0.0 {
+                r[l]
+            } else {
+                live_or_zero(live[l], e[l] * inv_y[l])
+            }
+        });
         put(&mut s.w, j, &wr);
-        put(&mut s.g, j, &lanes(|l| wr[l] - r[l]));
+        let g = if prep.semi { wr } else { lanes(|l| wr[l] - r[l]) };
+        put(&mut s.g, j, &g);
     }
 }
 
@@ -475,7 +506,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 s.ts[c * B + l] = tc;
             }
             if prep.regime == Regime::CrossEntropy {
-                s.labels[l] = problem.labels[i].map_or(usize::MAX - 1, |y| y as usize);
+                s.labels[l] = problem.labels[i].map_or(NO_LABEL, |y| y as usize);
             }
         }
         start += len;
@@ -573,26 +604,43 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 let (cj, r) = (prep.classes[j], get(&s.r, j));
                 ry = lanes(|l| if cj == labels[l] { ry[l] + r[l] } else { ry[l] });
             }
-            if (0..B).all(|l| live[l] == 0.0 || ry[l] >= MIN_CLASS_MASS) {
+            // Semi-supervised: unlabelled lanes are latent (F, and r for G and the EM weights).
+            let latent = lanes(|l| if prep.semi && labels[l] == NO_LABEL { 1.0 } else { 0.0 });
+            if (0..B).all(|l| live[l] == 0.0 || latent[l] > 0.0 || ry[l] >= MIN_CLASS_MASS) {
                 let ln_ry = lanes(|l| ln_with::<FMA>(ry[l]));
                 let inv_ry = lanes(|l| 1.0 / ry[l]);
-                acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * ln_ry[l]));
-                acc.clamped =
-                    lanes(|l| acc.clamped[l] + live_or_zero(live[l], -prep.t * ((m[l] + ln_total[l]) + ln_ry[l])));
+                // F^y = −T (lse + ln R_y); cross-entropy's loss is F^y − F = −T ln R_y.
+                let clamped = lanes(|l| {
+                    if latent[l] > 0.0 {
+                        free[l]
+                    } else {
+                        -prep.t * ((m[l] + ln_total[l]) + ln_ry[l])
+                    }
+                });
+                let loss = if prep.semi {
+                    clamped
+                } else {
+                    lanes(|l| -prep.t * ln_ry[l])
+                };
+                acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
+                acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], clamped[l]));
                 for j in 0..k {
                     let (cj, r) = (prep.classes[j], get(&s.r, j));
                     let wr = lanes(|l| {
-                        if cj == labels[l] {
+                        if latent[l] > 0.0 {
+                            r[l]
+                        } else if cj == labels[l] {
                             live_or_zero(live[l], r[l] * inv_ry[l])
                         } else {
                             0.0
                         }
                     });
                     put(&mut s.w, j, &wr);
-                    put(&mut s.g, j, &lanes(|l| wr[l] - r[l]));
+                    let g = if prep.semi { wr } else { lanes(|l| wr[l] - r[l]) };
+                    put(&mut s.g, j, &g);
                 }
             } else {
-                class_sums_apart::<FMA>(prep, s, acc, &m, &ln_total);
+                class_sums_apart::<FMA>(prep, s, acc, &m, &ln_total, &latent);
             }
         } else {
             // o − t per lane and value coordinate.
@@ -863,6 +911,7 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         dot_form: problem.spec.regime.score() == Score::DotProduct,
         a_bg: problem.spec.background_arg(),
         unnormalised: problem.spec.unnormalised,
+        semi: problem.spec.semi_supervised,
         classes: problem.spec.classes.clone(),
     };
     let n = problem.len();

@@ -79,6 +79,10 @@ pub struct ModelSpec {
     /// independent kernels instead of `(1/N) Σ_i F_i`. Its `∂J/∂E_ij = e^{−E_ij/T}/N` are no
     /// responsibilities; the EM run keeps the normalised (log-sum-exp) objective beside it.
     pub unnormalised: bool,
+    /// Semi-supervision (cross-entropy's classes): labelled points clamp their responsibilities
+    /// to their class, unlabelled ones stay latent, and the objective is the generative
+    /// `J_S = (1/N)(Σ_labelled F^y_i + Σ_unlabelled F_i)` (MATH.md §5), EM-able with E-step `q` or `r`.
+    pub semi_supervised: bool,
 }
 
 /// An inverse-gamma-type prior on each scale: the objective gains
@@ -137,6 +141,7 @@ impl ModelSpec {
             scale_prior: None,
             background: None,
             unnormalised: false,
+            semi_supervised: false,
         }
     }
 }

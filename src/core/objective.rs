@@ -60,7 +60,7 @@ impl Problem {
     /// Whether point `i` enters the objective (cross-entropy counts labelled points only).
     #[must_use]
     pub fn counts_point(&self, i: usize) -> bool {
-        !matches!(self.spec.regime, Regime::CrossEntropy) || self.labels[i].is_some()
+        !matches!(self.spec.regime, Regime::CrossEntropy) || self.spec.semi_supervised || self.labels[i].is_some()
     }
 
     /// The `N` of the `1/N` in the objective: labelled points for cross-entropy, else all.
@@ -206,6 +206,13 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             row.loss = row.free_energy;
             row.clamped_free_energy = row.free_energy;
         }
+        Regime::CrossEntropy if spec.semi_supervised && problem.labels[i].is_none() => {
+            // Semi-supervised, unlabelled: latent, as in the mixture.
+            row.em_weights.copy_from_slice(&row.responsibilities);
+            row.energy_gradient.copy_from_slice(&row.responsibilities);
+            row.loss = row.free_energy;
+            row.clamped_free_energy = row.free_energy;
+        }
         Regime::CrossEntropy => {
             let y = problem.labels[i].map(|y| y as usize);
             // Restricted log-sum-exp over the components of the true class, max subtracted.
@@ -230,9 +237,15 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             }
             let lse_y = m + s.ln();
             row.clamped_free_energy = -t * lse_y;
-            row.loss = t * (lse - lse_y);
-            for j in 0..k {
-                row.energy_gradient[j] = row.em_weights[j] - row.responsibilities[j];
+            if spec.semi_supervised {
+                // Semi-supervised, labelled: the clamped free energy F^y itself, ∂/∂E = q.
+                row.loss = row.clamped_free_energy;
+                row.energy_gradient.copy_from_slice(&row.em_weights);
+            } else {
+                row.loss = t * (lse - lse_y);
+                for j in 0..k {
+                    row.energy_gradient[j] = row.em_weights[j] - row.responsibilities[j];
+                }
             }
         }
         Regime::Attention { .. } => {

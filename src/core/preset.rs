@@ -227,6 +227,14 @@ pub struct Preset {
     /// normalised objective beside it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unnormalised: bool,
+    /// Semi-supervision (cross-entropy only): labelled points clamp their responsibilities,
+    /// unlabelled ones stay latent; the objective becomes the generative `J_S`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub semi_supervised: bool,
+    /// The fraction of labelled points that keep their label (the others become unlabelled; a
+    /// seeded choice that keeps at least one point of every class), in `(0, 1]`.
+    #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+    pub labelled_fraction: f64,
     /// Retrieval probes: queries `ξ₀` (each of dimension `D`) that the window iterates
     /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +252,10 @@ fn yes() -> bool {
 }
 fn one_f64() -> f64 {
     1.0
+}
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 fn default_scale_floor() -> f64 {
     1e-6
@@ -280,6 +292,8 @@ impl Default for Preset {
             scale_prior: None,
             background: None,
             unnormalised: false,
+            semi_supervised: false,
+            labelled_fraction: 1.0,
             probes: Vec::new(),
         }
     }
@@ -494,6 +508,25 @@ fn finite_rows(field: &str, rows: &[Vec<f64>]) -> Result<(), PresetError> {
     Ok(())
 }
 
+/// Keeps each label with probability `fraction` (seeded), and always the first point of each
+/// class, so every class stays present.
+pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
+    use rand::RngExt;
+    let mut rng = super::dataset::rng(seed ^ 0x1abe_11ed);
+    let mut seen = std::collections::BTreeSet::new();
+    for label in &mut data.labels {
+        let keep = rng.random_range(0.0..1.0) < fraction;
+        if let Some(c) = *label
+            && seen.insert(c)
+        {
+            continue;
+        }
+        if !keep {
+            *label = None;
+        }
+    }
+}
+
 /// Largest `K` accepted (the views and the check table grow with it).
 pub const MAX_COMPONENTS: usize = 1024;
 
@@ -521,6 +554,19 @@ impl Preset {
                     "the reject option (a background component) is available for the Mixture objective only",
                 ));
             }
+        }
+        if !(self.labelled_fraction > 0.0 && self.labelled_fraction <= 1.0) {
+            return Err(range_error(
+                "labelled_fraction",
+                "must lie in (0, 1]",
+                self.labelled_fraction,
+            ));
+        }
+        if self.semi_supervised && !matches!(self.objective, ObjectiveSpec::CrossEntropy { .. }) {
+            return Err(field_error(
+                "semi_supervised",
+                "semi-supervision clamps the classes of the CrossEntropy objective; choose CrossEntropy",
+            ));
         }
         if self.unnormalised && self.objective != ObjectiveSpec::Mixture {
             return Err(field_error(
@@ -837,7 +883,10 @@ impl ValidPreset {
     pub fn build(&self, base: &Path) -> Result<Built, PresetError> {
         let p = &self.preset;
         let err = PresetError::new;
-        let data = make_data(&p.data, p.seed, base)?;
+        let mut data = make_data(&p.data, p.seed, base)?;
+        if p.labelled_fraction < 1.0 {
+            hide_labels(&mut data, p.labelled_fraction, p.seed);
+        }
         let dim = data.dim;
         for (q, probe) in p.probes.iter().enumerate() {
             if probe.len() != dim || probe.iter().any(|v| !v.is_finite()) {
@@ -859,6 +908,7 @@ impl ValidPreset {
         spec.scale_prior = p.scale_prior;
         spec.background = p.background;
         spec.unnormalised = p.unnormalised;
+        spec.semi_supervised = p.semi_supervised;
         spec.classes = classes;
         if regime == Regime::CrossEntropy && classes_in_data == 0 {
             return Err(err(

@@ -127,8 +127,17 @@ pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i:
                 .filter(|(j, _)| Some(spec.classes[*j]) == y)
                 .map(|(_, &v)| v)
                 .collect();
-            // F^y − F = −T lse(own) + T lse(all).
-            t * (log_sum_exp_generic(&a) - log_sum_exp_generic(&own))
+            if spec.semi_supervised {
+                // Generative: F^y for a labelled point, F for an unlabelled one.
+                if y.is_some() {
+                    -t * log_sum_exp_generic(&own)
+                } else {
+                    -t * log_sum_exp_generic(&a)
+                }
+            } else {
+                // F^y − F = −T lse(own) + T lse(all).
+                t * (log_sum_exp_generic(&a) - log_sum_exp_generic(&own))
+            }
         }
         Regime::Attention { .. } => {
             let p = problem.target_dim;

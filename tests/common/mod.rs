@@ -4,7 +4,7 @@
 
 use implicit_em_lab::core::dataset::{self, Dataset};
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
-use implicit_em_lab::core::objective::Problem;
+use implicit_em_lab::core::objective::{Evaluation, Problem};
 use implicit_em_lab::core::preset::make_problem;
 use rand::RngExt;
 
@@ -92,4 +92,47 @@ pub fn all_regimes() -> [Regime; 4] {
             score: Score::DotProduct,
         },
     ]
+}
+
+/// Every output of the fast evaluation equals the straightforward one to 1e-12, relative to each
+/// block's largest entry.
+pub fn assert_paths_agree(fast: &Evaluation, plain: &Evaluation, context: &str) {
+    let blocks: [(&str, Vec<f64>, Vec<f64>); 10] = [
+        (
+            "scalars",
+            vec![fast.loss, fast.em_objective, fast.mean_entropy],
+            vec![plain.loss, plain.em_objective, plain.mean_entropy],
+        ),
+        (
+            "∂J/∂μ",
+            fast.gradient.prototypes.clone(),
+            plain.gradient.prototypes.clone(),
+        ),
+        (
+            "∂J/∂w",
+            fast.gradient.log_weights.clone(),
+            plain.gradient.log_weights.clone(),
+        ),
+        (
+            "∂J/∂ρ",
+            fast.gradient.log_scales.clone(),
+            plain.gradient.log_scales.clone(),
+        ),
+        ("∂J/∂v", fast.gradient.values.clone(), plain.gradient.values.clone()),
+        ("counts", fast.counts.clone(), plain.counts.clone()),
+        ("em mass", fast.em.mass.clone(), plain.em.mass.clone()),
+        ("em first", fast.em.first.clone(), plain.em.first.clone()),
+        ("em sq", fast.em.sq_dev.clone(), plain.em.sq_dev.clone()),
+        ("em targets", fast.em.targets.clone(), plain.em.targets.clone()),
+    ];
+    for (name, a, b) in blocks {
+        assert_eq!(a.len(), b.len(), "{context}: {name}");
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() <= 1e-12 * scale,
+                "{context}: {name}: {x} vs {y} (scale {scale})"
+            );
+        }
+    }
 }
