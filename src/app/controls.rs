@@ -254,7 +254,7 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     live(app, &r, |app| app.draft.temperature = t);
     let mut eta = app.draft.learning_rate;
     let r = ui
-        .add(egui::Slider::new(&mut eta, 1e-4..=1e2).logarithmic(true).text("learning rate η"))
+        .add(egui::Slider::new(&mut eta, 1e-9..=1e2).logarithmic(true).text("learning rate η"))
         .on_hover_text("η > 0: θ := θ − η ∂J/∂θ. With the EM rate, η multiplies η_j = N s_j/N_j (η = 1 is exactly EM for the mixture)");
     live(app, &r, |app| app.draft.learning_rate = eta);
     let mut rate = app.draft.rate;
