@@ -570,3 +570,58 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
     // Saved with the preset.
     assert!(preset::to_ron(&app.preset_to_save()).contains("scale_prior"));
 }
+
+#[test]
+fn a_twin_with_one_choice_flipped_runs_side_by_side() {
+    use implicit_em_lab::app::twin::Flip;
+    let mut app = bundled_lab("volume-collapse.ron");
+    app.view.steps_per_frame = 10;
+    let mut h = harness(app);
+    h.run_steps(2);
+    // Choose the twin from the menu: the scale prior flipped (on).
+    h.get_by_role_and_label(Role::ComboBox, "side by side").click();
+    h.run_steps(2);
+    h.get_by_label("scale prior flipped").click();
+    h.run_steps(2);
+    let start = h.state().twin.as_ref().map(|t| t.flip);
+    assert_eq!(start, Some(Flip::ScalePrior));
+    h.run_steps(40);
+    let app = h.state();
+    let twin = app.twin.as_ref().unwrap();
+    // Lockstep, and the flip shows: the lab's EM collapses onto the point, the twin's does not.
+    assert_eq!(twin.experiment.step_count(), app.experiment.step_count());
+    assert!(app.experiment.problem().spec.scale_prior.is_none());
+    assert!(twin.experiment.problem().spec.scale_prior.is_some());
+    assert!(app.experiment.em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
+    assert!(twin.experiment.em_state().scales()[2] > 1e-2);
+    // A live change reaches the twin too (its own flip kept).
+    h.state_mut().draft.temperature = 0.8;
+    h.state_mut().apply_live();
+    assert_eq!(
+        h.state().twin.as_ref().unwrap().experiment.problem().spec.temperature,
+        0.8
+    );
+    assert!(
+        h.state()
+            .twin
+            .as_ref()
+            .unwrap()
+            .experiment
+            .problem()
+            .spec
+            .scale_prior
+            .is_some()
+    );
+    // Reset starts both again from step 0.
+    h.get_by_label("Reset").click();
+    h.run_steps(1);
+    assert_eq!(
+        h.state().twin.as_ref().unwrap().experiment.step_count(),
+        h.state().experiment.step_count()
+    );
+    h.state_mut().set_twin(None);
+    assert!(h.state().twin.is_none());
+    // Flips that do not apply are refused: semi-supervision needs cross-entropy.
+    h.state_mut().set_twin(Some(Flip::SemiSupervised));
+    assert!(h.state().twin.is_none());
+}

@@ -9,6 +9,7 @@ use crate::core::model::Regime;
 
 /// Draws the comparison and the step slider.
 pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let twin = app.twin.as_ref();
     let trace = app.experiment.trace();
     let last = trace.len() - 1;
     let shown = app.scrub.unwrap_or(last).min(last);
@@ -62,6 +63,21 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .color(view::colour(1))
                     .width(1.5),
             );
+            if let Some(t) = twin {
+                let trace = t.experiment.trace();
+                let every = (trace.len() / 600).max(1);
+                let path: Vec<[f64; 2]> = trace
+                    .iter()
+                    .step_by(every)
+                    .map(|r| [r.step as f64, r.gd.loss])
+                    .collect();
+                plot.line(
+                    Line::new(format!("twin GD ({})", t.flip.label()), path)
+                        .color(egui::Color32::GRAY)
+                        .width(1.5)
+                        .style(egui_plot::LineStyle::dashed_dense()),
+                );
+            }
             plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
         });
     ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
@@ -106,6 +122,21 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label("GD loss");
         ui.monospace(format!("{:.10}", rec.gd.loss));
         ui.end_row();
+        if let Some(t) = twin {
+            let last = t.experiment.latest();
+            ui.label("twin GD loss").on_hover_text(format!(
+                "The twin ({}): the same experiment with one choice flipped, from the states it had when the twin was switched on, stepped beside it (triangles in the scene, dashed loss)",
+                t.flip.label()
+            ));
+            match &t.stopped {
+                Some(why) => ui.monospace("stopped").on_hover_text(why.as_str()),
+                None => ui.monospace(format!("{:.10}", last.gd.loss)),
+            };
+            ui.end_row();
+            ui.label("twin scales");
+            ui.monospace(last.gd.scales.iter().take(6).map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(" "));
+            ui.end_row();
+        }
         ui.label("EM loss");
         ui.monospace(format!("{:.10}", rec.em.loss));
         ui.end_row();

@@ -560,6 +560,22 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("Σ_j α_ij k_j: one mean-shift step of each query toward the keys (modern Hopfield)");
         }
     });
+    let spec = app.experiment.problem().spec.clone();
+    let current = app.twin.as_ref().map(|t| t.flip);
+    let mut chosen = current;
+    egui::ComboBox::from_label("side by side")
+        .selected_text(current.map_or("no twin", |f| f.label()))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut chosen, None, "no twin");
+            for f in super::twin::Flip::ALL.into_iter().filter(|f| f.applies(&spec)) {
+                ui.selectable_value(&mut chosen, Some(f), f.label());
+            }
+        })
+        .response
+        .on_hover_text("A twin: this experiment with one choice flipped, from the current states, stepped beside it. Its gradient-descent prototypes are drawn as triangles and its loss beside the lab's (not while annealing)");
+    if chosen != current {
+        app.set_twin(chosen);
+    }
     ui.horizontal(|ui| {
         ui.label("click");
         ui.radio_value(&mut app.tool, Tool::Select, "select / drag")

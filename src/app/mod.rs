@@ -9,6 +9,7 @@ mod controls;
 mod files;
 mod inspect;
 mod scene;
+pub mod twin;
 pub mod view;
 pub mod worker;
 
@@ -173,6 +174,8 @@ pub struct LabApp {
     pub experiment: Experiment,
     /// Deterministic annealing, when the preset asks for it (it then takes the steps).
     pub annealer: Option<Annealer>,
+    /// A twin run with one modelling choice flipped, stepped beside the lab's (side by side).
+    pub twin: Option<twin::Twin>,
     /// `λ_max` of the data covariance.
     pub critical_temperature: f64,
     /// Folder relative CSV paths resolve against.
@@ -227,6 +230,7 @@ impl LabApp {
             draft: preset.clone(),
             built: preset,
             annealer: None,
+            twin: None,
             experiment: built.experiment,
             critical_temperature: built.critical_temperature,
             base_dir: base.to_path_buf(),
@@ -260,12 +264,32 @@ impl LabApp {
     /// perturbed), else turns it off.
     pub fn start_annealing(&mut self) {
         self.annealer = None;
+        self.refresh_twin();
         if let Some(schedule) = self.built.anneal {
             match Annealer::new(schedule, &mut self.experiment, self.built.seed) {
-                Ok(a) => self.annealer = Some(a),
+                Ok(a) => {
+                    // The twin cannot follow the schedule's temperatures: off while annealing.
+                    self.annealer = Some(a);
+                    self.twin = None;
+                }
                 Err(e) => self.error(format!("annealing not started: {e}")),
             }
         }
+    }
+
+    /// Turns the twin on with `flip` (from the lab's current states) or off.
+    pub fn set_twin(&mut self, flip: Option<twin::Flip>) {
+        // Steps a worker has in flight join the lab first, so the twin starts where the lab is.
+        self.settle();
+        self.twin = flip
+            .filter(|f| f.applies(&self.experiment.problem().spec) && self.annealer.is_none())
+            .map(|f| twin::Twin::of(&self.experiment, f));
+    }
+
+    /// Starts the twin again from the lab's states (after a rebuild, load, reset or undo).
+    fn refresh_twin(&mut self) {
+        let flip = self.twin.as_ref().map(|t| t.flip);
+        self.set_twin(flip);
     }
 
     /// A lab around an experiment built elsewhere (benchmarks, tests); its draft is the default
@@ -382,6 +406,7 @@ impl LabApp {
                 self.built = s.built;
                 self.experiment = *s.experiment;
                 self.annealer = s.annealer.map(|a| *a);
+                self.refresh_twin();
                 self.critical_temperature = s.critical_temperature;
                 self.last_change = None;
                 self.scrub = None;
@@ -454,6 +479,9 @@ impl LabApp {
         self.built.background = background;
         self.built.unnormalised = unnormalised;
         self.built.semi_supervised = semi;
+        if let Some(t) = self.twin.as_mut() {
+            t.follow(&self.experiment);
+        }
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.
@@ -479,7 +507,12 @@ impl LabApp {
                 None => self.experiment.step(),
             };
             match stepped {
-                Ok(rec) => self.residual_max = self.residual_max.max(rec.identity_residual),
+                Ok(rec) => {
+                    self.residual_max = self.residual_max.max(rec.identity_residual);
+                    if let Some(t) = self.twin.as_mut() {
+                        t.step();
+                    }
+                }
                 Err(e) => {
                     self.playing = false;
                     self.error(format!(
@@ -503,8 +536,9 @@ impl LabApp {
         let steps = self.view.steps_per_frame;
         if self.stepper.busy() {
             // Keep drawing (and polling) while the worker runs.
-        } else if self.stepper.threaded && self.annealer.is_none() {
-            // (An annealing run steps here: its schedule reacts to every step.)
+        } else if self.stepper.threaded && self.annealer.is_none() && self.twin.is_none() {
+            // (An annealing run or a twin steps here: the schedule reacts to every step, and the
+            // twin must take the same steps.)
             self.stepper.start(&self.experiment, steps);
         } else {
             let started = std::time::Instant::now();

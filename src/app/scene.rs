@@ -304,6 +304,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let show_em = app.view.show_em;
     let show_readouts = app.view.readouts && matches!(problem.spec.regime, Regime::Attention { .. });
     let retrievals = retrievals(app, &gd);
+    let twin = app.twin.as_ref().map(|t| (t.flip, t.experiment.gd_state().clone()));
     let selected = app.selected.filter(|&i| i < problem.len());
     let background = app.view.background;
     let dark = ui.visuals().dark_mode;
@@ -437,6 +438,20 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .radius(6.5)
                     .color(fg),
             );
+        }
+        if let Some((flip, state)) = &twin {
+            for j in 0..state.k.min(k) {
+                plot.points(
+                    Points::new(
+                        format!("twin ({}) prototype {j}", flip.label()),
+                        vec![xy(state.prototype(j))],
+                    )
+                    .shape(MarkerShape::Up)
+                    .filled(true)
+                    .radius(7.0)
+                    .color(proto_colour(j).gamma_multiply(0.85)),
+                );
+            }
         }
         for (q, r) in retrievals.iter().enumerate() {
             let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
