@@ -90,10 +90,11 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
     });
 
-    ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM)")
+    ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM, for K ≤ 8)")
         .on_hover_text("The rich get richer: a component that holds more points pulls harder and gains more. A component whose mass falls below 1e-6·N is reported dead");
     let k = rec.gd.counts.len();
-    let every = (trace.len() / 600).max(1);
+    // 200 points per line are plenty at this size; EM's lines only for a few components.
+    let every = (trace.len() / 200).max(1);
     Plot::new("masses").height(110.0).allow_scroll(false).show(ui, |plot| {
         for j in 0..k {
             let series = |em: bool| -> Vec<[f64; 2]> {
@@ -108,6 +109,9 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .color(view::colour(j))
                     .width(1.5),
             );
+            if k > 8 {
+                continue;
+            }
             plot.line(
                 Line::new(format!("N_{j} EM"), series(true))
                     .color(view::colour(j).gamma_multiply(0.6))
