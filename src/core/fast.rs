@@ -493,21 +493,37 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
     let mut start = range.start;
     while start < range.end {
         let len = (range.end - start).min(B);
-        // Gather B points as lanes; lanes past the end repeat the last point and are dead.
-        for l in 0..B {
-            let i = start + l.min(len - 1);
-            let live = l < len && problem.counts_point(i);
-            s.live[l] = if live { 1.0 } else { 0.0 };
-            acc.n += usize::from(live);
-            for (d, &xd) in problem.point(i).iter().enumerate() {
-                s.xs[d * B + l] = xd;
+        // Gather B points as lanes; lanes past the end repeat the last point and are dead. The
+        // block's coordinates are one contiguous run of the row-major points, transposed here.
+        let last = start + len - 1;
+        let rows = &problem.points[start * dim..(last + 1) * dim];
+        for d in 0..dim {
+            let col = row_mut(&mut s.xs, d);
+            for (l, x) in col.iter_mut().enumerate() {
+                *x = rows[l.min(len - 1) * dim + d];
             }
-            for (c, &tc) in problem.target(i).iter().enumerate() {
-                s.ts[c * B + l] = tc;
+        }
+        if p > 0 {
+            let t = &problem.targets[start * p..(last + 1) * p];
+            for c in 0..p {
+                let col = row_mut(&mut s.ts, c);
+                for (l, x) in col.iter_mut().enumerate() {
+                    *x = t[l.min(len - 1) * p + c];
+                }
             }
-            if prep.regime == Regime::CrossEntropy {
+        }
+        if prep.regime == Regime::CrossEntropy {
+            for l in 0..B {
+                let i = start + l.min(len - 1);
+                let live = l < len && problem.counts_point(i);
+                s.live[l] = if live { 1.0 } else { 0.0 };
                 s.labels[l] = problem.labels[i].map_or(NO_LABEL, |y| y as usize);
             }
+            acc.n += s.live.iter().filter(|&&v| v > 0.0).count();
+        } else {
+            // Every point counts outside cross-entropy.
+            s.live = lanes(|l| if l < len { 1.0 } else { 0.0 });
+            acc.n += len;
         }
         start += len;
         let live = s.live;
