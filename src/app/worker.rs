@@ -91,19 +91,19 @@ impl Stepper {
         if !self.job.as_ref().is_some_and(JoinHandle::is_finished) {
             return None;
         }
-        let handle = self.job.take()?;
-        Some(handle.join().map_err(|_| StepError {
-            step: 0,
-            reason: "the stepping thread failed; the lab kept its last state".into(),
-        }))
+        self.job.take().map(join)
     }
 
     /// Waits for the job in flight, if any, and returns its outcome.
     pub fn wait(&mut self) -> Option<Result<Outcome, StepError>> {
-        let handle = self.job.take()?;
-        Some(handle.join().map_err(|_| StepError {
-            step: 0,
-            reason: "the stepping thread failed; the lab kept its last state".into(),
-        }))
+        self.job.take().map(join)
     }
+}
+
+/// The outcome of a finished job; a worker that panicked comes back as an error.
+fn join(handle: JoinHandle<Outcome>) -> Result<Outcome, StepError> {
+    handle.join().map_err(|_| StepError {
+        step: 0,
+        reason: "the stepping thread failed; the lab kept its last state".into(),
+    })
 }
