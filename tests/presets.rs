@@ -101,6 +101,7 @@ fn round_trip_of_every_variant() {
         points: vec![vec![0.0, 1.0], vec![2.5, -1e-7]],
         labels: Some(vec![Some(0), None]),
         targets: Some(vec![vec![0.1], vec![0.2]]),
+        soft: Some(vec![None, Some(vec![0.25, 0.75])]),
     };
     p.prototypes = InitSpec::Explicit {
         positions: vec![vec![0.1, 0.2]],
@@ -197,6 +198,7 @@ fn build_errors_for_data_that_does_not_fit() {
         points: vec![vec![0.0], vec![1.0]],
         labels: None,
         targets: None,
+        soft: None,
     };
     p.prototypes = InitSpec::Explicit {
         positions: vec![vec![0.0]],

@@ -21,6 +21,7 @@ fn problem(points: Vec<f64>, dim: usize, labels: Vec<Option<u32>>, regime: Regim
         labels,
         target_dim: 1,
         targets: (0..n).map(|i| i as f64).collect(),
+        ..Dataset::default()
     };
     let mut spec = ModelSpec::new(regime, t);
     if regime == Regime::CrossEntropy {

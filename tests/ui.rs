@@ -9,6 +9,7 @@ use egui_kittest::kittest::Queryable;
 use implicit_em_lab::app::{BUNDLED, Command, LabApp, Tool};
 use implicit_em_lab::core::model::Regime;
 use implicit_em_lab::core::preset;
+use std::path::Path;
 
 fn harness(app: LabApp) -> Harness<'static, LabApp> {
     Harness::builder()
@@ -29,7 +30,11 @@ fn click_scene(h: &mut Harness<'static, LabApp>, at: egui::Pos2) {
 /// A lab running the bundled preset `file`.
 fn bundled_lab(file: &str) -> LabApp {
     let (name, text) = BUNDLED.iter().find(|(n, _)| *n == file).unwrap();
-    LabApp::new(preset::parse(text, name).unwrap(), std::path::Path::new(".")).unwrap()
+    LabApp::new(
+        preset::parse(text, name).unwrap(),
+        std::path::Path::new(preset::BUNDLED_DATA_DIR),
+    )
+    .unwrap()
 }
 
 fn paused_lab() -> Harness<'static, LabApp> {
@@ -270,7 +275,7 @@ fn a_run_that_turns_non_finite_pauses_and_says_why() {
 fn several_hundred_frames_of_every_bundled_preset() {
     for (name, text) in BUNDLED {
         let p = preset::parse(text, name).unwrap();
-        let mut app = LabApp::new(p, std::path::Path::new(".")).unwrap();
+        let mut app = LabApp::new(p, Path::new(preset::BUNDLED_DATA_DIR)).unwrap();
         app.view.steps_per_frame = 1;
         let mut h = harness(app);
         let at = h.state().experiment.step_count();
@@ -530,7 +535,7 @@ fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
     let placed = h.state().draft.probes[5].clone();
     let expected = h.state().scene_value_at(at).unwrap();
     assert!((placed[0] - expected[0]).abs() < 1e-6 && (placed[1] - expected[1]).abs() < 1e-6);
-    assert_eq!(h.state().preset_to_save().probes.len(), 6);
+    assert_eq!(h.state().preset_to_save(Path::new("x.ron")).unwrap().probes.len(), 6);
     h.get_by_label_contains("probe 6:");
     h.get_by_label("clear probes").click();
     h.run_steps(2);
@@ -568,7 +573,7 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
         app.experiment.latest().warnings
     );
     // Saved with the preset.
-    assert!(preset::to_ron(&app.preset_to_save()).contains("scale_prior"));
+    assert!(preset::to_ron(&app.preset_to_save(Path::new("x.ron")).unwrap()).contains("scale_prior"));
 }
 
 #[test]
@@ -624,4 +629,55 @@ fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     // Flips that do not apply are refused: semi-supervision needs cross-entropy.
     h.state_mut().set_twin(Some(Flip::SemiSupervised));
     assert!(h.state().twin.is_none());
+}
+
+#[test]
+fn the_bundled_soft_label_preset_loads_restores_and_saves_its_data_inline() {
+    let i = BUNDLED.iter().position(|(n, _)| *n == "soft-labels.ron").unwrap();
+    let mut h = paused_lab();
+    h.state_mut().command(Command::LoadBundled(i));
+    h.run_steps(3);
+    let soft = h.state().experiment.problem().soft.clone();
+    assert!(soft.count() > 100, "{}", h.state().status_text().unwrap_or_default());
+    // The inspector shows a soft label as its probabilities.
+    let first = (0..h.state().experiment.problem().len())
+        .find(|&i| soft.get(i).is_some())
+        .unwrap();
+    h.state_mut().selected = Some(first);
+    h.run_steps(2);
+    let p = soft.get(first).unwrap();
+    h.get_by_label_contains(&format!("soft ({:.3}, {:.3}, {:.3})", p[0], p[1], p[2]));
+    // Restarting finds the compiled-in CSV again.
+    let mut storage = Memory::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let restored = implicit_em_lab::app::restore(Some(&storage)).unwrap();
+    assert_eq!(restored.experiment.problem().soft, soft);
+    // Saved elsewhere, the preset carries its data inline, soft labels included.
+    let saved = h.state().preset_to_save(Path::new("/tmp/elsewhere/x.ron")).unwrap();
+    let preset::DataSpec::Inline { soft: Some(rows), .. } = &saved.data else {
+        panic!("{:?}", saved.data)
+    };
+    assert_eq!(rows.iter().filter(|r| r.is_some()).count(), soft.count());
+    let rebuilt = saved.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    assert_eq!(*rebuilt.problem().soft, *soft);
+}
+
+#[test]
+fn a_csv_preset_saved_to_another_folder_points_at_its_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+    let mut h = paused_lab();
+    h.state_mut().command(Command::LoadPath(dir.join("soft-labels.ron")));
+    h.run_steps(2);
+    let here = h.state().preset_to_save(&dir.join("copy.ron")).unwrap();
+    assert_eq!(
+        here.data,
+        preset::DataSpec::Csv {
+            path: "soft-labels.csv".into()
+        }
+    );
+    let there = h.state().preset_to_save(Path::new("/tmp/elsewhere/copy.ron")).unwrap();
+    let preset::DataSpec::Csv { path } = &there.data else {
+        panic!()
+    };
+    assert!(Path::new(path).is_absolute() && Path::new(path).exists(), "{path}");
 }

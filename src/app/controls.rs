@@ -439,6 +439,11 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         })
         .response
         .on_hover_text("The data generator (seeded). A new generator means new data: the runs restart");
+    let soft = app.experiment.problem().soft.count();
+    if soft > 0 {
+        ui.label(format!("soft labels: {soft} of {n_now} points"))
+            .on_hover_text("Class probabilities read from the data (CSV columns soft0, soft1, …, or `soft` in the preset). A soft label p clamps q_ij = p_c softmax within class c; the outline blends the class colours by p.");
+    }
     if let Some(d) = next {
         app.before_change(r.id, ui.input(|i| i.time));
         app.draft.data = d;

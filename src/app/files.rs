@@ -10,7 +10,7 @@ use crate::core::io::write_atomic;
 use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
-pub const BUNDLED: [(&str, &str); 14] = [
+pub const BUNDLED: [(&str, &str); 15] = [
     ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
     ("near-split.ron", include_str!("../../presets/near-split.ron")),
     ("em-bridge.ron", include_str!("../../presets/em-bridge.ron")),
@@ -35,6 +35,7 @@ pub const BUNDLED: [(&str, &str); 14] = [
     ("volume-collapse.ron", include_str!("../../presets/volume-collapse.ron")),
     ("reject-option.ron", include_str!("../../presets/reject-option.ron")),
     ("semi-supervised.ron", include_str!("../../presets/semi-supervised.ron")),
+    ("soft-labels.ron", include_str!("../../presets/soft-labels.ron")),
     (
         "normalisation-boundary.ron",
         include_str!("../../presets/normalisation-boundary.ron"),

@@ -30,7 +30,13 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label(format!(
             "x = ({})  label {}",
             x.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", "),
-            problem.labels[i].map_or("none".into(), |y| y.to_string())
+            match problem.soft_label(i) {
+                Some(p) => format!(
+                    "soft ({})",
+                    p.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", ")
+                ),
+                None => problem.labels[i].map_or("none".into(), |y| y.to_string()),
+            }
         ));
         ui.label(if app.selected.is_some() {
             "(selected: click a point in the scene)"
@@ -187,10 +193,23 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
     let problem = app.experiment.problem();
     let i = inspected(app);
     let paper = app.view.convention == Convention::Paper;
+    let soft = !problem.soft.is_empty();
     let (objective, gradient) = match (problem.spec.regime, paper) {
         (Regime::Mixture, _) if problem.spec.unnormalised => (
             "J = −(T/N) Σ_i Σ_j exp(−E_ij/T)  (no normalisation: a sum of kernels)",
             "∂J/∂E_ij = exp(−E_ij/T) / N  (not a responsibility: Σ_j ≠ 1)",
+        ),
+        (Regime::CrossEntropy, _) if problem.spec.semi_supervised && soft => (
+            "J_S = (1/N) (Σ_labelled F^p_i + Σ_unlabelled F_i),  F^p = Σ_c p_c F^c  (semi-supervised, soft labels)",
+            "∂J/∂E_ij = q_ij / N labelled (q_ij = p_c softmax within class c),  r_ij / N unlabelled",
+        ),
+        (Regime::CrossEntropy, false) if soft => (
+            "J = (1/N) Σ_i (F^p_i − F_i),  F^p = Σ_c p_c F^c",
+            "∂J/∂E_ij = (q_ij − r_ij) / N,  q = p_c × softmax in class c",
+        ),
+        (Regime::CrossEntropy, true) if soft => (
+            "Σ_c p_c log p(c|x) = Σ_c p_c log Σ_{j in c} e^{−E/T} − log Σ_j e^{−E/T} (maximised)",
+            "∂/∂E_ij = (r_ij − q_ij) / T",
         ),
         (Regime::CrossEntropy, _) if problem.spec.semi_supervised => (
             "J_S = (1/N) (Σ_labelled F^y_i + Σ_unlabelled F_i)  (semi-supervised)",

@@ -157,6 +157,9 @@ struct Persisted {
     preset_ron: String,
     path: Option<PathBuf>,
     view: ViewOptions,
+    /// The folder CSV paths are relative to (the bundled data for a bundled preset).
+    #[serde(default)]
+    base_dir: Option<PathBuf>,
 }
 
 const STORAGE_KEY: &str = "implicit-em-lab";
@@ -308,7 +311,7 @@ impl LabApp {
     pub fn bundled_default() -> Self {
         let (name, text) = BUNDLED[0];
         let preset = preset::parse(text, name).expect("bundled presets parse (tested)");
-        Self::new(preset, Path::new(".")).expect("bundled presets build (tested)")
+        Self::new(preset, Path::new(preset::BUNDLED_DATA_DIR)).expect("bundled presets build (tested)")
     }
 
     /// Queues a command (run at the end of the frame).
@@ -619,15 +622,38 @@ impl LabApp {
         }
     }
 
-    /// The preset Save writes: the draft, with the data inlined when points were edited.
-    #[must_use]
-    pub fn preset_to_save(&self) -> Preset {
-        self.draft.clone()
+    /// The preset Save writes to `path`: the draft (with the data inlined when points were
+    /// edited). A CSV file stays found: a bundled preset's data are written inline, and a path
+    /// relative to another folder becomes absolute.
+    ///
+    /// # Errors
+    /// When the bundled CSV cannot be read back (it is compiled in and tested, so not expected).
+    pub fn preset_to_save(&self, path: &Path) -> Result<Preset, String> {
+        let mut p = self.draft.clone();
+        if let preset::DataSpec::Csv { path: csv } = &p.data {
+            if self.base_dir == Path::new(preset::BUNDLED_DATA_DIR) {
+                let data = preset::make_data(&p.data, p.seed, &self.base_dir).map_err(|e| e.message)?;
+                p.data = preset::DataSpec::inline(&data);
+            } else {
+                let absolute = |d: &Path| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+                let folder = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if absolute(folder) != absolute(&self.base_dir) {
+                    p.data = preset::DataSpec::Csv {
+                        path: absolute(&self.base_dir.join(csv)).display().to_string(),
+                    };
+                }
+            }
+        }
+        Ok(p)
     }
 
     /// Saves the draft to `path` atomically.
     pub fn save_to(&mut self, path: &Path) {
-        match preset::save(path, &self.preset_to_save()) {
+        let saved = self.preset_to_save(path).and_then(|p| preset::save(path, &p));
+        match saved {
             Ok(()) => {
                 self.path = Some(path.to_path_buf());
                 self.info(format!("saved {}", path.display()));
@@ -675,7 +701,7 @@ impl LabApp {
                 }
                 Command::LoadBundled(i) => {
                     if let Some((name, text)) = BUNDLED.get(i) {
-                        self.load_text(text, name, Path::new("."), None);
+                        self.load_text(text, name, Path::new(preset::BUNDLED_DATA_DIR), None);
                     }
                 }
                 Command::LoadPath(p) => self.load_path(&p),
@@ -831,6 +857,7 @@ impl eframe::App for LabApp {
             preset_ron: preset::to_ron(&self.draft),
             path: self.path.clone(),
             view: self.view.clone(),
+            base_dir: Some(self.base_dir.clone()),
         };
         eframe::set_value(storage, STORAGE_KEY, &state);
     }
@@ -897,11 +924,13 @@ pub fn launch(args: &Cli) -> Result<(), String> {
 pub fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
     let state: Persisted = eframe::get_value(storage?, STORAGE_KEY)?;
     let p = preset::parse(&state.preset_ron, "saved session").ok()?;
-    let base = state
-        .path
-        .as_deref()
-        .and_then(Path::parent)
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base = state.base_dir.clone().unwrap_or_else(|| {
+        state
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
     let mut app = LabApp::new(p, &base).ok()?;
     app.path = state.path;
     app.view = state.view;

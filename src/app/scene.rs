@@ -293,7 +293,10 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let label_outline: Option<Vec<Color32>> = ce.then(|| {
         drawn
             .iter()
-            .map(|&i| problem.labels[i].map_or(Color32::GRAY, |y| view::colour(y as usize)))
+            .map(|&i| match problem.soft_label(i) {
+                Some(p) => view::blend(p.iter().copied().enumerate()),
+                None => problem.labels[i].map_or(Color32::GRAY, |y| view::colour(y as usize)),
+            })
             .collect()
     });
     let (data_lo, data_hi) = view::data_bounds(&problem);
@@ -672,15 +675,7 @@ pub fn drag_to(app: &mut LabApp, j: usize, to: [f64; 2]) {
 }
 
 fn edit_data(app: &mut LabApp, data: crate::core::dataset::Dataset, what: &str) {
-    let inline = DataSpec::Inline {
-        points: (0..data.len()).map(|i| data.point(i).to_vec()).collect(),
-        labels: data.labels.iter().any(Option::is_some).then(|| data.labels.clone()),
-        targets: (data.target_dim > 0).then(|| {
-            (0..data.len())
-                .map(|i| data.targets[i * data.target_dim..(i + 1) * data.target_dim].to_vec())
-                .collect()
-        }),
-    };
+    let inline = DataSpec::inline(&data);
     match app.experiment.replace_data(data) {
         Ok(()) => {
             app.draft.data = inline;
@@ -725,12 +720,7 @@ pub fn remove_point(app: &mut LabApp, i: usize) {
         return;
     }
     app.before_change("remove point", f64::NEG_INFINITY);
-    let dim = data.dim;
-    data.points.drain(i * dim..(i + 1) * dim);
-    data.labels.remove(i);
-    if data.target_dim > 0 {
-        data.targets.drain(i * data.target_dim..(i + 1) * data.target_dim);
-    }
+    data.remove(i);
     app.selected = None;
     edit_data(app, data, &format!("removed point {i}"));
 }

@@ -85,7 +85,11 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
     let law = match problem.spec.regime {
         Regime::Mixture if problem.spec.unnormalised => "∂J/∂E_ij = e^{−E_ij/T}/N (no normalisation: not r)",
         Regime::Mixture => "∂J/∂E_ij = r_ij/N (mixture)",
+        Regime::CrossEntropy if problem.spec.semi_supervised && !problem.soft.is_empty() => {
+            "∂J/∂E_ij = q_ij/N or r_ij/N (semi, soft labels)"
+        }
         Regime::CrossEntropy if problem.spec.semi_supervised => "∂J/∂E_ij = q_ij/N or r_ij/N (semi-supervised)",
+        Regime::CrossEntropy if !problem.soft.is_empty() => "∂J/∂E_ij = (q_ij − r_ij)/N (soft labels)",
         Regime::CrossEntropy => "∂J/∂E_ij = (q_ij − r_ij)/N (cross-entropy)",
         Regime::Attention { .. } => "∂J/∂E_ij = −α_ij(a_ij − ā_i)/T (attention)",
     };

@@ -18,7 +18,138 @@ pub struct Dataset {
     pub target_dim: usize,
     /// `N × P` explicit targets.
     pub targets: Vec<f64>,
+    /// Soft labels of some points (empty when the data define none).
+    pub soft: SoftLabels,
 }
+
+/// Soft labels: for some points a probability vector over the classes, `p_ic ≥ 0`,
+/// `Σ_c p_ic = 1`. Such a point's `label` is its most probable class (the first on a tie), so
+/// views and per-class initialisation treat it like a labelled point.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SoftLabels {
+    /// `C`, the length of every vector (0 when there are none).
+    pub classes: usize,
+    /// Per point, the row of `probs` holding its vector or [`SoftLabels::NONE`]. Empty when no
+    /// point has one.
+    pub index: Vec<u32>,
+    /// The vectors, one row of `C` per soft-labelled point.
+    pub probs: Vec<f64>,
+}
+
+impl SoftLabels {
+    /// A point without a soft label.
+    pub const NONE: u32 = u32::MAX;
+
+    /// Point `i`'s vector, if it has one.
+    #[must_use]
+    pub fn get(&self, i: usize) -> Option<&[f64]> {
+        let r = *self.index.get(i)?;
+        (r != Self::NONE).then(|| &self.probs[r as usize * self.classes..(r as usize + 1) * self.classes])
+    }
+
+    /// Number of soft-labelled points.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.probs.len().checked_div(self.classes).unwrap_or(0)
+    }
+
+    /// True when no point has a soft label.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.probs.is_empty()
+    }
+
+    /// Appends point `n` (the `n` points before it keep their entries).
+    fn push(&mut self, n: usize, p: Option<&[f64]>) {
+        match p {
+            Some(p) => {
+                if self.index.len() < n {
+                    self.index.resize(n, Self::NONE);
+                }
+                debug_assert!(
+                    self.classes == 0 || self.classes == p.len(),
+                    "one C for every soft label"
+                );
+                self.classes = p.len();
+                self.index
+                    .push(u32::try_from(self.count()).expect("fewer than 2³² soft labels"));
+                // Normalised (the input sums to 1 within SOFT_SUM_TOLERANCE), so that
+                // Σ_c p_c lse_c is a convex combination. A vector already normalised to within
+                // rounding is kept as it is, so saving and loading changes nothing.
+                let sum: f64 = p.iter().sum();
+                if (sum - 1.0).abs() > 4.0 * f64::EPSILON {
+                    self.probs.extend(p.iter().map(|v| v / sum));
+                } else {
+                    self.probs.extend_from_slice(p);
+                }
+            }
+            None if !self.index.is_empty() => self.index.push(Self::NONE),
+            None => {}
+        }
+    }
+
+    /// Drops point `i`'s vector (the point stays).
+    pub fn clear(&mut self, i: usize) {
+        let Some(&r) = self.index.get(i) else { return };
+        if r == Self::NONE {
+            return;
+        }
+        let c = self.classes;
+        self.probs.drain(r as usize * c..(r as usize + 1) * c);
+        self.index[i] = Self::NONE;
+        for other in &mut self.index {
+            if *other != Self::NONE && *other > r {
+                *other -= 1;
+            }
+        }
+        if self.probs.is_empty() {
+            *self = Self::default();
+        }
+    }
+
+    /// Removes point `i` and its vector.
+    fn remove(&mut self, i: usize) {
+        if i < self.index.len() {
+            self.clear(i);
+            if !self.index.is_empty() {
+                self.index.remove(i);
+            }
+        }
+    }
+}
+
+/// The most probable class of a soft label (the first on a tie).
+#[must_use]
+pub fn most_probable(p: &[f64]) -> u32 {
+    let mut best = 0;
+    for (c, v) in p.iter().enumerate() {
+        if *v > p[best] {
+            best = c;
+        }
+    }
+    u32::try_from(best).expect("fewer than 2³² classes")
+}
+
+/// Checks a soft label: finite, non-negative, summing to 1 within `1e-6`. The message says
+/// what is wrong; the caller names the place.
+///
+/// # Errors
+/// A negative or non-finite entry, or a sum away from 1.
+pub fn check_soft(p: &[f64]) -> Result<(), String> {
+    if let Some((c, v)) = p.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+        return Err(format!("class {c} has {v}; soft labels are probabilities, in [0, 1]"));
+    }
+    let sum: f64 = p.iter().sum();
+    if (sum - 1.0).abs() > SOFT_SUM_TOLERANCE {
+        return Err(format!(
+            "the probabilities sum to {sum}, not 1 (allowed: within {SOFT_SUM_TOLERANCE})"
+        ));
+    }
+    Ok(())
+}
+
+/// How far from 1 a soft label's sum may be.
+pub const SOFT_SUM_TOLERANCE: f64 = 1e-6;
 
 /// The seeded random-number generator used everywhere (xoshiro256++, a fixed algorithm, so a
 /// seed means the same data on every machine and version).
@@ -46,17 +177,39 @@ impl Dataset {
         &self.points[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// Number of classes: the largest label plus one (0 when nothing is labelled).
+    /// Number of classes: the largest label plus one, or the length of the soft labels if
+    /// longer (0 when nothing is labelled).
     #[must_use]
     pub fn class_count(&self) -> usize {
-        self.labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0)
+        let hard = self.labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0);
+        hard.max(self.soft.classes)
     }
 
     /// Appends a point.
     pub fn push(&mut self, x: &[f64], label: Option<u32>, target: &[f64]) {
+        self.soft.push(self.labels.len(), None);
         self.points.extend_from_slice(x);
         self.labels.push(label);
         self.targets.extend_from_slice(target);
+    }
+
+    /// Appends a point with a soft label `p` (checked by [`check_soft`], stored divided by its
+    /// sum); its label is the most probable class.
+    pub fn push_soft(&mut self, x: &[f64], p: &[f64], target: &[f64]) {
+        self.soft.push(self.labels.len(), Some(p));
+        self.points.extend_from_slice(x);
+        self.labels.push(Some(most_probable(p)));
+        self.targets.extend_from_slice(target);
+    }
+
+    /// Removes point `i` with its label, target and soft label.
+    pub fn remove(&mut self, i: usize) {
+        self.points.drain(i * self.dim..(i + 1) * self.dim);
+        self.labels.remove(i);
+        if self.target_dim > 0 {
+            self.targets.drain(i * self.target_dim..(i + 1) * self.target_dim);
+        }
+        self.soft.remove(i);
     }
 
     /// The covariance matrix of the points (`1/N` normalisation).
@@ -199,22 +352,25 @@ pub fn wave(n: usize, dim: usize, noise: f64, seed: u64) -> Dataset {
 }
 
 /// A parsed CSV table: coordinate columns, an optional `label` column, optional `target…`
-/// columns.
+/// columns, optional soft-label columns `soft0 … soft{C−1}`.
 ///
 /// With a header (a first row with any field that is not a number) columns are named: `label`
 /// holds integer labels (an empty cell is unlabelled), names starting with `target` hold
-/// regression targets, every other column is a coordinate. Without a header every column is a
-/// coordinate. `source` names the file in messages.
+/// regression targets, `soft` followed by a class number holds that class's probability, every
+/// other column is a coordinate. A row gives either a label or soft probabilities (all of them,
+/// non-negative, summing to 1) or neither. Without a header every column is a coordinate.
+/// `source` names the file in messages.
 ///
 /// # Errors
-/// A message naming the line and column of the first field that does not parse, or a row of
-/// the wrong length.
+/// A message naming the line and column of the first field that does not parse, a row of the
+/// wrong length, or a soft label that is not a probability vector.
 pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
     #[derive(Clone, Copy, PartialEq)]
     enum Col {
         Coord,
         Label,
         Target,
+        Soft(usize),
     }
     let mut lines = text
         .lines()
@@ -236,6 +392,8 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
                 let lower = f.to_ascii_lowercase();
                 let kind = if lower == "label" {
                     Col::Label
+                } else if let Some(c) = lower.strip_prefix("soft").and_then(|c| c.parse::<usize>().ok()) {
+                    Col::Soft(c)
                 } else if lower.starts_with("target") {
                     Col::Target
                 } else {
@@ -260,6 +418,20 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
     if kinds.iter().filter(|&&k| k == Col::Label).count() > 1 {
         return Err(format!("{source}: more than one `label` column"));
     }
+    let soft_classes = kinds.iter().filter(|k| matches!(k, Col::Soft(_))).count();
+    for c in 0..soft_classes {
+        if kinds.iter().filter(|&&k| k == Col::Soft(c)).count() != 1 {
+            return Err(format!(
+                "{source}: soft-label columns must be soft0 … soft{} (one per class, each once); `soft{c}` is {}",
+                soft_classes - 1,
+                if kinds.contains(&Col::Soft(c)) {
+                    "repeated"
+                } else {
+                    "missing"
+                }
+            ));
+        }
+    }
     let mut data = Dataset {
         dim,
         target_dim,
@@ -267,6 +439,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
     };
     let mut x = Vec::with_capacity(dim);
     let mut t = Vec::with_capacity(target_dim);
+    let mut soft = vec![f64::NAN; soft_classes];
     for (line, l) in lines {
         let fields = split(l);
         if fields.len() != kinds.len() {
@@ -279,9 +452,17 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
         }
         x.clear();
         t.clear();
+        soft.fill(f64::NAN);
         let mut label = None;
         for ((f, kind), name) in fields.iter().zip(&kinds).zip(&names) {
             match kind {
+                Col::Soft(c) => {
+                    if !f.is_empty() {
+                        soft[*c] = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                            format!("{source}, line {line}, column `{name}`: `{f}` is not a probability")
+                        })?;
+                    }
+                }
                 Col::Label => {
                     if !f.is_empty() {
                         label = Some(f.parse::<u32>().map_err(|_| {
@@ -297,7 +478,23 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
                 }
             }
         }
-        data.push(&x, label, &t);
+        let given = soft.iter().filter(|v| !v.is_nan()).count();
+        if given == 0 {
+            data.push(&x, label, &t);
+            continue;
+        }
+        if given < soft_classes {
+            return Err(format!(
+                "{source}, line {line}: a soft label needs all {soft_classes} soft columns, {given} given (leave all empty for none)"
+            ));
+        }
+        if label.is_some() {
+            return Err(format!(
+                "{source}, line {line}: both a `label` and soft labels; give one (the soft label's most probable class becomes its label)"
+            ));
+        }
+        check_soft(&soft).map_err(|e| format!("{source}, line {line}, soft label: {e}"))?;
+        data.push_soft(&x, &soft, &t);
     }
     if data.is_empty() {
         return Err(format!("{source}: a header but no data rows"));

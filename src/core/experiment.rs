@@ -459,6 +459,7 @@ impl Experiment {
             labels: p.labels.to_vec(),
             target_dim: if attention { p.target_dim } else { 0 },
             targets: if attention { p.targets.to_vec() } else { Vec::new() },
+            soft: (*p.soft).clone(),
         }
     }
 
@@ -509,7 +510,13 @@ impl Experiment {
                 + v(&r.counts)
         }
         let p = &self.problem;
-        let data = v(&p.points) + v(&p.labels) + v(&p.targets) + v(&p.spec.classes) + v(&self.residual_rows);
+        let data = v(&p.points)
+            + v(&p.labels)
+            + v(&p.targets)
+            + v(&p.spec.classes)
+            + v(&p.soft.index)
+            + v(&p.soft.probs)
+            + v(&self.residual_rows);
         let trace: usize = self
             .trace
             .iter()

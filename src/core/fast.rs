@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use super::dataset::SoftLabels;
 use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
 use super::objective::{Problem, Sums};
 
@@ -97,6 +98,8 @@ struct Scratch {
     ts: Vec<f64>,
     live: Lanes,
     labels: [usize; B],
+    /// Each lane's row in the soft labels ([`SoftLabels::NONE`] for none).
+    soft: [u32; B],
     sq: Vec<f64>,
     dist: Vec<f64>,
     a: Vec<f64>,
@@ -137,6 +140,7 @@ impl Work {
                 ts: z(p),
                 live: [0.0; B],
                 labels: [0; B],
+                soft: [SoftLabels::NONE; B],
                 sq: z(k),
                 dist: z(k),
                 a: z(k),
@@ -484,6 +488,87 @@ fn class_sums_apart<const FMA: bool>(
     }
 }
 
+/// Cross-entropy's class sums for a block with soft labels, lane by lane with the plain path's
+/// formulas: for each class `c` with `p_c > 0` its own maximum and exponentials,
+/// `q_j = p_c e^{a_j − lse_c}` and `F^p = −T Σ_c p_c lse_c`. Hard-labelled lanes take `p`
+/// one-hot, latent lanes (semi-supervised, unlabelled) keep `r`.
+fn class_sums_soft(
+    soft: &SoftLabels,
+    prep: &Prepared,
+    s: &mut Scratch,
+    acc: &mut LaneAcc,
+    m: &Lanes,
+    ln_total: &Lanes,
+) {
+    let k = prep.k;
+    let t = prep.t;
+    let mut loss = [0.0; B];
+    let mut clamped = [0.0; B];
+    for l in 0..B {
+        for j in 0..k {
+            s.w[j * B + l] = 0.0;
+            s.g[j * B + l] = 0.0;
+        }
+        if s.live[l] == 0.0 {
+            continue;
+        }
+        // a is shifted by m: lse = m + ln_total.
+        let lse = m[l] + ln_total[l];
+        if prep.semi && s.labels[l] == NO_LABEL {
+            for j in 0..k {
+                s.w[j * B + l] = s.r[j * B + l];
+                s.g[j * B + l] = s.r[j * B + l];
+            }
+            clamped[l] = -t * lse;
+            loss[l] = clamped[l];
+            continue;
+        }
+        let row = s.soft[l];
+        let one_hot = [(s.labels[l], 1.0)];
+        let soft_row = (row != SoftLabels::NONE)
+            .then(|| &soft.probs[row as usize * soft.classes..(row as usize + 1) * soft.classes]);
+        let mut lse_p = 0.0;
+        let mut class = |c: usize, pc: f64| {
+            let mut mc = f64::NEG_INFINITY;
+            for j in 0..k {
+                if prep.classes[j] == c {
+                    mc = mc.max(s.a[j * B + l]);
+                }
+            }
+            let mut sc = 0.0;
+            for j in 0..k {
+                if prep.classes[j] == c {
+                    let e = (s.a[j * B + l] - mc).exp();
+                    s.w[j * B + l] = e;
+                    sc += e;
+                }
+            }
+            for j in 0..k {
+                if prep.classes[j] == c {
+                    s.w[j * B + l] = s.w[j * B + l] / sc * pc;
+                }
+            }
+            lse_p += pc * (m[l] + mc + sc.ln());
+        };
+        match soft_row {
+            Some(p) => p
+                .iter()
+                .enumerate()
+                .filter(|&(_, &pc)| pc > 0.0)
+                .for_each(|(c, &pc)| class(c, pc)),
+            None => one_hot.iter().for_each(|&(c, pc)| class(c, pc)),
+        }
+        clamped[l] = -t * lse_p;
+        loss[l] = if prep.semi { clamped[l] } else { t * (lse - lse_p) };
+        for j in 0..k {
+            let wr = s.w[j * B + l];
+            s.g[j * B + l] = if prep.semi { wr } else { wr - s.r[j * B + l] };
+        }
+    }
+    acc.loss = lanes(|l| acc.loss[l] + live_or_zero(s.live[l], loss[l]));
+    acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(s.live[l], clamped[l]));
+}
+
 #[inline(always)]
 #[allow(clippy::too_many_lines)]
 fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
@@ -518,6 +603,11 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 let live = l < len && problem.counts_point(i);
                 s.live[l] = if live { 1.0 } else { 0.0 };
                 s.labels[l] = problem.labels[i].map_or(NO_LABEL, |y| y as usize);
+                s.soft[l] = if live {
+                    problem.soft.index.get(i).copied().unwrap_or(SoftLabels::NONE)
+                } else {
+                    SoftLabels::NONE
+                };
             }
             acc.n += s.live.iter().filter(|&&v| v > 0.0).count();
         } else {
@@ -622,7 +712,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             }
             // Semi-supervised: unlabelled lanes are latent (F, and r for G and the EM weights).
             let latent = lanes(|l| if prep.semi && labels[l] == NO_LABEL { 1.0 } else { 0.0 });
-            if (0..B).all(|l| live[l] == 0.0 || latent[l] > 0.0 || ry[l] >= MIN_CLASS_MASS) {
+            if s.soft.iter().any(|&r| r != SoftLabels::NONE) {
+                class_sums_soft(&problem.soft, prep, s, acc, &m, &ln_total);
+            } else if (0..B).all(|l| live[l] == 0.0 || latent[l] > 0.0 || ry[l] >= MIN_CLASS_MASS) {
                 let ln_ry = lanes(|l| ln_with::<FMA>(ry[l]));
                 let inv_ry = lanes(|l| 1.0 / ry[l]);
                 // F^y = −T (lse + ln R_y); cross-entropy's loss is F^y − F = −T ln R_y.

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use super::dataset::SoftLabels;
 use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
 
 /// Data bound to a model: the points, their labels and the attention targets `t_i`.
@@ -30,6 +31,8 @@ pub struct Problem {
     pub target_dim: usize,
     /// `t_i`, `N × P` (attention), empty otherwise.
     pub targets: Arc<Vec<f64>>,
+    /// Soft labels `p_ic` of some points (cross-entropy clamps them; empty when none).
+    pub soft: Arc<SoftLabels>,
 }
 
 impl Problem {
@@ -55,6 +58,12 @@ impl Problem {
     #[must_use]
     pub fn target(&self, i: usize) -> &[f64] {
         &self.targets[i * self.target_dim..(i + 1) * self.target_dim]
+    }
+
+    /// Point `i`'s soft label `p_i·` (cross-entropy), if it has one.
+    #[must_use]
+    pub fn soft_label(&self, i: usize) -> Option<&[f64]> {
+        self.soft.get(i)
     }
 
     /// Whether point `i` enters the objective (cross-entropy counts labelled points only).
@@ -214,35 +223,30 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             row.clamped_free_energy = row.free_energy;
         }
         Regime::CrossEntropy => {
-            let y = problem.labels[i].map(|y| y as usize);
-            // Restricted log-sum-exp over the components of the true class, max subtracted.
-            let mut m = f64::NEG_INFINITY;
-            for j in 0..k {
-                if Some(spec.classes[j]) == y {
-                    m = m.max(row.scratch[j]);
+            // The point's class distribution p_c: its soft label, or one-hot at its label. For
+            // each class with p_c > 0 the restricted log-sum-exp lse_c (max subtracted) and
+            // q_ij = p_c softmax_{j∈c}(−E_ij/T); F^p = −T Σ_c p_c lse_c.
+            row.em_weights.fill(0.0);
+            let lse_p = match problem.soft_label(i) {
+                Some(p) => p
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &pc)| pc > 0.0)
+                    .map(|(c, &pc)| pc * clamp_class(&spec.classes, &row.scratch, c, pc, &mut row.em_weights))
+                    .sum(),
+                None => {
+                    let y = problem.labels[i].map_or(usize::MAX, |y| y as usize);
+                    clamp_class(&spec.classes, &row.scratch, y, 1.0, &mut row.em_weights)
                 }
-            }
-            let mut s = 0.0;
-            for j in 0..k {
-                if Some(spec.classes[j]) == y {
-                    let e = (row.scratch[j] - m).exp();
-                    row.em_weights[j] = e;
-                    s += e;
-                } else {
-                    row.em_weights[j] = 0.0;
-                }
-            }
-            for q in &mut row.em_weights {
-                *q /= s;
-            }
-            let lse_y = m + s.ln();
-            row.clamped_free_energy = -t * lse_y;
+            };
+            row.clamped_free_energy = -t * lse_p;
             if spec.semi_supervised {
-                // Semi-supervised, labelled: the clamped free energy F^y itself, ∂/∂E = q.
+                // Semi-supervised, labelled: the clamped free energy F^p itself, ∂/∂E = q.
                 row.loss = row.clamped_free_energy;
                 row.energy_gradient.copy_from_slice(&row.em_weights);
             } else {
-                row.loss = t * (lse - lse_y);
+                // F^p − F = T (lse − Σ_c p_c lse_c), ∂/∂E = q − r.
+                row.loss = t * (lse - lse_p);
                 for j in 0..k {
                     row.energy_gradient[j] = row.em_weights[j] - row.responsibilities[j];
                 }
@@ -280,6 +284,31 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             row.em_weights.copy_from_slice(&row.responsibilities);
         }
     }
+}
+
+/// `lse_c = log Σ_{j∈c} e^{a_j}` over the components of class `c` (max subtracted), writing
+/// `weight · e^{a_j − lse_c}` into `q_j` for those components.
+fn clamp_class(classes: &[usize], a: &[f64], c: usize, weight: f64, q: &mut [f64]) -> f64 {
+    let mut m = f64::NEG_INFINITY;
+    for (j, &aj) in a.iter().enumerate() {
+        if classes[j] == c {
+            m = m.max(aj);
+        }
+    }
+    let mut s = 0.0;
+    for (j, &aj) in a.iter().enumerate() {
+        if classes[j] == c {
+            let e = (aj - m).exp();
+            q[j] = e;
+            s += e;
+        }
+    }
+    for (j, qj) in q.iter_mut().enumerate() {
+        if classes[j] == c {
+            *qj = *qj / s * weight;
+        }
+    }
+    m + s.ln()
 }
 
 /// Per-component sums over points, before division by `N`. Mergeable, so the pass can be split

@@ -126,6 +126,10 @@ pub enum DataSpec {
         /// A target array per point (attention).
         #[serde(default)]
         targets: Option<Vec<Vec<f64>>>,
+        /// A soft label per point (`None` for a point with a hard label or none): class
+        /// probabilities, non-negative, summing to 1, all of one length.
+        #[serde(default)]
+        soft: Option<Vec<Option<Vec<f64>>>>,
     },
     /// A CSV file, its path relative to the preset's folder (see the README for columns).
     Csv {
@@ -508,21 +512,56 @@ fn finite_rows(field: &str, rows: &[Vec<f64>]) -> Result<(), PresetError> {
     Ok(())
 }
 
-/// Keeps each label with probability `fraction` (seeded), and always the first point of each
-/// class, so every class stays present.
+/// Checks `data.soft`: one entry per point, vectors of one length that are probabilities, and no
+/// point with both a label and a soft label.
+fn check_inline_soft(soft: &[Option<Vec<f64>>], n: usize, labels: Option<&[Option<u32>]>) -> Result<(), PresetError> {
+    if soft.len() != n {
+        return Err(field_error(
+            "data.soft",
+            format!("needs one entry per point ({n}), got {}", soft.len()),
+        ));
+    }
+    let mut classes = None;
+    for (i, p) in soft.iter().enumerate() {
+        let Some(p) = p else { continue };
+        if p.len() < 2 || classes.is_some_and(|c| c != p.len()) {
+            return Err(field_error(
+                "data.soft",
+                format!(
+                    "point {i}'s soft label has {} classes; every soft label needs one common length of at least 2{}",
+                    p.len(),
+                    classes.map_or(String::new(), |c| format!(" (the first has {c})"))
+                ),
+            ));
+        }
+        classes = Some(p.len());
+        dataset::check_soft(p).map_err(|e| field_error("data.soft", format!("point {i}: {e}")))?;
+        if labels.is_some_and(|l| l[i].is_some()) {
+            return Err(field_error(
+                "data.soft",
+                format!("point {i} has both a label and a soft label; give one (write None in `labels`)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps each label (hard or soft) with probability `fraction` (seeded), and always the first
+/// point of each class, so every class stays present.
 pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
     use rand::RngExt;
     let mut rng = super::dataset::rng(seed ^ 0x1abe_11ed);
     let mut seen = std::collections::BTreeSet::new();
-    for label in &mut data.labels {
+    for i in 0..data.labels.len() {
         let keep = rng.random_range(0.0..1.0) < fraction;
-        if let Some(c) = *label
+        if let Some(c) = data.labels[i]
             && seen.insert(c)
         {
             continue;
         }
         if !keep {
-            *label = None;
+            data.labels[i] = None;
+            data.soft.clear(i);
         }
     }
 }
@@ -645,6 +684,7 @@ impl Preset {
                 points,
                 labels,
                 targets,
+                soft,
             } => {
                 if points.is_empty() {
                     return Err(range_error("data.points", "needs at least one point", 0));
@@ -675,6 +715,9 @@ impl Preset {
                         ));
                     }
                     finite_rows("data.targets", t)?;
+                }
+                if let Some(soft) = soft {
+                    check_inline_soft(soft, points.len(), labels.as_deref())?;
                 }
             }
             DataSpec::Csv { path } => {
@@ -790,6 +833,7 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
             points,
             labels,
             targets,
+            soft,
         } => {
             let mut data = Dataset {
                 dim: points[0].len(),
@@ -799,15 +843,63 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
             for (i, p) in points.iter().enumerate() {
                 let label = labels.as_ref().and_then(|l| l[i]);
                 let t = targets.as_ref().map_or(&[][..], |t| &t[i][..]);
-                data.push(p, label, t);
+                match soft.as_ref().and_then(|s| s[i].as_ref()) {
+                    Some(q) => data.push_soft(p, q, t),
+                    None => data.push(p, label, t),
+                }
             }
             data
+        }
+        DataSpec::Csv { path } if base == Path::new(BUNDLED_DATA_DIR) => {
+            let text = BUNDLED_DATA
+                .iter()
+                .find(|(name, _)| *name == path.as_str())
+                .map(|(_, text)| *text)
+                .ok_or_else(|| err(format!("{path} is not one of the data files compiled into the lab")))?;
+            dataset::parse_csv(text, path).map_err(err)?
         }
         DataSpec::Csv { path } => {
             let full: PathBuf = base.join(path);
             dataset::read_csv(&full).map_err(err)?
         }
     })
+}
+
+/// The folder that stands for the data files compiled into the binary: bundled presets are
+/// built with it as their base, so their CSV files are found wherever the lab runs.
+pub const BUNDLED_DATA_DIR: &str = "<bundled>";
+
+/// The CSV files the bundled presets read, compiled in (name, text).
+pub const BUNDLED_DATA: [(&str, &str); 1] = [("soft-labels.csv", include_str!("../../presets/soft-labels.csv"))];
+
+impl DataSpec {
+    /// The data written out point by point (what the window saves after edits): labels, soft
+    /// labels and targets as they are now.
+    #[must_use]
+    pub fn inline(data: &Dataset) -> Self {
+        Self::Inline {
+            points: (0..data.len()).map(|i| data.point(i).to_vec()).collect(),
+            // A soft-labelled point's label is derived from its soft label, so it is written once.
+            labels: data.labels.iter().any(Option::is_some).then(|| {
+                (0..data.len())
+                    .map(|i| {
+                        if data.soft.get(i).is_some() {
+                            None
+                        } else {
+                            data.labels[i]
+                        }
+                    })
+                    .collect()
+            }),
+            targets: (data.target_dim > 0).then(|| {
+                (0..data.len())
+                    .map(|i| data.targets[i * data.target_dim..(i + 1) * data.target_dim].to_vec())
+                    .collect()
+            }),
+            soft: (!data.soft.is_empty())
+                .then(|| (0..data.len()).map(|i| data.soft.get(i).map(<[f64]>::to_vec)).collect()),
+        }
+    }
 }
 
 /// Binds data to a model: checks labels and targets against the regime and materialises the
@@ -831,10 +923,14 @@ pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetErr
                         "attention needs a target for every point: point {i} has neither a target nor a label"
                     )));
                 }
+                // One-hot labels, or a point's soft label as its target.
                 let c = data.class_count();
                 let mut t = vec![0.0; data.len() * c];
                 for (i, y) in data.labels.iter().enumerate() {
-                    t[i * c + y.expect("checked above") as usize] = 1.0;
+                    match data.soft.get(i) {
+                        Some(p) => t[i * c..i * c + p.len()].copy_from_slice(p),
+                        None => t[i * c + y.expect("checked above") as usize] = 1.0,
+                    }
                 }
                 (c, t)
             }
@@ -856,6 +952,16 @@ pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetErr
                 )));
             }
         }
+        for i in 0..data.labels.len() {
+            if let Some(p) = data.soft.get(i)
+                && let Some(c) = (0..p.len()).find(|&c| p[c] > 0.0 && !spec.classes.contains(&c))
+            {
+                return Err(err(format!(
+                    "cross-entropy: point {i}'s soft label gives class {c} probability {}, but no prototype has class {c} (prototype classes: {:?})",
+                    p[c], spec.classes
+                )));
+            }
+        }
     }
     Ok(Problem {
         spec,
@@ -864,6 +970,7 @@ pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetErr
         labels: std::sync::Arc::new(data.labels),
         target_dim,
         targets: std::sync::Arc::new(targets),
+        soft: std::sync::Arc::new(data.soft),
     })
 }
 

@@ -121,22 +121,38 @@ pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i:
         Regime::Mixture => free_energy(spec.temperature, spec.background, energies),
         Regime::CrossEntropy => {
             let y = problem.labels[i].map(|y| y as usize);
-            let own: Vec<S> = a
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| Some(spec.classes[*j]) == y)
-                .map(|(_, &v)| v)
-                .collect();
+            let own = |c: usize| -> S {
+                let v: Vec<S> = a
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| spec.classes[*j] == c)
+                    .map(|(_, &v)| v)
+                    .collect();
+                log_sum_exp_generic(&v)
+            };
+            // Σ_c p_c lse(class c): a soft label's classes, else the label's alone.
+            let clamped = match problem.soft_label(i) {
+                Some(p) => {
+                    let mut total = S::constant(0.0);
+                    for (c, &pc) in p.iter().enumerate() {
+                        if pc > 0.0 {
+                            total += S::constant(pc) * own(c);
+                        }
+                    }
+                    Some(total)
+                }
+                None => y.map(own),
+            };
             if spec.semi_supervised {
-                // Generative: F^y for a labelled point, F for an unlabelled one.
-                if y.is_some() {
-                    -t * log_sum_exp_generic(&own)
-                } else {
-                    -t * log_sum_exp_generic(&a)
+                // Generative: F^y (or F^p) for a labelled point, F for an unlabelled one.
+                match clamped {
+                    Some(lse) => -t * lse,
+                    None => -t * log_sum_exp_generic(&a),
                 }
             } else {
                 // F^y − F = −T lse(own) + T lse(all).
-                t * (log_sum_exp_generic(&a) - log_sum_exp_generic(&own))
+                let lse_own = clamped.expect("cross-entropy counts labelled points only");
+                t * (log_sum_exp_generic(&a) - lse_own)
             }
         }
         Regime::Attention { .. } => {
