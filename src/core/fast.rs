@@ -78,9 +78,9 @@ type Lanes = [f64; B];
 struct LaneAcc {
     loss: Lanes,
     clamped: Lanes,
-    ln_total: Lanes,
+    /// `H_i = ln Σ_j e^{a_ij} − Σ_j r_ij a_ij` per lane.
+    entropy: Lanes,
     n: usize,
-    ra: Vec<f64>,
     counts: Vec<f64>,
     grad_mass: Vec<f64>,
     grad_dist: Vec<f64>,
@@ -118,22 +118,22 @@ struct Work {
 impl Work {
     fn new(k: usize, dim: usize, p: usize) -> Self {
         let z = |len: usize| vec![0.0; len * B];
+        let w = |len: usize| vec![0.0; len * W];
         Self {
             acc: LaneAcc {
                 loss: [0.0; B],
                 clamped: [0.0; B],
-                ln_total: [0.0; B],
+                entropy: [0.0; B],
                 n: 0,
-                ra: z(k),
-                counts: z(k),
-                grad_mass: z(k),
-                grad_dist: z(k),
-                grad_first: z(k * dim),
-                grad_values: z(k * p),
-                em_mass: z(k),
-                em_first: z(k * dim),
-                em_sq: z(k),
-                em_targets: z(k * p),
+                counts: w(k),
+                grad_mass: w(k),
+                grad_dist: w(k),
+                grad_first: w(k * dim),
+                grad_values: w(k * p),
+                em_mass: w(k),
+                em_first: w(k * dim),
+                em_sq: w(k),
+                em_targets: w(k * p),
             },
             s: Scratch {
                 xs: z(dim),
@@ -156,10 +156,9 @@ impl Work {
         let a = &mut self.acc;
         a.loss = [0.0; B];
         a.clamped = [0.0; B];
-        a.ln_total = [0.0; B];
+        a.entropy = [0.0; B];
         a.n = 0;
         for v in [
-            &mut a.ra,
             &mut a.counts,
             &mut a.grad_mass,
             &mut a.grad_dist,
@@ -212,18 +211,36 @@ fn lanes(f: impl Fn(usize) -> f64) -> Lanes {
     out
 }
 
-/// Row `j` of `v` += `x`.
+/// Lanes per accumulator row: a block's `B` lanes are folded into `W` before they are added
+/// to the chunk's sums (`B/W` times fewer loads and stores of accumulators, which bound the
+/// kernel otherwise), in a fixed order.
+const W: usize = 8;
+
+/// Row `j` (of `W` lanes) of the accumulator `v` += `x` folded: lane `l` takes
+/// `x[l] + x[W + l] + …`.
 #[inline(always)]
 fn add_acc(v: &mut [f64], j: usize, x: &Lanes) {
-    let cur = get(v, j);
-    put(v, j, &lanes(|l| cur[l] + x[l]));
+    let row: &mut [f64; W] = (&mut v[j * W..(j + 1) * W]).try_into().expect("a row of W lanes");
+    let mut t = *row;
+    for q in 0..B / W {
+        for l in 0..W {
+            t[l] += x[q * W + l];
+        }
+    }
+    *row = t;
 }
 
-/// Row `j` of `v` += `a · b`, lane-wise.
+/// Row `j` (of `W` lanes) of the accumulator `v` += `a · b` folded, as [`add_acc`].
 #[inline(always)]
 fn fma_acc<const FMA: bool>(v: &mut [f64], j: usize, a: &Lanes, b: &Lanes) {
-    let cur = get(v, j);
-    put(v, j, &lanes(|l| madd::<FMA>(a[l], b[l], cur[l])));
+    let row: &mut [f64; W] = (&mut v[j * W..(j + 1) * W]).try_into().expect("a row of W lanes");
+    let mut t = *row;
+    for q in 0..B / W {
+        for l in 0..W {
+            t[l] = madd::<FMA>(a[q * W + l], b[q * W + l], t[l]);
+        }
+    }
+    *row = t;
 }
 
 const ONE_BITS: u64 = 0x3ff0_0000_0000_0000;
@@ -282,17 +299,20 @@ struct Prepared {
     classes: Vec<usize>,
 }
 
-/// The sum over the lanes of each row of a `[row][lane]` array, in lane order.
+/// The sum over the `W` folded lanes of each row of a `[row][W]` accumulator, in lane order.
 fn lane_sums(v: &[f64], rows: usize) -> Vec<f64> {
-    (0..rows).map(|j| row(v, j).iter().fold(0.0, |s, x| s + x)).collect()
+    (0..rows)
+        .map(|j| v[j * W..(j + 1) * W].iter().fold(0.0, |s, x| s + x))
+        .collect()
 }
 
-/// A `[d][j][lane]` array summed over lanes, as `K × width` (`[j][d]`).
+/// A `[d][j][W]` accumulator summed over lanes, as `K × width` (`[j][d]`).
 fn lane_sums_t(v: &[f64], k: usize, width: usize) -> Vec<f64> {
     let mut out = vec![0.0; k * width];
     for d in 0..width {
         for j in 0..k {
-            out[j * width + d] = row(v, d * k + j).iter().fold(0.0, |s, x| s + x);
+            let r = d * k + j;
+            out[j * width + d] = v[r * W..(r + 1) * W].iter().fold(0.0, |s, x| s + x);
         }
     }
     out
@@ -308,8 +328,7 @@ impl LaneAcc {
         let counts = lane_sums(&a.counts, k);
         let em_sq = lane_sums(&a.em_sq, k);
         let em_first = lane_sums_t(&a.em_first, k, dim);
-        let ra: f64 = lane_sums(&a.ra, k).iter().sum();
-        let entropy = total(&a.ln_total) - ra;
+        let entropy = total(&a.entropy);
         if prep.regime == Regime::Mixture && !prep.unnormalised {
             // G = ρ = r, and d = c_j ‖x − μ‖², so Σ r d = c_j Σ r ‖x − μ‖².
             let grad_dist = em_sq.iter().zip(&prep.inv_two_scale).map(|(s, c)| s * c).collect();
@@ -329,6 +348,19 @@ impl LaneAcc {
                 em_targets: Vec::new(),
             };
         }
+        let mut grad_dist = lane_sums(&a.grad_dist, k);
+        if !prep.dot_form {
+            // Accumulated as Σ G ‖x − μ‖²; d = c_j ‖x − μ‖².
+            for (g, c) in grad_dist.iter_mut().zip(&prep.inv_two_scale) {
+                *g *= c;
+            }
+        }
+        // Cross-entropy's EM weights are q; elsewhere they are r and Σ w = Σ r.
+        let em_mass = if prep.regime == Regime::CrossEntropy {
+            lane_sums(&a.em_mass, k)
+        } else {
+            counts.clone()
+        };
         Sums {
             n: a.n,
             loss: total(&a.loss),
@@ -336,10 +368,10 @@ impl LaneAcc {
             entropy,
             counts,
             grad_mass: lane_sums(&a.grad_mass, k),
-            grad_dist: lane_sums(&a.grad_dist, k),
+            grad_dist,
             grad_first: lane_sums_t(&a.grad_first, k, dim),
             grad_values: lane_sums_t(&a.grad_values, k, p),
-            em_mass: lane_sums(&a.em_mass, k),
+            em_mass,
             em_first,
             em_sq,
             em_targets: lane_sums_t(&a.em_targets, k, p),
@@ -457,19 +489,19 @@ fn class_sums_apart<const FMA: bool>(
         put(&mut s.w, j, &e);
     }
     let inv_y = lanes(|l| 1.0 / sy[l]);
-    // a is shifted by m: lse_y = m + my + ln sy, lse − lse_y = ln_total − my − ln sy.
+    // a is not shifted: lse_y = my + ln sy, lse − lse_y = (m − my) + ln_total − ln sy.
     let ln_sy = lanes(|l| ln_with::<FMA>(sy[l]));
     let clamped = lanes(|l| {
         if latent[l] > 0.0 {
             -prep.t * (m[l] + ln_total[l])
         } else {
-            -prep.t * (m[l] + my[l] + ln_sy[l])
+            -prep.t * (my[l] + ln_sy[l])
         }
     });
     let loss = if prep.semi {
         clamped
     } else {
-        lanes(|l| prep.t * ((ln_total[l] - my[l]) - ln_sy[l]))
+        lanes(|l| prep.t * (((m[l] - my[l]) + ln_total[l]) - ln_sy[l]))
     };
     acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
     acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], clamped[l]));
@@ -512,7 +544,7 @@ fn class_sums_soft(
         if s.live[l] == 0.0 {
             continue;
         }
-        // a is shifted by m: lse = m + ln_total.
+        // a is not shifted: lse = m + ln_total.
         let lse = m[l] + ln_total[l];
         if prep.semi && s.labels[l] == NO_LABEL {
             for j in 0..k {
@@ -548,7 +580,7 @@ fn class_sums_soft(
                     s.w[j * B + l] = s.w[j * B + l] / sc * pc;
                 }
             }
-            lse_p += pc * (m[l] + mc + sc.ln());
+            lse_p += pc * (mc + sc.ln());
         };
         match soft_row {
             Some(p) => p
@@ -622,6 +654,8 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         // time over all lanes; the running maximum per lane alongside.
         // The background component (the reject option) takes part in the maximum and the sum.
         let mut m = [prep.a_bg; B];
+        // With distance scores d = ‖x − μ‖²/(2s) is not kept: Σ G d = Σ G ‖x − μ‖² / (2s).
+        let mixture_sums = prep.regime == Regime::Mixture && !prep.unnormalised;
         for j in 0..k {
             let (sq, dist, a) = component_args::<FMA>(
                 &prep.mu[j * dim..(j + 1) * dim],
@@ -631,7 +665,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             );
             m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
             put(&mut s.sq, j, &sq);
-            put(&mut s.dist, j, &dist);
+            if prep.dot_form {
+                put(&mut s.dist, j, &dist);
+            }
             put(&mut s.a, j, &a);
         }
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
@@ -644,34 +680,35 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             [0.0; B]
         };
         let mut total = e_bg;
+        // Σ_j e^{a_j} a_j with the shifted a: the entropy's Σ_j r_j a_j is this over the total.
+        let mut ea = if background {
+            lanes(|l| e_bg[l] * a_bg[l])
+        } else {
+            [0.0; B]
+        };
         for j in 0..k {
             let a = get(&s.a, j);
             let a = lanes(|l| a[l] - m[l]);
             let e = lanes(|l| exp_with::<FMA>(a[l]));
             total = lanes(|l| total[l] + e[l]);
-            put(&mut s.a, j, &a);
+            ea = lanes(|l| madd::<FMA>(e[l], a[l], ea[l]));
             put(&mut s.r, j, &e);
         }
         let ln_total = lanes(|l| ln_with::<FMA>(total[l]));
         let inv = lanes(|l| 1.0 / total[l]);
         // r = e^{a}/Σ (0 on dead lanes). Entropy H_i = ln Σ e^{a} − Σ_j r_ij a_ij with the
-        // shifted a (no cancellation), summed as Σ_i ln_total_i − Σ_j Σ_i r_ij a_ij.
-        acc.ln_total = lanes(|l| acc.ln_total[l] + live_or_zero(live[l], ln_total[l]));
-        if background {
-            // The background's share of the entropy, −r₀ (a₀ − m).
-            acc.ln_total = lanes(|l| acc.ln_total[l] - live_or_zero(live[l], e_bg[l] * inv[l] * a_bg[l]));
-        }
+        // shifted a (no cancellation), the background included.
+        acc.entropy = lanes(|l| acc.entropy[l] + live_or_zero(live[l], ln_total[l] - ea[l] * inv[l]));
         let free = lanes(|l| -prep.t * (m[l] + ln_total[l]));
-        if prep.regime == Regime::Mixture && !prep.unnormalised {
+        if mixture_sums {
             // G = r and the EM weights are r: one set of sums serves both, accumulated in the
             // same pass that normalises r.
             let f = lanes(|l| live_or_zero(live[l], free[l]));
             acc.loss = lanes(|l| acc.loss[l] + f[l]);
             acc.clamped = lanes(|l| acc.clamped[l] + f[l]);
             for j in 0..k {
-                let (a, e, sq) = (get(&s.a, j), get(&s.r, j), get(&s.sq, j));
+                let (e, sq) = (get(&s.r, j), get(&s.sq, j));
                 let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
-                fma_acc::<FMA>(&mut acc.ra, j, &r, &a);
                 add_acc(&mut acc.counts, j, &r);
                 fma_acc::<FMA>(&mut acc.em_sq, j, &r, &sq);
                 for d in 0..dim {
@@ -682,41 +719,24 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             }
             continue;
         }
-        for j in 0..k {
-            let (a, e) = (get(&s.a, j), get(&s.r, j));
-            let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
-            put(&mut s.r, j, &r);
-            fma_acc::<FMA>(&mut acc.ra, j, &r, &a);
-        }
-        if prep.regime == Regime::Mixture {
-            // The sum of kernels (no normalisation): J_i = −T Σ_j e^{a_j} = −T e^{lse}, and
-            // G_j = e^{a_j} = r_j e^{lse}; the EM run keeps the normalised r and free energy.
-            let scale = lanes(|l| (m[l] + ln_total[l]).exp());
-            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * scale[l]));
-            acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
-            for j in 0..k {
-                let r = get(&s.r, j);
-                put(&mut s.w, j, &r);
-                put(&mut s.g, j, &lanes(|l| r[l] * scale[l]));
-            }
-        } else if prep.regime == Regime::CrossEntropy {
+        if prep.regime == Regime::CrossEntropy {
             // The class-restricted log-sum-exp from the same exponentials: with R_y = Σ_{j∈y} r_j,
             // lse_y = lse + ln R_y, the loss is −T ln R_y and q_j = r_j / R_y. Only if the
             // own class lies so far below the best that R_y leaves the normal range (by e^{−575}
-            // or more) does the block take its own maximum and exponentials (`class_sums_apart`).
+            // or more), or a lane holds a soft label, does the block take its own maxima and
+            // exponentials (`class_sums_apart`, `class_sums_soft`).
             let labels = s.labels;
-            let mut ry = [0.0; B];
+            let mut ey = [0.0; B];
             for j in 0..k {
-                let (cj, r) = (prep.classes[j], get(&s.r, j));
-                ry = lanes(|l| if cj == labels[l] { ry[l] + r[l] } else { ry[l] });
+                let (cj, e) = (prep.classes[j], get(&s.r, j));
+                ey = lanes(|l| if cj == labels[l] { ey[l] + e[l] } else { ey[l] });
             }
+            let ry = lanes(|l| ey[l] * inv[l]);
             // Semi-supervised: unlabelled lanes are latent (F, and r for G and the EM weights).
             let latent = lanes(|l| if prep.semi && labels[l] == NO_LABEL { 1.0 } else { 0.0 });
-            if s.soft.iter().any(|&r| r != SoftLabels::NONE) {
-                class_sums_soft(&problem.soft, prep, s, acc, &m, &ln_total);
-            } else if (0..B).all(|l| live[l] == 0.0 || latent[l] > 0.0 || ry[l] >= MIN_CLASS_MASS) {
+            let soft = s.soft.iter().any(|&r| r != SoftLabels::NONE);
+            if !soft && (0..B).all(|l| live[l] == 0.0 || latent[l] > 0.0 || ry[l] >= MIN_CLASS_MASS) {
                 let ln_ry = lanes(|l| ln_with::<FMA>(ry[l]));
-                let inv_ry = lanes(|l| 1.0 / ry[l]);
                 // F^y = −T (lse + ln R_y); cross-entropy's loss is F^y − F = −T ln R_y.
                 let clamped = lanes(|l| {
                     if latent[l] > 0.0 {
@@ -732,35 +752,62 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 };
                 acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
                 acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], clamped[l]));
+                // r = e/Σ; q = e/Σ_{j∈y} e on the own class (r on latent lanes), 0 elsewhere;
+                // computed here and accumulated at once (nothing stored).
+                let q_scale = lanes(|l| {
+                    let s = if latent[l] > 0.0 { inv[l] } else { 1.0 / ey[l] };
+                    live_or_zero(live[l], s)
+                });
                 for j in 0..k {
-                    let (cj, r) = (prep.classes[j], get(&s.r, j));
+                    let (cj, e, sq) = (prep.classes[j], get(&s.r, j), get(&s.sq, j));
+                    let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
                     let wr = lanes(|l| {
-                        if latent[l] > 0.0 {
-                            r[l]
-                        } else if cj == labels[l] {
-                            live_or_zero(live[l], r[l] * inv_ry[l])
+                        if latent[l] > 0.0 || cj == labels[l] {
+                            e[l] * q_scale[l]
                         } else {
                             0.0
                         }
                     });
-                    put(&mut s.w, j, &wr);
                     let g = if prep.semi { wr } else { lanes(|l| wr[l] - r[l]) };
-                    put(&mut s.g, j, &g);
+                    accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, Some(&wr), &sq);
                 }
+                continue;
+            }
+            // The fallbacks read r and leave q in s.w and G in s.g.
+            normalise(s, k, &live, &inv);
+            if soft {
+                class_sums_soft(&problem.soft, prep, s, acc, &m, &ln_total);
             } else {
                 class_sums_apart::<FMA>(prep, s, acc, &m, &ln_total, &latent);
             }
+            for j in 0..k {
+                let (r, g, wr, sq) = (get(&s.r, j), get(&s.g, j), get(&s.w, j), get(&s.sq, j));
+                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, Some(&wr), &sq);
+            }
+        } else if prep.regime == Regime::Mixture {
+            // The sum of kernels (no normalisation): J_i = −T Σ_j e^{a_j} = −T e^{lse}, and
+            // G_j = e^{a_j} = r_j e^{lse}; the EM run keeps the normalised r and free energy.
+            let scale = lanes(|l| (m[l] + ln_total[l]).exp());
+            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * scale[l]));
+            acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
+            for j in 0..k {
+                let (e, sq) = (get(&s.r, j), get(&s.sq, j));
+                let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                let g = lanes(|l| r[l] * scale[l]);
+                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
+            }
         } else {
-            // o − t per lane and value coordinate.
+            // Attention: o = Σ_j r_j v_j with r = e/Σ (the sum over e, scaled once), o − t per
+            // lane and value coordinate.
             let mut loss = [0.0; B];
             for c in 0..p {
                 let mut out = [0.0; B];
                 for j in 0..k {
-                    let (v, r) = (prep.values[j * p + c], get(&s.r, j));
-                    out = lanes(|l| madd::<FMA>(r[l], v, out[l]));
+                    let (v, e) = (prep.values[j * p + c], get(&s.r, j));
+                    out = lanes(|l| madd::<FMA>(e[l], v, out[l]));
                 }
                 let t = get(&s.ts, c);
-                let out = lanes(|l| out[l] - t[l]);
+                let out = lanes(|l| madd::<FMA>(out[l], inv[l], -t[l]));
                 loss = lanes(|l| madd::<FMA>(0.5 * out[l], out[l], loss[l]));
                 put(&mut s.out, c, &out);
             }
@@ -774,37 +821,71 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                     let (v, out) = (prep.values[j * p + c], get(&s.out, c));
                     g = lanes(|l| madd::<FMA>(out[l], v, g[l]));
                 }
-                let r = get(&s.r, j);
-                abar = lanes(|l| madd::<FMA>(r[l], g[l], abar[l]));
+                let e = get(&s.r, j);
+                abar = lanes(|l| madd::<FMA>(e[l], g[l], abar[l]));
                 put(&mut s.g, j, &g);
             }
+            let abar = lanes(|l| abar[l] * inv[l]);
             let inv_t = 1.0 / prep.t;
             for j in 0..k {
-                let (r, g) = (get(&s.r, j), get(&s.g, j));
-                put(&mut s.g, j, &lanes(|l| -r[l] * (g[l] - abar[l]) * inv_t));
-                put(&mut s.w, j, &r);
+                let (e, aj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
+                let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                let g = lanes(|l| -r[l] * (aj[l] - abar[l]) * inv_t);
                 for c in 0..p {
                     let (out, t) = (get(&s.out, c), get(&s.ts, c));
                     fma_acc::<FMA>(&mut acc.grad_values, c * k + j, &r, &out);
                     fma_acc::<FMA>(&mut acc.em_targets, c * k + j, &r, &t);
                 }
+                if prep.dot_form {
+                    // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
+                    fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &get(&s.dist, j));
+                }
+                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
             }
         }
-        for j in 0..k {
-            let (r, g, wr) = (get(&s.r, j), get(&s.g, j), get(&s.w, j));
-            let (dist, sq) = (get(&s.dist, j), get(&s.sq, j));
-            add_acc(&mut acc.counts, j, &r);
-            add_acc(&mut acc.grad_mass, j, &g);
-            add_acc(&mut acc.em_mass, j, &wr);
-            fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &dist);
-            fma_acc::<FMA>(&mut acc.em_sq, j, &wr, &sq);
-            for d in 0..dim {
-                let (mu, xd) = (prep.mu[j * dim + d], get(&s.xs, d));
-                let diff = lanes(|l| xd[l] - mu);
-                fma_acc::<FMA>(&mut acc.grad_first, d * k + j, &g, &diff);
-                fma_acc::<FMA>(&mut acc.em_first, d * k + j, &wr, &diff);
-            }
-        }
+    }
+}
+
+/// `r = e^{a}/Σ` in place of the exponentials (0 on dead lanes).
+#[inline(always)]
+fn normalise(s: &mut Scratch, k: usize, live: &Lanes, inv: &Lanes) {
+    for j in 0..k {
+        let e = get(&s.r, j);
+        put(&mut s.r, j, &lanes(|l| live_or_zero(live[l], e[l] * inv[l])));
+    }
+}
+
+/// Adds component `j`'s lanes to the sums: `Σ r`, `Σ G`, `Σ w` (only when the EM weights `w`
+/// are not `r`: otherwise `Σ w = Σ r`), `Σ G ‖x − μ‖²` (distance scores; `Σ G d` is this times
+/// `1/(2s)`), `Σ w ‖x − μ‖²`, `Σ G (x − μ)`, `Σ w (x − μ)`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn accumulate<const FMA: bool>(
+    prep: &Prepared,
+    acc: &mut LaneAcc,
+    xs: &[f64],
+    j: usize,
+    r: &Lanes,
+    g: &Lanes,
+    wr: Option<&Lanes>,
+    sq: &Lanes,
+) {
+    let (k, dim) = (prep.k, prep.dim);
+    let w = wr.unwrap_or(r);
+    add_acc(&mut acc.counts, j, r);
+    add_acc(&mut acc.grad_mass, j, g);
+    if wr.is_some() {
+        add_acc(&mut acc.em_mass, j, w);
+    }
+    if !prep.dot_form {
+        fma_acc::<FMA>(&mut acc.grad_dist, j, g, sq);
+    }
+    fma_acc::<FMA>(&mut acc.em_sq, j, w, sq);
+    for d in 0..dim {
+        let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
+        let diff = lanes(|l| xd[l] - mu);
+        fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
+        fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
     }
 }
 
