@@ -39,8 +39,9 @@ fn assert_same(fast: &Evaluation, plain: &Evaluation) {
 
 #[test]
 fn fast_equals_straightforward_on_random_cases() {
+    // Every width of the fixed-width block transposes (1 to 4) and a wider one.
     for regime in all_regimes() {
-        for dim in [1, 2, 5] {
+        for dim in [1, 2, 3, 4, 5] {
             for n in [1, 7, CHUNK + 3, 3 * CHUNK + 17] {
                 let mut case = Case::new(regime, dim, 500 + n as u64);
                 case.n = n.max(3);
@@ -247,5 +248,54 @@ fn lane_parallel_fields_equal_the_plain_field_rows() {
                 assert_eq!(winner[i], best);
             }
         }
+    }
+}
+
+#[test]
+fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
+    use implicit_em_lab::core::objective::{Gradient, evaluate_em};
+    let mut cases = Vec::new();
+    for regime in common::all_regimes() {
+        for dim in [1, 2, 5] {
+            let mut case = Case::new(regime, dim, 90 + dim as u64);
+            case.k = 6;
+            case.n = 2 * CHUNK + 77;
+            case.learn_weights = true;
+            case.learn_scales = true;
+            cases.push(common::random_case(&case));
+        }
+    }
+    // Cross-entropy semi-supervised, and with its own class far below the best (the fallback).
+    let (mut semi, state) = cases[3].clone();
+    semi.spec.semi_supervised = true;
+    cases.push((semi, state));
+    let (far, mut state) = cases[4].clone();
+    state.prototypes.iter_mut().step_by(3).for_each(|x| *x += 80.0);
+    cases.push((far, state));
+    for (problem, state) in &cases {
+        let full = evaluate(problem, state);
+        let em = evaluate_em(problem, state);
+        let plain = evaluate_straightforward(problem, state);
+        assert_eq!(em.gradient, Gradient::default());
+        let context = format!("{:?}, D = {}", problem.spec.regime, problem.dim);
+        for (name, a, b) in [
+            (
+                "loss",
+                vec![em.loss, em.em_objective, em.mean_entropy],
+                vec![full.loss, full.em_objective, full.mean_entropy],
+            ),
+            ("counts", em.counts.clone(), full.counts.clone()),
+            ("mass", em.em.mass.clone(), full.em.mass.clone()),
+            ("first", em.em.first.clone(), full.em.first.clone()),
+            ("sq", em.em.sq_dev.clone(), full.em.sq_dev.clone()),
+            ("targets", em.em.targets.clone(), full.em.targets.clone()),
+        ] {
+            // The same kernel with fewer sums: the same numbers, bit for bit.
+            assert_eq!(a, b, "{context}: {name}");
+        }
+        assert!(
+            (em.loss - plain.loss).abs() <= 1e-12 * plain.loss.abs().max(1e-300),
+            "{context}"
+        );
     }
 }

@@ -80,7 +80,11 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
         r_closed.extend_from_slice(&row.responsibilities);
         r_ind.extend(reference::free_energy_gradient(problem, state, i, method));
         g_closed.extend(row.energy_gradient.iter().map(|g| g / n));
-        g_ind.extend(reference::energy_gradient(problem, state, i, method));
+        g_ind.extend(
+            reference::point_energy_gradient(problem, state, i, method)
+                .into_iter()
+                .map(|g| g / n),
+        );
     }
     let law = match problem.spec.regime {
         Regime::Mixture if problem.spec.unnormalised => "∂J/∂E_ij = e^{−E_ij/T}/N (no normalisation: not r)",

@@ -43,15 +43,14 @@ pub fn rotation(rows: &[usize], step: usize) -> Vec<usize> {
 /// Per-point units, so the number does not shrink with `N`.
 #[must_use]
 pub fn identity_residual(problem: &Problem, state: &State, rows: &[usize], method: Method) -> f64 {
-    let n = problem.effective_n().max(1) as f64;
     let mut worst: f64 = 0.0;
     for &i in rows {
         let Some(row) = point_row(problem, state, i) else {
             continue;
         };
-        let independent = reference::energy_gradient(problem, state, i, method);
+        let independent = reference::point_energy_gradient(problem, state, i, method);
         for (closed, ind) in row.energy_gradient.iter().zip(independent) {
-            worst = worst.max((closed - ind * n).abs());
+            worst = worst.max((closed - ind).abs());
         }
     }
     worst

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::dataset::Dataset;
 use super::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
 use super::model::{ModelSpec, Regime, State};
-use super::objective::{Evaluation, Problem, evaluate};
+use super::objective::{Evaluation, Problem, evaluate, evaluate_em};
 use super::preset::make_problem;
 use super::reference::Method;
 use super::step::{RateMode, em_prototype_step, em_step, gd_prototype_step, gd_step};
@@ -240,7 +240,8 @@ impl Experiment {
         &self.gd_eval
     }
 
-    /// The evaluation at the EM state.
+    /// The evaluation at the EM state. After a step its `gradient` is empty: explicit EM uses
+    /// none, so [`evaluate_em`] does not sum one.
     #[must_use]
     pub fn em_evaluation(&self) -> &Evaluation {
         &self.em_eval
@@ -274,7 +275,7 @@ impl Experiment {
         let em = em_step(&self.problem, &self.em, &self.em_eval);
         let gd_eval = evaluate(&self.problem, &gd);
         check_finite(&gd, &gd_eval, "gradient-descent", next)?;
-        let em_eval = evaluate(&self.problem, &em);
+        let em_eval = evaluate_em(&self.problem, &em);
         check_finite(&em, &em_eval, "EM", next)?;
         let mut warnings = Vec::new();
         let monotone = matches!(self.problem.spec.regime, Regime::Mixture | Regime::CrossEntropy);
@@ -406,7 +407,7 @@ impl Experiment {
     pub fn set_states(&mut self, gd: State, em: State) -> Result<(), StepError> {
         let gd_eval = evaluate(&self.problem, &gd);
         check_finite(&gd, &gd_eval, "gradient-descent", self.step)?;
-        let em_eval = evaluate(&self.problem, &em);
+        let em_eval = evaluate_em(&self.problem, &em);
         check_finite(&em, &em_eval, "EM", self.step)?;
         self.revision = next_revision();
         self.gd = gd;
@@ -546,7 +547,7 @@ impl Experiment {
 
     fn reevaluate(&mut self) {
         self.gd_eval = evaluate(&self.problem, &self.gd);
-        self.em_eval = evaluate(&self.problem, &self.em);
+        self.em_eval = evaluate_em(&self.problem, &self.em);
         self.previous_em_objective = None;
         self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
         self.spread = data_spread(&self.problem);

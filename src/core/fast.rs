@@ -24,9 +24,10 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const ROUND: f64 = 6_755_399_441_055_744.0;
 
 /// `e^x` without branches or library calls, so loops over it vectorise. Accurate to about one
-/// unit in the last place for `x ≥ −708` (Cody–Waite reduction `x = n ln 2 + r`, `|r| ≤ ln2/2`,
-/// and a degree-12 Taylor polynomial whose remainder is below `2e-16`); `0` below `−708`
-/// (where `e^x < 3e-308`); the arguments here are always `≤ 0` (maximum subtracted).
+/// unit in the last place for `−708 ≤ x ≤ 709` (Cody–Waite reduction `x = n ln 2 + r`,
+/// `|r| ≤ ln2/2`, and a degree-12 Taylor polynomial whose remainder is below `2e-16`); `0`
+/// below `−708` (where `e^x < 3e-308`). Above 709 the result is meaningless (the arguments
+/// here are always `≤ 0`, the maximum subtracted, or discarded by a select).
 #[inline(always)]
 #[must_use]
 pub fn exp(x: f64) -> f64 {
@@ -42,7 +43,8 @@ fn madd<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
 
 #[inline(always)]
 fn exp_with<const FMA: bool>(x: f64) -> f64 {
-    let xc = x.clamp(-708.0, 709.0);
+    // Only the lower end needs a clamp; written as a comparison so that a NaN passes through.
+    let xc = if x < -708.0 { -708.0 } else { x };
     let t = madd::<FMA>(xc, LOG2E, ROUND);
     let n = t - ROUND;
     let r = madd::<FMA>(-n, LN2_LO, madd::<FMA>(-n, LN2_HI, xc));
@@ -297,6 +299,8 @@ struct Prepared {
     semi: bool,
     /// Class of each component (cross-entropy).
     classes: Vec<usize>,
+    /// Whether the gradient sums are wanted (not for an evaluation for explicit EM).
+    gradient: bool,
 }
 
 /// The sum over the `W` folded lanes of each row of a `[row][W]` accumulator, in lane order.
@@ -520,6 +524,38 @@ fn class_sums_apart<const FMA: bool>(
     }
 }
 
+/// `len ≤ B` rows of `width` contiguous values (row-major) into `width` rows of `B` lanes;
+/// lanes past `len` repeat the last row. Full blocks of the common widths take a transpose
+/// with the width known at compile time, which vectorises into shuffles.
+#[inline(always)]
+fn transpose(rows: &[f64], width: usize, len: usize, out: &mut [f64]) {
+    #[inline(always)]
+    fn fixed<const W: usize>(rows: &[f64], out: &mut [f64]) {
+        let rows = &rows[..W * B];
+        let out = &mut out[..W * B];
+        for l in 0..B {
+            let row: &[f64; W] = rows[l * W..(l + 1) * W].try_into().expect("a row of W values");
+            for c in 0..W {
+                out[c * B + l] = row[c];
+            }
+        }
+    }
+    match (len == B, width) {
+        (true, 1) => out[..B].copy_from_slice(rows),
+        (true, 2) => fixed::<2>(rows, out),
+        (true, 3) => fixed::<3>(rows, out),
+        (true, 4) => fixed::<4>(rows, out),
+        _ => {
+            for c in 0..width {
+                let col = row_mut(out, c);
+                for (l, x) in col.iter_mut().enumerate() {
+                    *x = rows[l.min(len - 1) * width + c];
+                }
+            }
+        }
+    }
+}
+
 /// Cross-entropy's class sums for a block with soft labels, lane by lane with the plain path's
 /// formulas: for each class `c` with `p_c > 0` its own maximum and exponentials,
 /// `q_j = p_c e^{a_j − lse_c}` and `F^p = −T Σ_c p_c lse_c`. Hard-labelled lanes take `p`
@@ -613,21 +649,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         // Gather B points as lanes; lanes past the end repeat the last point and are dead. The
         // block's coordinates are one contiguous run of the row-major points, transposed here.
         let last = start + len - 1;
-        let rows = &problem.points[start * dim..(last + 1) * dim];
-        for d in 0..dim {
-            let col = row_mut(&mut s.xs, d);
-            for (l, x) in col.iter_mut().enumerate() {
-                *x = rows[l.min(len - 1) * dim + d];
-            }
-        }
+        transpose(&problem.points[start * dim..(last + 1) * dim], dim, len, &mut s.xs);
         if p > 0 {
-            let t = &problem.targets[start * p..(last + 1) * p];
-            for c in 0..p {
-                let col = row_mut(&mut s.ts, c);
-                for (l, x) in col.iter_mut().enumerate() {
-                    *x = t[l.min(len - 1) * p + c];
-                }
-            }
+            transpose(&problem.targets[start * p..(last + 1) * p], p, len, &mut s.ts);
         }
         if prep.regime == Regime::CrossEntropy {
             for l in 0..B {
@@ -768,7 +792,11 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                             0.0
                         }
                     });
-                    let g = if prep.semi { wr } else { lanes(|l| wr[l] - r[l]) };
+                    let g = if prep.semi || !prep.gradient {
+                        wr
+                    } else {
+                        lanes(|l| wr[l] - r[l])
+                    };
                     accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, Some(&wr), &sq);
                 }
                 continue;
@@ -813,6 +841,18 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             }
             acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
             acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
+            if !prep.gradient {
+                // EM needs Σ α, Σ α t and the moments only.
+                for j in 0..k {
+                    let (e, sq) = (get(&s.r, j), get(&s.sq, j));
+                    let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                    for c in 0..p {
+                        fma_acc::<FMA>(&mut acc.em_targets, c * k + j, &r, &get(&s.ts, c));
+                    }
+                    accumulate::<FMA>(prep, acc, &s.xs, j, &r, &r, None, &sq);
+                }
+                continue;
+            }
             // a_j = (o − t)·v_j, ā = Σ α a, G = −α (a − ā)/T.
             let mut abar = [0.0; B];
             for j in 0..k {
@@ -855,9 +895,9 @@ fn normalise(s: &mut Scratch, k: usize, live: &Lanes, inv: &Lanes) {
     }
 }
 
-/// Adds component `j`'s lanes to the sums: `Σ r`, `Σ G`, `Σ w` (only when the EM weights `w`
-/// are not `r`: otherwise `Σ w = Σ r`), `Σ G ‖x − μ‖²` (distance scores; `Σ G d` is this times
-/// `1/(2s)`), `Σ w ‖x − μ‖²`, `Σ G (x − μ)`, `Σ w (x − μ)`.
+/// Adds component `j`'s lanes to the sums: `Σ r`, `Σ w` (only when the EM weights `w` are not
+/// `r`: otherwise `Σ w = Σ r`), `Σ w ‖x − μ‖²`, `Σ w (x − μ)`, and when the gradient is wanted
+/// `Σ G`, `Σ G ‖x − μ‖²` (distance scores; `Σ G d` is this times `1/(2s)`), `Σ G (x − μ)`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate<const FMA: bool>(
@@ -873,19 +913,27 @@ fn accumulate<const FMA: bool>(
     let (k, dim) = (prep.k, prep.dim);
     let w = wr.unwrap_or(r);
     add_acc(&mut acc.counts, j, r);
-    add_acc(&mut acc.grad_mass, j, g);
     if wr.is_some() {
         add_acc(&mut acc.em_mass, j, w);
     }
-    if !prep.dot_form {
-        fma_acc::<FMA>(&mut acc.grad_dist, j, g, sq);
-    }
     fma_acc::<FMA>(&mut acc.em_sq, j, w, sq);
-    for d in 0..dim {
-        let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
-        let diff = lanes(|l| xd[l] - mu);
-        fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
-        fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
+    if prep.gradient {
+        add_acc(&mut acc.grad_mass, j, g);
+        if !prep.dot_form {
+            fma_acc::<FMA>(&mut acc.grad_dist, j, g, sq);
+        }
+        for d in 0..dim {
+            let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
+            let diff = lanes(|l| xd[l] - mu);
+            fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
+            fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
+        }
+    } else {
+        for d in 0..dim {
+            let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
+            let diff = lanes(|l| xd[l] - mu);
+            fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
+        }
     }
 }
 
@@ -1085,6 +1133,13 @@ fn colour_kernel<const FMA: bool>(
 /// lanes and then merged in chunk order (so the result does not depend on thread scheduling).
 #[must_use]
 pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
+    sums_for(problem, state, terms, true)
+}
+
+/// [`sums`], with the gradient sums (`Σ G`, `Σ G d`, `Σ G (x − μ)`, `Σ α (o − t)`) only when
+/// `gradient` is set (they stay zero otherwise; the mixture's are shared with EM's anyway).
+#[must_use]
+pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradient: bool) -> Sums {
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
     let prep = Prepared {
         k,
@@ -1102,6 +1157,7 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
         unnormalised: problem.spec.unnormalised,
         semi: problem.spec.semi_supervised,
         classes: problem.spec.classes.clone(),
+        gradient,
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);

@@ -417,8 +417,9 @@ impl Sums {
     }
 }
 
-/// `∂J/∂θ` for every parameter block (zeros where a block does not exist).
-#[derive(Clone, Debug, PartialEq)]
+/// `∂J/∂θ` for every parameter block (zeros where a block does not exist; every block empty in
+/// an evaluation for explicit EM, which uses no gradient: [`evaluate_em`]).
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Gradient {
     /// `∂J/∂μ`, `K × D`.
     pub prototypes: Vec<f64>,
@@ -551,6 +552,19 @@ pub fn evaluate(problem: &Problem, state: &State) -> Evaluation {
     let terms = ComponentTerms::new(&problem.spec, state);
     let sums = super::fast::sums(problem, state, &terms);
     finish(problem, state, sums)
+}
+
+/// The evaluation explicit EM needs: the loss, EM's objective, the masses and the EM statistics,
+/// without the gradient sums (EM uses none; `gradient` is empty). Equal to [`evaluate`] in
+/// every other field. For cross-entropy and attention this skips a third to a half of the
+/// work per point.
+#[must_use]
+pub fn evaluate_em(problem: &Problem, state: &State) -> Evaluation {
+    let terms = ComponentTerms::new(&problem.spec, state);
+    let sums = super::fast::sums_for(problem, state, &terms, false);
+    let mut eval = finish(problem, state, sums);
+    eval.gradient = Gradient::default();
+    eval
 }
 
 /// The same evaluation, written plainly: one thread, one point at a time through
