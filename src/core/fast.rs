@@ -286,8 +286,6 @@ struct Prepared {
     mu: Vec<f64>,
     values: Vec<f64>,
     inv_two_scale: Vec<f64>,
-    offset: Vec<f64>,
-    neg_inv_t: f64,
     t: f64,
     regime: Regime,
     dot_form: bool,
@@ -301,6 +299,16 @@ struct Prepared {
     classes: Vec<usize>,
     /// Whether the gradient sums are wanted (not for an evaluation for explicit EM).
     gradient: bool,
+    /// `(1/(2s), α, β)` per component ([`arg_terms`]).
+    terms: Vec<(f64, f64, f64)>,
+}
+
+impl Prepared {
+    /// What `a_j` is computed from: `‖x − μ_j‖²`, or `d_j = −x·μ_j` for dot-product scores.
+    #[inline(always)]
+    fn base(&self, s: &Scratch, j: usize) -> Lanes {
+        if self.dot_form { get(&s.dist, j) } else { get(&s.sq, j) }
+    }
 }
 
 /// The sum over the `W` folded lanes of each row of a `[row][W]` accumulator, in lane order.
@@ -420,9 +428,9 @@ fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, 
     }
 }
 
-/// For one component (prototype `mu`) over the lanes `xs` (`D × B`): the squared distances, the
-/// distances `d` (`‖x − μ‖²/(2s)`, or `−x·μ` for dot-product scores) and the exponent arguments
-/// `a = −(d + offset)/T`. `terms` is `(1/(2s), offset, −1/T)`.
+/// For one component (prototype `mu`) over the lanes `xs` (`D × B`): the squared distances,
+/// the distances `d` (`‖x − μ‖²/(2s)`, or `−x·μ` for dot-product scores) and the exponent
+/// arguments `a = −(d + offset)/T`, computed by [`exponent_args`] from `‖x − μ‖²` (or `−x·μ`).
 #[inline(always)]
 fn component_args<const FMA: bool>(
     mu: &[f64],
@@ -430,7 +438,7 @@ fn component_args<const FMA: bool>(
     terms: (f64, f64, f64),
     dot_form: bool,
 ) -> (Lanes, Lanes, Lanes) {
-    let (c, off, neg_inv_t) = terms;
+    let (c, alpha, beta) = terms;
     let mut sq = [0.0; B];
     let mut dot = [0.0; B];
     for (d, &m) in mu.iter().enumerate() {
@@ -448,8 +456,25 @@ fn component_args<const FMA: bool>(
     } else {
         lanes(|l| sq[l] * c)
     };
-    let a = lanes(|l| (dist[l] + off) * neg_inv_t);
-    (sq, dist, a)
+    let base = if dot_form { dist } else { sq };
+    (sq, dist, exponent_args::<FMA>(&base, alpha, beta))
+}
+
+/// `a = α·base + β`: with `base = ‖x − μ‖²`, `α = −1/(2sT)` (or `base = d = −x·μ`,
+/// `α = −1/T`) and `β = −offset/T` this is `−(d + offset)/T` in one rounding. The same
+/// function recomputes `a` from the stored base wherever it is needed, so every pass sees the
+/// same bits.
+#[inline(always)]
+fn exponent_args<const FMA: bool>(base: &Lanes, alpha: f64, beta: f64) -> Lanes {
+    lanes(|l| madd::<FMA>(base[l], alpha, beta))
+}
+
+/// `(1/(2s), α, β)` of component `j` for [`component_args`].
+#[inline(always)]
+fn arg_terms(inv_two_scale: f64, offset: f64, t: f64, dot_form: bool) -> (f64, f64, f64) {
+    let neg_inv_t = -1.0 / t;
+    let alpha = if dot_form { neg_inv_t } else { inv_two_scale * neg_inv_t };
+    (inv_two_scale, alpha, offset * neg_inv_t)
 }
 
 /// `x` on live lanes, 0 on the others (a select, so a NaN on a dead lane cannot leak).
@@ -641,7 +666,6 @@ fn class_sums_soft(
 #[allow(clippy::too_many_lines)]
 fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
     let (k, dim, p) = (prep.k, prep.dim, prep.p);
-    let neg_inv_t = prep.neg_inv_t;
     let Work { acc, s } = w;
     let mut start = range.start;
     while start < range.end {
@@ -680,19 +704,15 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         let mut m = [prep.a_bg; B];
         // With distance scores d = ‖x − μ‖²/(2s) is not kept: Σ G d = Σ G ‖x − μ‖² / (2s).
         let mixture_sums = prep.regime == Regime::Mixture && !prep.unnormalised;
+        // a is not stored: the next pass recomputes it from ‖x − μ‖² (or d) in one rounding.
         for j in 0..k {
-            let (sq, dist, a) = component_args::<FMA>(
-                &prep.mu[j * dim..(j + 1) * dim],
-                &s.xs,
-                (prep.inv_two_scale[j], prep.offset[j], neg_inv_t),
-                prep.dot_form,
-            );
+            let (sq, dist, a) =
+                component_args::<FMA>(&prep.mu[j * dim..(j + 1) * dim], &s.xs, prep.terms[j], prep.dot_form);
             m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
             put(&mut s.sq, j, &sq);
             if prep.dot_form {
                 put(&mut s.dist, j, &dist);
             }
-            put(&mut s.a, j, &a);
         }
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
         // If every energy overflowed, m = −∞ and everything turns NaN, as it must.
@@ -711,7 +731,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             [0.0; B]
         };
         for j in 0..k {
-            let a = get(&s.a, j);
+            let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].1, prep.terms[j].2);
             let a = lanes(|l| a[l] - m[l]);
             let e = lanes(|l| exp_with::<FMA>(a[l]));
             total = lanes(|l| total[l] + e[l]);
@@ -801,7 +821,11 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 }
                 continue;
             }
-            // The fallbacks read r and leave q in s.w and G in s.g.
+            // The fallbacks read a and r and leave q in s.w and G in s.g.
+            for j in 0..k {
+                let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].1, prep.terms[j].2);
+                put(&mut s.a, j, &a);
+            }
             normalise(s, k, &live, &inv);
             if soft {
                 class_sums_soft(&problem.soft, prep, s, acc, &m, &ln_total);
@@ -978,7 +1002,6 @@ fn block_exps<const FMA: bool>(
     a_rows: &mut [f64],
 ) -> (Lanes, Lanes) {
     let (k, dim) = (f.k, f.dim);
-    let neg_inv_t = -1.0 / f.t;
     for l in 0..B {
         let i = start + l.min(len - 1);
         for d in 0..dim {
@@ -990,7 +1013,7 @@ fn block_exps<const FMA: bool>(
         let (_, _, a) = component_args::<FMA>(
             &f.mu[j * dim..(j + 1) * dim],
             lane_x,
-            (f.inv_two_scale[j], f.offset[j], neg_inv_t),
+            arg_terms(f.inv_two_scale[j], f.offset[j], f.t, f.dot_form),
             f.dot_form,
         );
         m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
@@ -1148,8 +1171,6 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
         mu: state.prototypes.clone(),
         values: state.values.clone(),
         inv_two_scale: terms.inv_two_scale.clone(),
-        offset: terms.offset.clone(),
-        neg_inv_t: -1.0 / problem.spec.temperature,
         t: problem.spec.temperature,
         regime: problem.spec.regime,
         dot_form: problem.spec.regime.score() == Score::DotProduct,
@@ -1158,6 +1179,16 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
         semi: problem.spec.semi_supervised,
         classes: problem.spec.classes.clone(),
         gradient,
+        terms: (0..k)
+            .map(|j| {
+                arg_terms(
+                    terms.inv_two_scale[j],
+                    terms.offset[j],
+                    problem.spec.temperature,
+                    problem.spec.regime.score() == Score::DotProduct,
+                )
+            })
+            .collect(),
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);
