@@ -28,7 +28,11 @@ BIN = "target/release/implicit-em-lab"
 
 
 def ours(n, k, objective="mixture"):
-    out = subprocess.run([BIN, "bench", "--n", str(n), "--k", str(k), "--objective", objective],
+    """Our paired step (`implicit-em-lab bench`); "attention-regression" is attention with one
+    regression target per point (values in R^1) instead of 4-class one-hot targets (R^4)."""
+    args = ["--objective", "attention", "--regression"] if objective == "attention-regression" \
+        else ["--objective", objective]
+    out = subprocess.run([BIN, "bench", "--n", str(n), "--k", str(k), *args],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -122,7 +126,7 @@ def main():
         print(f"{n:>9} {mine:>10.3f} {npy:>10.3f} {npy / mine:>6.1f}x "
               f"{skl:>16.3f} {skl / mine:>6.1f}x {plain:>14.3f}   (ours: {runs[0]:.3f} to {runs[2]:.3f})")
     # The objectives at N = 100,000, interleaved three times so the ratios share a time window.
-    objectives = ("mixture", "attention", "cross-entropy")
+    objectives = ("mixture", "attention", "attention-regression", "cross-entropy")
     times = {obj: [] for obj in objectives}
     for _ in range(3):
         for obj in objectives:

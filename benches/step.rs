@@ -18,7 +18,12 @@ fn paired_step(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    for objective in [Objective::Mixture, Objective::Attention, Objective::CrossEntropy] {
+    for objective in [
+        Objective::Mixture,
+        Objective::Attention,
+        Objective::AttentionRegression,
+        Objective::CrossEntropy,
+    ] {
         for n in [1_000, 10_000, 100_000, 1_000_000] {
             for k in [4, 16, 64] {
                 let exp = lab(objective, n, k, 2, 1);

@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 21)]
     pub repeat: usize,
+    /// Attention only: one regression target per point (values in R¹) instead of one-hot
+    /// targets of 4 classes (values in R⁴).
+    #[arg(long)]
+    pub regression: bool,
 }
 
 /// `bench`: the median time of a paired step (and of the two straightforward evaluations it
@@ -89,9 +93,13 @@ pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
     }
     let objective = match args.objective {
         ObjectiveArg::Mixture => Objective::Mixture,
+        ObjectiveArg::Attention if args.regression => Objective::AttentionRegression,
         ObjectiveArg::Attention => Objective::Attention,
         ObjectiveArg::CrossEntropy => Objective::CrossEntropy,
     };
+    if args.regression && objective != Objective::AttentionRegression {
+        return Err(bad("--regression applies to --objective attention only"));
+    }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]

@@ -56,7 +56,12 @@ fn fast_equals_straightforward_on_random_cases() {
 
 #[test]
 fn fast_equals_straightforward_on_the_benchmark_workloads() {
-    for objective in [Objective::Mixture, Objective::Attention, Objective::CrossEntropy] {
+    for objective in [
+        Objective::Mixture,
+        Objective::Attention,
+        Objective::AttentionRegression,
+        Objective::CrossEntropy,
+    ] {
         for k in [4, 16, 64] {
             let exp = lab(objective, 20_000, k, 2, 3);
             assert_same(

@@ -14,8 +14,11 @@ use super::step::RateMode;
 pub enum Objective {
     /// Mixture (only prototypes learned).
     Mixture,
-    /// Attention with distance scores, one-hot targets of 4 classes.
+    /// Attention with distance scores, one-hot targets of 4 classes (values in `R⁴`).
     Attention,
+    /// Attention with distance scores and one regression target per point (values in `R¹`):
+    /// `t = sin(x₁)·cos(x₂/2)`, as in the attention-regression preset.
+    AttentionRegression,
     /// Cross-entropy, 4 classes, `K/4` prototypes per class.
     CrossEntropy,
 }
@@ -27,6 +30,7 @@ impl Objective {
         match self {
             Objective::Mixture => "mixture",
             Objective::Attention => "attention",
+            Objective::AttentionRegression => "attention-regression",
             Objective::CrossEntropy => "cross-entropy",
         }
     }
@@ -40,10 +44,19 @@ impl Objective {
 /// Never for `n ≥ 4`, `k ≥ 4`, `dim ≥ 1` (the workload is always valid).
 #[must_use]
 pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> Experiment {
-    let data: Dataset = dataset::blobs(4, n, dim, 6.0, 1.0, seed);
+    let mut data: Dataset = dataset::blobs(4, n, dim, 6.0, 1.0, seed);
+    if objective == Objective::AttentionRegression {
+        data.target_dim = 1;
+        data.targets = (0..data.len())
+            .map(|i| {
+                let x = data.point(i);
+                x[0].sin() * x.get(1).map_or(1.0, |y| (y / 2.0).cos())
+            })
+            .collect();
+    }
     let regime = match objective {
         Objective::Mixture => Regime::Mixture,
-        Objective::Attention => Regime::Attention { score: Score::Distance },
+        Objective::Attention | Objective::AttentionRegression => Regime::Attention { score: Score::Distance },
         Objective::CrossEntropy => Regime::CrossEntropy,
     };
     let mut spec = ModelSpec::new(regime, 1.0);
