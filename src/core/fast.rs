@@ -677,6 +677,18 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         if p > 0 {
             transpose(&problem.targets[start * p..(last + 1) * p], p, len, &mut s.ts);
         }
+        // Read one value per cache line of the next block now, so its loads from memory overlap
+        // this block's arithmetic instead of stalling its transpose.
+        // (Eight values make a 64-byte line.)
+        let ahead = (last + 1).min(range.end)..(last + 1 + B).min(range.end);
+        let mut touched = 0.0;
+        for v in problem.points[ahead.start * dim..ahead.end * dim].iter().step_by(8) {
+            touched += v;
+        }
+        for v in problem.targets[ahead.start * p..ahead.end * p].iter().step_by(8) {
+            touched += v;
+        }
+        std::hint::black_box(touched);
         if prep.regime == Regime::CrossEntropy {
             for l in 0..B {
                 let i = start + l.min(len - 1);
