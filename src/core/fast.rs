@@ -1,7 +1,8 @@
-//! The fast one-pass evaluation: the same sums as [`super::objective::sum_range`], computed with
-//! prototypes stored component-minor (`D × K`, so the loop over components vectorises), a
-//! branch-free exponential, regime-specialised accumulation, and fixed chunks of points summed
-//! in parallel and merged in order (so the result does not depend on thread scheduling).
+//! The fast one-pass evaluation: the same sums as [`super::objective::sum_range`], computed
+//! with points as vector lanes (blocks of [`B`], every loop over one component and all lanes),
+//! a branch-free exponential and logarithm, regime-specialised accumulation into sums folded
+//! to `W` lanes, and fixed chunks of points summed in parallel and merged in order (so the
+//! result does not depend on thread scheduling).
 //!
 //! Speed never changes a reported number beyond rounding: tests compare every output with the
 //! straightforward path to `1e-12` relative.
