@@ -267,6 +267,63 @@ fn csv_data_and_prototypes_import() {
     assert!(stdout(&o).contains("N = 3, K = 2"));
 }
 
+#[test]
+fn soft_labels_from_a_csv_on_the_command_line() {
+    let dir = TempDir::new("soft");
+    let data = dir.write(
+        "soft.csv",
+        "x,y,label,soft0,soft1\n0,0,0,,\n0.2,0.1,,0.9,0.1\n2.5,2.5,,0.5,0.5\n5,5,1,,\n5.1,4.9,,0.2,0.8\n",
+    );
+    let init = dir.write("init.csv", "x,y,label\n1,1,0\n4,4,1\n");
+    let out = dir.path("t.json");
+    let o = run(&[
+        "run",
+        "--data",
+        &data,
+        "--prototypes",
+        &init,
+        "--objective",
+        "cross-entropy",
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // EM's prototype of class 0 after one step: Σ_i p_i0 x_i / Σ_i p_i0, written out.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let p0 = [1.0, 0.9, 0.5, 0.0, 0.2];
+    let xs = [0.0, 0.2, 2.5, 5.0, 5.1];
+    let want: f64 = p0.iter().zip(&xs).map(|(p, x)| p * x).sum::<f64>() / p0.iter().sum::<f64>();
+    let got = v["steps"][1]["em"]["prototypes"][0][0].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    let o = run(&[
+        "check",
+        "--data",
+        &data,
+        "--prototypes",
+        &init,
+        "--objective",
+        "cross-entropy",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("(soft labels)"), "{}", stdout(&o));
+    let bad = dir.write("bad.csv", "x,label,soft0,soft1\n0,0,,\n1,,0.7,0.7\n");
+    assert_bad(
+        &[
+            "run",
+            "--data",
+            &bad,
+            "--objective",
+            "cross-entropy",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "line 3, soft label: the probabilities sum to 1.4",
+        &dir,
+    );
+}
+
 /// A bad input: exit code 2, the message contains `needle`, and nothing is written.
 fn assert_bad(args: &[&str], needle: &str, dir: &TempDir) {
     let before = dir.entries();
