@@ -304,3 +304,30 @@ fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
         );
     }
 }
+
+#[test]
+fn attention_with_many_value_coordinates_agrees() {
+    // P = 6 and 9: the value sums run in chunks of four coordinates and a remainder.
+    use implicit_em_lab::core::dataset::{Dataset, rng};
+    use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
+    use implicit_em_lab::core::preset::make_problem;
+    use rand::RngExt;
+    for (p, score) in [(6, Score::Distance), (9, Score::DotProduct)] {
+        let mut r = rng(61 + p as u64);
+        let mut data = Dataset {
+            dim: 2,
+            target_dim: p,
+            ..Dataset::default()
+        };
+        for _ in 0..CHUNK + 40 {
+            let x = [r.random_range(-3.0..3.0), r.random_range(-3.0..3.0)];
+            let t: Vec<f64> = (0..p).map(|_| r.random_range(-1.0..1.0)).collect();
+            data.push(&x, None, &t);
+        }
+        let problem = make_problem(data, ModelSpec::new(Regime::Attention { score }, 0.8)).unwrap();
+        let k = 5;
+        let mut state = State::new(2, (0..2 * k).map(|_| r.random_range(-2.0..2.0)).collect(), p);
+        state.values = (0..k * p).map(|_| r.random_range(-1.0..1.0)).collect();
+        assert_same(&evaluate(&problem, &state), &evaluate_straightforward(&problem, &state));
+    }
+}

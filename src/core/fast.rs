@@ -865,27 +865,39 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             // Attention: o = Σ_j r_j v_j with r = e/Σ (the sum over e, scaled once), o − t per
             // lane and value coordinate.
             let mut loss = [0.0; B];
-            for c in 0..p {
-                let mut out = [0.0; B];
-                for j in 0..k {
-                    let (v, e) = (prep.values[j * p + c], get(&s.r, j));
-                    out = lanes(|l| madd::<FMA>(e[l], v, out[l]));
+            for (c0, n) in value_chunks(p) {
+                match n {
+                    4 => outputs::<FMA, 4>(prep, s, c0, &inv, &mut loss),
+                    3 => outputs::<FMA, 3>(prep, s, c0, &inv, &mut loss),
+                    2 => outputs::<FMA, 2>(prep, s, c0, &inv, &mut loss),
+                    _ => outputs::<FMA, 1>(prep, s, c0, &inv, &mut loss),
                 }
-                let t = get(&s.ts, c);
-                let out = lanes(|l| madd::<FMA>(out[l], inv[l], -t[l]));
-                loss = lanes(|l| madd::<FMA>(0.5 * out[l], out[l], loss[l]));
-                put(&mut s.out, c, &out);
             }
             acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
             acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
+            // Σ α t (EM) and Σ α (o − t) (the gradient of the values), a few value
+            // coordinates at a time held in registers.
+            for (c0, n) in value_chunks(p) {
+                match n {
+                    4 => value_sums::<FMA, 4>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
+                    3 => value_sums::<FMA, 3>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
+                    2 => value_sums::<FMA, 2>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
+                    _ => value_sums::<FMA, 1>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
+                }
+                if prep.gradient {
+                    match n {
+                        4 => value_sums::<FMA, 4>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
+                        3 => value_sums::<FMA, 3>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
+                        2 => value_sums::<FMA, 2>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
+                        _ => value_sums::<FMA, 1>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
+                    }
+                }
+            }
             if !prep.gradient {
                 // EM needs Σ α, Σ α t and the moments only.
                 for j in 0..k {
                     let (e, sq) = (get(&s.r, j), get(&s.sq, j));
                     let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
-                    for c in 0..p {
-                        fma_acc::<FMA>(&mut acc.em_targets, c * k + j, &r, &get(&s.ts, c));
-                    }
                     accumulate::<FMA>(prep, acc, &s.xs, j, &r, &r, None, &sq);
                 }
                 continue;
@@ -908,17 +920,69 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 let (e, aj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
                 let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
                 let g = lanes(|l| -r[l] * (aj[l] - abar[l]) * inv_t);
-                for c in 0..p {
-                    let (out, t) = (get(&s.out, c), get(&s.ts, c));
-                    fma_acc::<FMA>(&mut acc.grad_values, c * k + j, &r, &out);
-                    fma_acc::<FMA>(&mut acc.em_targets, c * k + j, &r, &t);
-                }
                 if prep.dot_form {
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
                     fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &get(&s.dist, j));
                 }
                 accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
             }
+        }
+    }
+}
+
+/// The value coordinates in chunks of up to four: `(first, count)`.
+fn value_chunks(p: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..p).step_by(4).map(move |c0| (c0, (p - c0).min(4)))
+}
+
+/// Attention's outputs for value coordinates `c0 … c0 + N − 1`: `o_c − t_c` with
+/// `o_c = (Σ_j e_j v_jc)/Σ` into `s.out`, and `½ (o − t)²` added to `loss`. The `N` sums stay in
+/// registers while the loop reads each `e_j` once.
+#[inline(always)]
+fn outputs<const FMA: bool, const N: usize>(
+    prep: &Prepared,
+    s: &mut Scratch,
+    c0: usize,
+    inv: &Lanes,
+    loss: &mut Lanes,
+) {
+    let (k, p) = (prep.k, prep.p);
+    let mut out = [[0.0; B]; N];
+    for j in 0..k {
+        let e = get(&s.r, j);
+        for (q, o) in out.iter_mut().enumerate() {
+            let v = prep.values[j * p + c0 + q];
+            *o = lanes(|l| madd::<FMA>(e[l], v, o[l]));
+        }
+    }
+    for (q, o) in out.iter().enumerate() {
+        let t = get(&s.ts, c0 + q);
+        let o = lanes(|l| madd::<FMA>(o[l], inv[l], -t[l]));
+        *loss = lanes(|l| madd::<FMA>(0.5 * o[l], o[l], loss[l]));
+        put(&mut s.out, c0 + q, &o);
+    }
+}
+
+/// `Σ_i α_ij row_c(i)` for `c = c0 … c0 + N − 1` into `target` (`[c][j]` accumulator rows):
+/// the `N` rows (`o − t` or `t`) stay in registers while the loop runs over the components.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn value_sums<const FMA: bool, const N: usize>(
+    prep: &Prepared,
+    s: &Scratch,
+    rows: &[f64],
+    target: &mut [f64],
+    c0: usize,
+    inv: &Lanes,
+    live: &Lanes,
+) {
+    let k = prep.k;
+    let rows: [Lanes; N] = std::array::from_fn(|q| get(rows, c0 + q));
+    for j in 0..k {
+        let e = get(&s.r, j);
+        let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+        for (q, row) in rows.iter().enumerate() {
+            fma_acc::<FMA>(target, (c0 + q) * k + j, &r, row);
         }
     }
 }
