@@ -43,7 +43,12 @@ impl SoftLabels {
     /// Point `i`'s vector, if it has one.
     #[must_use]
     pub fn get(&self, i: usize) -> Option<&[f64]> {
-        let r = *self.index.get(i)?;
+        self.row(*self.index.get(i)?)
+    }
+
+    /// Row `r` of `probs` (`None` for [`SoftLabels::NONE`]).
+    #[must_use]
+    pub fn row(&self, r: u32) -> Option<&[f64]> {
         (r != Self::NONE).then(|| &self.probs[r as usize * self.classes..(r as usize + 1) * self.classes])
     }
 

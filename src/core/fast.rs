@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::dataset::SoftLabels;
 use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
-use super::objective::{Problem, Sums};
+use super::objective::{Problem, Sums, clamp};
 
 /// Points per parallel chunk. Fixed, so the order of floating-point sums is fixed.
 pub const CHUNK: usize = 2048;
@@ -583,7 +583,7 @@ fn transpose(rows: &[f64], width: usize, len: usize, out: &mut [f64]) {
 }
 
 /// Cross-entropy's class sums for a block with soft labels, lane by lane with the plain path's
-/// formulas: for each class `c` with `p_c > 0` its own maximum and exponentials,
+/// [`clamp`]: for each class `c` with `p_c > 0` its own maximum and exponentials,
 /// `q_j = p_c e^{a_j − lse_c}` and `F^p = −T Σ_c p_c lse_c`. Hard-labelled lanes take `p`
 /// one-hot, latent lanes (semi-supervised, unlabelled) keep `r`.
 fn class_sums_soft(
@@ -598,6 +598,8 @@ fn class_sums_soft(
     let t = prep.t;
     let mut loss = [0.0; B];
     let mut clamped = [0.0; B];
+    // One lane's a and q, contiguous for the plain path's `clamp`.
+    let (mut a_row, mut q) = (vec![0.0; k], vec![0.0; k]);
     for l in 0..B {
         for j in 0..k {
             s.w[j * B + l] = 0.0;
@@ -617,46 +619,16 @@ fn class_sums_soft(
             loss[l] = clamped[l];
             continue;
         }
-        let row = s.soft[l];
-        let one_hot = [(s.labels[l], 1.0)];
-        let soft_row = (row != SoftLabels::NONE)
-            .then(|| &soft.probs[row as usize * soft.classes..(row as usize + 1) * soft.classes]);
-        let mut lse_p = 0.0;
-        let mut class = |c: usize, pc: f64| {
-            let mut mc = f64::NEG_INFINITY;
-            for j in 0..k {
-                if prep.classes[j] == c {
-                    mc = mc.max(s.a[j * B + l]);
-                }
-            }
-            let mut sc = 0.0;
-            for j in 0..k {
-                if prep.classes[j] == c {
-                    let e = (s.a[j * B + l] - mc).exp();
-                    s.w[j * B + l] = e;
-                    sc += e;
-                }
-            }
-            for j in 0..k {
-                if prep.classes[j] == c {
-                    s.w[j * B + l] = s.w[j * B + l] / sc * pc;
-                }
-            }
-            lse_p += pc * (mc + sc.ln());
-        };
-        match soft_row {
-            Some(p) => p
-                .iter()
-                .enumerate()
-                .filter(|&(_, &pc)| pc > 0.0)
-                .for_each(|(c, &pc)| class(c, pc)),
-            None => one_hot.iter().for_each(|&(c, pc)| class(c, pc)),
+        for (j, aj) in a_row.iter_mut().enumerate() {
+            *aj = s.a[j * B + l];
         }
+        let label = (s.labels[l] != NO_LABEL).then(|| s.labels[l] as u32);
+        let lse_p = clamp(&prep.classes, &a_row, soft.row(s.soft[l]), label, &mut q);
         clamped[l] = -t * lse_p;
         loss[l] = if prep.semi { clamped[l] } else { t * (lse - lse_p) };
-        for j in 0..k {
-            let wr = s.w[j * B + l];
-            s.g[j * B + l] = if prep.semi { wr } else { wr - s.r[j * B + l] };
+        for (j, &qj) in q.iter().enumerate() {
+            s.w[j * B + l] = qj;
+            s.g[j * B + l] = if prep.semi { qj } else { qj - s.r[j * B + l] };
         }
     }
     acc.loss = lanes(|l| acc.loss[l] + live_or_zero(s.live[l], loss[l]));

@@ -226,19 +226,13 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             // The point's class distribution p_c: its soft label, or one-hot at its label. For
             // each class with p_c > 0 the restricted log-sum-exp lse_c (max subtracted) and
             // q_ij = p_c softmax_{j∈c}(−E_ij/T); F^p = −T Σ_c p_c lse_c.
-            row.em_weights.fill(0.0);
-            let lse_p = match problem.soft_label(i) {
-                Some(p) => p
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &pc)| pc > 0.0)
-                    .map(|(c, &pc)| pc * clamp_class(&spec.classes, &row.scratch, c, pc, &mut row.em_weights))
-                    .sum(),
-                None => {
-                    let y = problem.labels[i].map_or(usize::MAX, |y| y as usize);
-                    clamp_class(&spec.classes, &row.scratch, y, 1.0, &mut row.em_weights)
-                }
-            };
+            let lse_p = clamp(
+                &spec.classes,
+                &row.scratch,
+                problem.soft_label(i),
+                problem.labels[i],
+                &mut row.em_weights,
+            );
             row.clamped_free_energy = -t * lse_p;
             if spec.semi_supervised {
                 // Semi-supervised, labelled: the clamped free energy F^p itself, ∂/∂E = q.
@@ -283,6 +277,23 @@ pub fn row_kernel(problem: &Problem, state: &State, terms: &ComponentTerms, i: u
             }
             row.em_weights.copy_from_slice(&row.responsibilities);
         }
+    }
+}
+
+/// The clamped responsibilities of one point with exponent arguments `a` (`−E_j/T`): for its
+/// class distribution `p` (its soft label, or one-hot at its `label`), `q_j = p_c softmax_{j∈c}`
+/// into `q` (zero elsewhere); returns `Σ_c p_c lse_c`, so `F^p = −T` times it. Shared by the
+/// plain path and the fast kernel's per-lane fallback.
+pub(crate) fn clamp(classes: &[usize], a: &[f64], soft: Option<&[f64]>, label: Option<u32>, q: &mut [f64]) -> f64 {
+    q.fill(0.0);
+    match soft {
+        Some(p) => p
+            .iter()
+            .enumerate()
+            .filter(|&(_, &pc)| pc > 0.0)
+            .map(|(c, &pc)| pc * clamp_class(classes, a, c, pc, q))
+            .sum(),
+        None => clamp_class(classes, a, label.map_or(usize::MAX, |y| y as usize), 1.0, q),
     }
 }
 
