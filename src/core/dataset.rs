@@ -93,29 +93,33 @@ impl SoftLabels {
         }
     }
 
-    /// Drops point `i`'s vector (the point stays).
-    pub fn clear(&mut self, i: usize) {
-        let Some(&r) = self.index.get(i) else { return };
-        if r == Self::NONE {
-            return;
-        }
+    /// Keeps the vectors of the points `keep` accepts and drops the others (the points stay),
+    /// in one pass.
+    pub fn retain(&mut self, keep: impl Fn(usize) -> bool) {
         let c = self.classes;
-        self.probs.drain(r as usize * c..(r as usize + 1) * c);
-        self.index[i] = Self::NONE;
-        for other in &mut self.index {
-            if *other != Self::NONE && *other > r {
-                *other -= 1;
+        let mut probs = Vec::new();
+        for (i, r) in self.index.iter_mut().enumerate() {
+            if *r == Self::NONE {
+                continue;
+            }
+            if keep(i) {
+                probs.extend_from_slice(&self.probs[*r as usize * c..(*r as usize + 1) * c]);
+                *r = u32::try_from(probs.len() / c - 1).expect("fewer than 2³² soft labels");
+            } else {
+                *r = Self::NONE;
             }
         }
-        if self.probs.is_empty() {
+        if probs.is_empty() {
             *self = Self::default();
+        } else {
+            self.probs = probs;
         }
     }
 
     /// Removes point `i` and its vector.
     fn remove(&mut self, i: usize) {
         if i < self.index.len() {
-            self.clear(i);
+            self.retain(|p| p != i);
             if !self.index.is_empty() {
                 self.index.remove(i);
             }

@@ -561,9 +561,10 @@ pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
         }
         if !keep {
             data.labels[i] = None;
-            data.soft.clear(i);
         }
     }
+    let labels = &data.labels;
+    data.soft.retain(|i| labels[i].is_some());
 }
 
 /// Largest `K` accepted (the views and the check table grow with it).
