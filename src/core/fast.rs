@@ -300,8 +300,8 @@ struct Prepared {
     classes: Vec<usize>,
     /// Whether the gradient sums are wanted (not for an evaluation for explicit EM).
     gradient: bool,
-    /// `(1/(2s), α, β)` per component ([`arg_terms`]).
-    terms: Vec<(f64, f64, f64)>,
+    /// `(α, β)` per component ([`arg_terms`]).
+    terms: Vec<(f64, f64)>,
 }
 
 impl Prepared {
@@ -429,17 +429,13 @@ fn sum_chunk(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, 
     }
 }
 
-/// For one component (prototype `mu`) over the lanes `xs` (`D × B`): the squared distances,
-/// the distances `d` (`‖x − μ‖²/(2s)`, or `−x·μ` for dot-product scores) and the exponent
-/// arguments `a = −(d + offset)/T`, computed by [`exponent_args`] from `‖x − μ‖²` (or `−x·μ`).
+/// For one component (prototype `mu`) over the lanes `xs` (`D × B`): the squared distances
+/// `‖x − μ‖²`, what the exponent arguments are computed from (`‖x − μ‖²` itself, or the score
+/// `d = −x·μ` for dot-product scores) and the exponent arguments `a = −(d + offset)/T` from
+/// [`exponent_args`]. `terms` is `(α, β)` from [`arg_terms`].
 #[inline(always)]
-fn component_args<const FMA: bool>(
-    mu: &[f64],
-    xs: &[f64],
-    terms: (f64, f64, f64),
-    dot_form: bool,
-) -> (Lanes, Lanes, Lanes) {
-    let (c, alpha, beta) = terms;
+fn component_args<const FMA: bool>(mu: &[f64], xs: &[f64], terms: (f64, f64), dot_form: bool) -> (Lanes, Lanes, Lanes) {
+    let (alpha, beta) = terms;
     let mut sq = [0.0; B];
     let mut dot = [0.0; B];
     for (d, &m) in mu.iter().enumerate() {
@@ -452,13 +448,8 @@ fn component_args<const FMA: bool>(
             dot = lanes(|l| madd::<FMA>(xd[l], m, dot[l]));
         }
     }
-    let dist = if dot_form {
-        lanes(|l| -dot[l])
-    } else {
-        lanes(|l| sq[l] * c)
-    };
-    let base = if dot_form { dist } else { sq };
-    (sq, dist, exponent_args::<FMA>(&base, alpha, beta))
+    let base = if dot_form { lanes(|l| -dot[l]) } else { sq };
+    (sq, base, exponent_args::<FMA>(&base, alpha, beta))
 }
 
 /// `a = α·base + β`: with `base = ‖x − μ‖²`, `α = −1/(2sT)` (or `base = d = −x·μ`,
@@ -470,12 +461,12 @@ fn exponent_args<const FMA: bool>(base: &Lanes, alpha: f64, beta: f64) -> Lanes 
     lanes(|l| madd::<FMA>(base[l], alpha, beta))
 }
 
-/// `(1/(2s), α, β)` of component `j` for [`component_args`].
+/// `(α, β)` of a component for [`component_args`] and [`exponent_args`].
 #[inline(always)]
-fn arg_terms(inv_two_scale: f64, offset: f64, t: f64, dot_form: bool) -> (f64, f64, f64) {
+fn arg_terms(inv_two_scale: f64, offset: f64, t: f64, dot_form: bool) -> (f64, f64) {
     let neg_inv_t = -1.0 / t;
     let alpha = if dot_form { neg_inv_t } else { inv_two_scale * neg_inv_t };
-    (inv_two_scale, alpha, offset * neg_inv_t)
+    (alpha, offset * neg_inv_t)
 }
 
 /// `x` on live lanes, 0 on the others (a select, so a NaN on a dead lane cannot leak).
@@ -691,12 +682,12 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         let mixture_sums = prep.regime == Regime::Mixture && !prep.unnormalised;
         // a is not stored: the next pass recomputes it from ‖x − μ‖² (or d) in one rounding.
         for j in 0..k {
-            let (sq, dist, a) =
+            let (sq, base, a) =
                 component_args::<FMA>(&prep.mu[j * dim..(j + 1) * dim], &s.xs, prep.terms[j], prep.dot_form);
             m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
             put(&mut s.sq, j, &sq);
             if prep.dot_form {
-                put(&mut s.dist, j, &dist);
+                put(&mut s.dist, j, &base);
             }
         }
         // Shift by the maximum: from here on a_j ≤ 0 (the log-sum-exp is m + ln Σ e^{a_j}).
@@ -716,7 +707,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             [0.0; B]
         };
         for j in 0..k {
-            let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].1, prep.terms[j].2);
+            let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].0, prep.terms[j].1);
             let a = lanes(|l| a[l] - m[l]);
             let e = lanes(|l| exp_with::<FMA>(a[l]));
             total = lanes(|l| total[l] + e[l]);
@@ -808,7 +799,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             }
             // The fallbacks read a and r and leave q in s.w and G in s.g.
             for j in 0..k {
-                let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].1, prep.terms[j].2);
+                let a = exponent_args::<FMA>(&prep.base(s, j), prep.terms[j].0, prep.terms[j].1);
                 put(&mut s.a, j, &a);
             }
             normalise(s, k, &live, &inv);
@@ -850,19 +841,9 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             // Σ α t (EM) and Σ α (o − t) (the gradient of the values), a few value
             // coordinates at a time held in registers.
             for (c0, n) in value_chunks(p) {
-                match n {
-                    4 => value_sums::<FMA, 4>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
-                    3 => value_sums::<FMA, 3>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
-                    2 => value_sums::<FMA, 2>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
-                    _ => value_sums::<FMA, 1>(prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live),
-                }
+                value_sums_of::<FMA>(n, prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live);
                 if prep.gradient {
-                    match n {
-                        4 => value_sums::<FMA, 4>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
-                        3 => value_sums::<FMA, 3>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
-                        2 => value_sums::<FMA, 2>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
-                        _ => value_sums::<FMA, 1>(prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live),
-                    }
+                    value_sums_of::<FMA>(n, prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live);
                 }
             }
             if !prep.gradient {
@@ -959,6 +940,27 @@ fn value_sums<const FMA: bool, const N: usize>(
     }
 }
 
+/// [`value_sums`] for a chunk of `n ≤ 4` coordinates (the count chosen at run time).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn value_sums_of<const FMA: bool>(
+    n: usize,
+    prep: &Prepared,
+    s: &Scratch,
+    rows: &[f64],
+    target: &mut [f64],
+    c0: usize,
+    inv: &Lanes,
+    live: &Lanes,
+) {
+    match n {
+        4 => value_sums::<FMA, 4>(prep, s, rows, target, c0, inv, live),
+        3 => value_sums::<FMA, 3>(prep, s, rows, target, c0, inv, live),
+        2 => value_sums::<FMA, 2>(prep, s, rows, target, c0, inv, live),
+        _ => value_sums::<FMA, 1>(prep, s, rows, target, c0, inv, live),
+    }
+}
+
 /// `r = e^{a}/Σ` in place of the exponentials (0 on dead lanes).
 #[inline(always)]
 fn normalise(s: &mut Scratch, k: usize, live: &Lanes, inv: &Lanes) {
@@ -995,18 +997,14 @@ fn accumulate<const FMA: bool>(
         if !prep.dot_form {
             fma_acc::<FMA>(&mut acc.grad_dist, j, g, sq);
         }
-        for d in 0..dim {
-            let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
-            let diff = lanes(|l| xd[l] - mu);
+    }
+    for d in 0..dim {
+        let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
+        let diff = lanes(|l| xd[l] - mu);
+        if prep.gradient {
             fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
-            fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
         }
-    } else {
-        for d in 0..dim {
-            let (mu, xd) = (prep.mu[j * dim + d], get(xs, d));
-            let diff = lanes(|l| xd[l] - mu);
-            fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
-        }
+        fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
     }
 }
 
