@@ -252,19 +252,8 @@ pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: 
     })
 }
 
-/// `∂J/∂E_ij` for every `j`, independently (`J` is a mean, so this is `∂J_i/∂E_ij / N`).
-/// Counts the points (`O(N)`); over many points use [`point_energy_gradient`].
-#[must_use]
-pub fn energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
-    let n = problem.effective_n().max(1) as f64;
-    point_energy_gradient(problem, state, i, method)
-        .into_iter()
-        .map(|g| g / n)
-        .collect()
-}
-
 /// `N·∂J/∂E_ij = ∂(N·J_i)/∂E_ij` for every `j`, independently: the derivative of point `i`'s
-/// own term of the loss.
+/// own term of the loss (`J` is a mean; divide by `N` for `∂J/∂E_ij`).
 #[must_use]
 pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
