@@ -47,12 +47,7 @@ pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> E
     let mut data: Dataset = dataset::blobs(4, n, dim, 6.0, 1.0, seed);
     if objective == Objective::AttentionRegression {
         data.target_dim = 1;
-        data.targets = (0..data.len())
-            .map(|i| {
-                let x = data.point(i);
-                x[0].sin() * x.get(1).map_or(1.0, |y| (y / 2.0).cos())
-            })
-            .collect();
+        data.targets = (0..data.len()).map(|i| dataset::wave_target(data.point(i))).collect();
     }
     let regime = match objective {
         Objective::Mixture => Regime::Mixture,

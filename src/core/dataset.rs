@@ -340,6 +340,12 @@ pub fn moons(n: usize, noise: f64, seed: u64) -> Dataset {
     data
 }
 
+/// The noise-free regression target of [`wave`]: `sin(x₁)·cos(x₂/2)` (`sin(x₁)` in 1-D).
+#[must_use]
+pub fn wave_target(x: &[f64]) -> f64 {
+    x[0].sin() * x.get(1).map_or(1.0, |y| (y / 2.0).cos())
+}
+
 /// A regression task for attention: points uniform in `[−3, 3]^dim`, one target
 /// `t = sin(x_1)·cos(x_2/2)` (`sin(x_1)` in 1-D) plus Gaussian noise.
 #[must_use]
@@ -353,8 +359,7 @@ pub fn wave(n: usize, dim: usize, noise: f64, seed: u64) -> Dataset {
     for _ in 0..n {
         let x: Vec<f64> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();
         let z: f64 = StandardNormal.sample(&mut rng);
-        let second = if dim > 1 { (x[1] / 2.0).cos() } else { 1.0 };
-        let t = x[0].sin() * second + noise * z;
+        let t = wave_target(&x) + noise * z;
         data.push(&x, None, &[t]);
     }
     data
