@@ -840,38 +840,39 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
             // Σ α t (EM) and Σ α (o − t) (the gradient of the values), a few value
             // coordinates at a time held in registers.
+            // α = e · scale: 1/Σ on live lanes, 0 on dead ones.
+            let scale = lanes(|l| live_or_zero(live[l], inv[l]));
             for (c0, n) in value_chunks(p) {
-                value_sums_of::<FMA>(n, prep, s, &s.ts, &mut acc.em_targets, c0, &inv, &live);
+                value_sums_of::<FMA>(n, prep, s, &s.ts, &mut acc.em_targets, c0, &scale);
                 if prep.gradient {
-                    value_sums_of::<FMA>(n, prep, s, &s.out, &mut acc.grad_values, c0, &inv, &live);
+                    value_sums_of::<FMA>(n, prep, s, &s.out, &mut acc.grad_values, c0, &scale);
                 }
             }
             if !prep.gradient {
                 // EM needs Σ α, Σ α t and the moments only.
                 for j in 0..k {
                     let (e, sq) = (get(&s.r, j), get(&s.sq, j));
-                    let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                    let r = lanes(|l| e[l] * scale[l]);
                     accumulate::<FMA>(prep, acc, &s.xs, j, &r, &r, None, &sq);
                 }
                 continue;
             }
-            // a_j = (o − t)·v_j, ā = Σ α a, G = −α (a − ā)/T.
+            // a_j = (o − t)·v_j into s.g, ā = Σ α a, G = −α (a − ā)/T.
             let mut abar = [0.0; B];
-            for j in 0..k {
-                let mut g = [0.0; B];
-                for c in 0..p {
-                    let (v, out) = (prep.values[j * p + c], get(&s.out, c));
-                    g = lanes(|l| madd::<FMA>(out[l], v, g[l]));
+            for (c0, n) in value_chunks(p) {
+                let last = c0 + n == p;
+                match n {
+                    4 => value_scores::<FMA, 4>(prep, s, c0, last, &mut abar),
+                    3 => value_scores::<FMA, 3>(prep, s, c0, last, &mut abar),
+                    2 => value_scores::<FMA, 2>(prep, s, c0, last, &mut abar),
+                    _ => value_scores::<FMA, 1>(prep, s, c0, last, &mut abar),
                 }
-                let e = get(&s.r, j);
-                abar = lanes(|l| madd::<FMA>(e[l], g[l], abar[l]));
-                put(&mut s.g, j, &g);
             }
             let abar = lanes(|l| abar[l] * inv[l]);
             let inv_t = 1.0 / prep.t;
             for j in 0..k {
                 let (e, aj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
-                let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+                let r = lanes(|l| e[l] * scale[l]);
                 let g = lanes(|l| -r[l] * (aj[l] - abar[l]) * inv_t);
                 if prep.dot_form {
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
@@ -926,14 +927,13 @@ fn value_sums<const FMA: bool, const N: usize>(
     rows: &[f64],
     target: &mut [f64],
     c0: usize,
-    inv: &Lanes,
-    live: &Lanes,
+    scale: &Lanes,
 ) {
     let k = prep.k;
     let rows: [Lanes; N] = std::array::from_fn(|q| get(rows, c0 + q));
     for j in 0..k {
         let e = get(&s.r, j);
-        let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
+        let r = lanes(|l| e[l] * scale[l]);
         for (q, row) in rows.iter().enumerate() {
             fma_acc::<FMA>(target, (c0 + q) * k + j, &r, row);
         }
@@ -942,7 +942,6 @@ fn value_sums<const FMA: bool, const N: usize>(
 
 /// [`value_sums`] for a chunk of `n ≤ 4` coordinates (the count chosen at run time).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn value_sums_of<const FMA: bool>(
     n: usize,
     prep: &Prepared,
@@ -950,14 +949,40 @@ fn value_sums_of<const FMA: bool>(
     rows: &[f64],
     target: &mut [f64],
     c0: usize,
-    inv: &Lanes,
-    live: &Lanes,
+    scale: &Lanes,
 ) {
     match n {
-        4 => value_sums::<FMA, 4>(prep, s, rows, target, c0, inv, live),
-        3 => value_sums::<FMA, 3>(prep, s, rows, target, c0, inv, live),
-        2 => value_sums::<FMA, 2>(prep, s, rows, target, c0, inv, live),
-        _ => value_sums::<FMA, 1>(prep, s, rows, target, c0, inv, live),
+        4 => value_sums::<FMA, 4>(prep, s, rows, target, c0, scale),
+        3 => value_sums::<FMA, 3>(prep, s, rows, target, c0, scale),
+        2 => value_sums::<FMA, 2>(prep, s, rows, target, c0, scale),
+        _ => value_sums::<FMA, 1>(prep, s, rows, target, c0, scale),
+    }
+}
+
+/// Attention's scores `a_j = (o − t)·v_j` over value coordinates `c0 … c0 + N − 1`, added to
+/// `s.g` (started at the first chunk), the `N` rows of `o − t` held in registers; on the `last`
+/// chunk also `Σ_j e_j a_j` into `abar`.
+#[inline(always)]
+fn value_scores<const FMA: bool, const N: usize>(
+    prep: &Prepared,
+    s: &mut Scratch,
+    c0: usize,
+    last: bool,
+    abar: &mut Lanes,
+) {
+    let (k, p) = (prep.k, prep.p);
+    let rows: [Lanes; N] = std::array::from_fn(|q| get(&s.out, c0 + q));
+    for j in 0..k {
+        let mut g = if c0 == 0 { [0.0; B] } else { get(&s.g, j) };
+        for (q, row) in rows.iter().enumerate() {
+            let v = prep.values[j * p + c0 + q];
+            g = lanes(|l| madd::<FMA>(row[l], v, g[l]));
+        }
+        if last {
+            let e = get(&s.r, j);
+            *abar = lanes(|l| madd::<FMA>(e[l], g[l], abar[l]));
+        }
+        put(&mut s.g, j, &g);
     }
 }
 
