@@ -1,13 +1,13 @@
 //! Forward-mode dual numbers: the lab's independent derivative.
 //!
-//! A [`Dual`] carries a value and its derivative along one direction. Evaluating an
+//! A [`Dual`] carries a value and its derivative along one direction ([`Duals`] along several). Evaluating an
 //! objective written generically over [`Scalar`] with one input seeded `eps = 1` yields
 //! the exact partial derivative (to rounding), with no step size to tune, unlike finite
 //! differences. MATH.md §2 asks for exactly this kind of check of the identity.
 
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 
-/// The arithmetic the reference objectives need. Implemented by `f64` and [`Dual`].
+/// The arithmetic the reference objectives need. Implemented by `f64` and [`Duals`].
 pub trait Scalar:
     Copy
     + Add<Output = Self>
@@ -44,82 +44,99 @@ impl Scalar for f64 {
     }
 }
 
-/// `re + eps·ε` with `ε² = 0`.
+/// `re + Σ_k eps_k·ε_k` with `ε_k ε_l = 0`: a value and its derivatives along `L` directions at
+/// once. Each direction's derivative goes through exactly the arithmetic a single dual number
+/// would see, so seeding `L` inputs in one evaluation gives the same `L` partial derivatives,
+/// bit for bit, as `L` evaluations with one seed each, while the values (and their
+/// exponentials) are computed once.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Dual {
+pub struct Duals<const L: usize> {
     /// The value.
     pub re: f64,
-    /// The derivative along the seeded direction.
-    pub eps: f64,
+    /// The derivatives along the seeded directions.
+    pub eps: [f64; L],
 }
+
+/// `re + eps·ε` with `ε² = 0`: one direction.
+pub type Dual = Duals<1>;
 
 impl Dual {
     /// A variable: value `re`, derivative 1.
     #[must_use]
     pub fn variable(re: f64) -> Self {
-        Self { re, eps: 1.0 }
+        Self { re, eps: [1.0] }
     }
 }
 
-impl Add for Dual {
+impl<const L: usize> Duals<L> {
+    /// The derivatives combined direction by direction.
+    #[inline]
+    fn with(self, f: impl Fn(f64) -> f64) -> [f64; L] {
+        std::array::from_fn(|k| f(self.eps[k]))
+    }
+}
+
+impl<const L: usize> Add for Duals<L> {
     type Output = Self;
     fn add(self, o: Self) -> Self {
         Self {
             re: self.re + o.re,
-            eps: self.eps + o.eps,
+            eps: std::array::from_fn(|k| self.eps[k] + o.eps[k]),
         }
     }
 }
 
-impl AddAssign for Dual {
+impl<const L: usize> AddAssign for Duals<L> {
     fn add_assign(&mut self, o: Self) {
         *self = *self + o;
     }
 }
 
-impl Sub for Dual {
+impl<const L: usize> Sub for Duals<L> {
     type Output = Self;
     fn sub(self, o: Self) -> Self {
         Self {
             re: self.re - o.re,
-            eps: self.eps - o.eps,
+            eps: std::array::from_fn(|k| self.eps[k] - o.eps[k]),
         }
     }
 }
 
-impl Mul for Dual {
+impl<const L: usize> Mul for Duals<L> {
     type Output = Self;
+    #[allow(clippy::suspicious_arithmetic_impl)] // the product rule
     fn mul(self, o: Self) -> Self {
         Self {
             re: self.re * o.re,
-            eps: self.re * o.eps + self.eps * o.re,
+            eps: std::array::from_fn(|k| self.re * o.eps[k] + self.eps[k] * o.re),
         }
     }
 }
 
-impl Div for Dual {
+impl<const L: usize> Div for Duals<L> {
     type Output = Self;
+    #[allow(clippy::suspicious_arithmetic_impl)] // the quotient rule
     fn div(self, o: Self) -> Self {
         Self {
             re: self.re / o.re,
-            eps: (self.eps * o.re - self.re * o.eps) / (o.re * o.re),
+            eps: std::array::from_fn(|k| (self.eps[k] * o.re - self.re * o.eps[k]) / (o.re * o.re)),
         }
     }
 }
 
-impl Neg for Dual {
+impl<const L: usize> Neg for Duals<L> {
     type Output = Self;
     fn neg(self) -> Self {
         Self {
             re: -self.re,
-            eps: -self.eps,
+            eps: self.with(|d| -d),
         }
     }
 }
 
-impl Scalar for Dual {
+impl<const L: usize> Scalar for Duals<L> {
     fn constant(v: f64) -> Self {
-        Self { re: v, eps: 0.0 }
+        Self { re: v, eps: [0.0; L] }
     }
     fn value(self) -> f64 {
         self.re
@@ -128,13 +145,13 @@ impl Scalar for Dual {
         let e = self.re.exp();
         Self {
             re: e,
-            eps: self.eps * e,
+            eps: self.with(|d| d * e),
         }
     }
     fn ln(self) -> Self {
         Self {
             re: self.re.ln(),
-            eps: self.eps / self.re,
+            eps: self.with(|d| d / self.re),
         }
     }
 }
@@ -162,7 +179,7 @@ mod tests {
         let f = x * x * x.exp() / x.ln();
         let (e, l) = (2f64.exp(), 2f64.ln());
         let expected = e * (4.0 + 4.0) / l - 2.0 * e / (l * l);
-        assert!((f.eps - expected).abs() < 1e-12 * expected.abs());
+        assert!((f.eps[0] - expected).abs() < 1e-12 * expected.abs());
         assert!((f.re - 4.0 * e / l).abs() < 1e-12);
     }
 
@@ -178,7 +195,7 @@ mod tests {
                 .map(|(k, &v)| if k == j { Dual::variable(v) } else { Dual::constant(v) })
                 .collect();
             let l = log_sum_exp_generic(&d);
-            assert!((l.eps - p[j]).abs() < 1e-15);
+            assert!((l.eps[0] - p[j]).abs() < 1e-15);
         }
     }
 }

@@ -6,7 +6,7 @@
 //! mode dual numbers ([`Method::Dual`]) or central finite differences
 //! ([`Method::FiniteDifference`]), never from a gradient formula.
 
-use super::dual::{Dual, Scalar, log_sum_exp_generic};
+use super::dual::{Duals, Scalar, log_sum_exp_generic};
 use super::model::{Regime, Score, State};
 use super::objective::{Gradient, Problem};
 
@@ -196,9 +196,16 @@ pub fn loss<S: Scalar>(problem: &Problem, params: &Params<S>) -> S {
     j
 }
 
+/// How many coordinates one dual evaluation seeds (one direction each).
+const SEEDS: usize = 8;
+
+/// The dual numbers of [`gradient_of`]: [`SEEDS`] directions at once.
+type Dual = Duals<SEEDS>;
+
 /// Derivatives of `f` at the vector `at` along every coordinate, by the chosen method. `step`
 /// gives the finite-difference step of coordinate `j` (ignored for dual numbers). One dual vector
-/// is reused, its seed moved from coordinate to coordinate.
+/// is reused, its seeds moved [`SEEDS`] coordinates at a time (coordinate `j0 + k` along
+/// direction `k`), so `f` runs `⌈n/8⌉` times instead of `n`, with the same derivatives.
 fn gradient_of(
     at: &[f64],
     method: Method,
@@ -209,14 +216,18 @@ fn gradient_of(
     match method {
         Method::Dual => {
             let mut v: Vec<Dual> = at.iter().map(|&x| Dual::constant(x)).collect();
-            (0..at.len())
-                .map(|j| {
-                    v[j].eps = 1.0;
-                    let d = f_dual(&v).eps;
-                    v[j].eps = 0.0;
-                    d
-                })
-                .collect()
+            let mut out = Vec::with_capacity(at.len());
+            for j0 in (0..at.len()).step_by(SEEDS) {
+                let n = SEEDS.min(at.len() - j0);
+                for k in 0..n {
+                    v[j0 + k].eps[k] = 1.0;
+                }
+                out.extend_from_slice(&f_dual(&v).eps[..n]);
+                for k in 0..n {
+                    v[j0 + k].eps[k] = 0.0;
+                }
+            }
+            out
         }
         Method::FiniteDifference => {
             let mut w = at.to_vec();
