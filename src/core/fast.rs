@@ -857,7 +857,8 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 }
                 continue;
             }
-            // a_j = (o − t)·v_j into s.g, ā = Σ α a, G = −α (a − ā)/T.
+            // With the scores a_j = (o − t)·v_j: b_j = −a_j/T into s.g, b̄ = Σ α b, and
+            // G = −α (a − ā)/T = α (b − b̄).
             let mut abar = [0.0; B];
             for (c0, n) in value_chunks(p) {
                 let last = c0 + n == p;
@@ -869,11 +870,10 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 }
             }
             let abar = lanes(|l| abar[l] * inv[l]);
-            let inv_t = 1.0 / prep.t;
             for j in 0..k {
-                let (e, aj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
+                let (e, bj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
                 let r = lanes(|l| e[l] * scale[l]);
-                let g = lanes(|l| -r[l] * (aj[l] - abar[l]) * inv_t);
+                let g = lanes(|l| r[l] * (bj[l] - abar[l]));
                 if prep.dot_form {
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
                     fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &get(&s.dist, j));
@@ -959,9 +959,9 @@ fn value_sums_of<const FMA: bool>(
     }
 }
 
-/// Attention's scores `a_j = (o − t)·v_j` over value coordinates `c0 … c0 + N − 1`, added to
-/// `s.g` (started at the first chunk), the `N` rows of `o − t` held in registers; on the `last`
-/// chunk also `Σ_j e_j a_j` into `abar`.
+/// Attention's scores over value coordinates `c0 … c0 + N − 1`, as `b_j = −a_j/T =
+/// (o − t)·(−v_j/T)`, added to `s.g` (started at the first chunk), the `N` rows of `o − t` held
+/// in registers; on the `last` chunk also `Σ_j e_j b_j` into `abar`.
 #[inline(always)]
 fn value_scores<const FMA: bool, const N: usize>(
     prep: &Prepared,
@@ -971,11 +971,12 @@ fn value_scores<const FMA: bool, const N: usize>(
     abar: &mut Lanes,
 ) {
     let (k, p) = (prep.k, prep.p);
+    let minus_inv_t = -1.0 / prep.t;
     let rows: [Lanes; N] = std::array::from_fn(|q| get(&s.out, c0 + q));
     for j in 0..k {
         let mut g = if c0 == 0 { [0.0; B] } else { get(&s.g, j) };
         for (q, row) in rows.iter().enumerate() {
-            let v = prep.values[j * p + c0 + q];
+            let v = prep.values[j * p + c0 + q] * minus_inv_t;
             g = lanes(|l| madd::<FMA>(row[l], v, g[l]));
         }
         if last {
