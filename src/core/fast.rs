@@ -825,34 +825,33 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
             }
         } else {
-            // Attention: o = Σ_j r_j v_j with r = e/Σ (the sum over e, scaled once), o − t per
-            // lane and value coordinate.
+            // Attention: α = e · scale with scale = 1/Σ on live lanes and 0 on dead ones,
+            // written over e in the first pass; o = Σ_j α_j v_j, o − t per lane and value
+            // coordinate.
+            let scale = lanes(|l| live_or_zero(live[l], inv[l]));
             let mut loss = [0.0; B];
             for (c0, n) in value_chunks(p) {
                 match n {
-                    4 => outputs::<FMA, 4>(prep, s, c0, &inv, &mut loss),
-                    3 => outputs::<FMA, 3>(prep, s, c0, &inv, &mut loss),
-                    2 => outputs::<FMA, 2>(prep, s, c0, &inv, &mut loss),
-                    _ => outputs::<FMA, 1>(prep, s, c0, &inv, &mut loss),
+                    4 => outputs::<FMA, 4>(prep, s, c0, &scale, &mut loss),
+                    3 => outputs::<FMA, 3>(prep, s, c0, &scale, &mut loss),
+                    2 => outputs::<FMA, 2>(prep, s, c0, &scale, &mut loss),
+                    _ => outputs::<FMA, 1>(prep, s, c0, &scale, &mut loss),
                 }
             }
             acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
             acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
             // Σ α t (EM) and Σ α (o − t) (the gradient of the values), a few value
             // coordinates at a time held in registers.
-            // α = e · scale: 1/Σ on live lanes, 0 on dead ones.
-            let scale = lanes(|l| live_or_zero(live[l], inv[l]));
             for (c0, n) in value_chunks(p) {
-                value_sums_of::<FMA>(n, prep, s, &s.ts, &mut acc.em_targets, c0, &scale);
+                value_sums_of::<FMA>(n, prep, s, &s.ts, &mut acc.em_targets, c0);
                 if prep.gradient {
-                    value_sums_of::<FMA>(n, prep, s, &s.out, &mut acc.grad_values, c0, &scale);
+                    value_sums_of::<FMA>(n, prep, s, &s.out, &mut acc.grad_values, c0);
                 }
             }
             if !prep.gradient {
                 // EM needs Σ α, Σ α t and the moments only.
                 for j in 0..k {
-                    let (e, sq) = (get(&s.r, j), get(&s.sq, j));
-                    let r = lanes(|l| e[l] * scale[l]);
+                    let (r, sq) = (get(&s.r, j), get(&s.sq, j));
                     accumulate::<FMA>(prep, acc, &s.xs, j, &r, &r, None, &sq);
                 }
                 continue;
@@ -869,10 +868,8 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                     _ => value_scores::<FMA, 1>(prep, s, c0, last, &mut abar),
                 }
             }
-            let abar = lanes(|l| abar[l] * inv[l]);
             for j in 0..k {
-                let (e, bj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
-                let r = lanes(|l| e[l] * scale[l]);
+                let (r, bj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
                 let g = lanes(|l| r[l] * (bj[l] - abar[l]));
                 if prep.dot_form {
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
@@ -890,28 +887,36 @@ fn value_chunks(p: usize) -> impl Iterator<Item = (usize, usize)> {
 }
 
 /// Attention's outputs for value coordinates `c0 … c0 + N − 1`: `o_c − t_c` with
-/// `o_c = (Σ_j e_j v_jc)/Σ` into `s.out`, and `½ (o − t)²` added to `loss`. The `N` sums stay in
-/// registers while the loop reads each `e_j` once.
+/// `o_c = Σ_j α_j v_jc` into `s.out`, and `½ (o − t)²` added to `loss`. The `N` sums stay in
+/// registers while the loop reads each `α_j` once. The first chunk (`c0 = 0`) forms
+/// `α = e · scale` and writes it over `e` in `s.r`.
 #[inline(always)]
 fn outputs<const FMA: bool, const N: usize>(
     prep: &Prepared,
     s: &mut Scratch,
     c0: usize,
-    inv: &Lanes,
+    scale: &Lanes,
     loss: &mut Lanes,
 ) {
     let (k, p) = (prep.k, prep.p);
     let mut out = [[0.0; B]; N];
     for j in 0..k {
-        let e = get(&s.r, j);
+        let r = if c0 == 0 {
+            let e = get(&s.r, j);
+            let r = lanes(|l| e[l] * scale[l]);
+            put(&mut s.r, j, &r);
+            r
+        } else {
+            get(&s.r, j)
+        };
         for (q, o) in out.iter_mut().enumerate() {
             let v = prep.values[j * p + c0 + q];
-            *o = lanes(|l| madd::<FMA>(e[l], v, o[l]));
+            *o = lanes(|l| madd::<FMA>(r[l], v, o[l]));
         }
     }
     for (q, o) in out.iter().enumerate() {
         let t = get(&s.ts, c0 + q);
-        let o = lanes(|l| madd::<FMA>(o[l], inv[l], -t[l]));
+        let o = lanes(|l| o[l] - t[l]);
         *loss = lanes(|l| madd::<FMA>(0.5 * o[l], o[l], loss[l]));
         put(&mut s.out, c0 + q, &o);
     }
@@ -927,13 +932,11 @@ fn value_sums<const FMA: bool, const N: usize>(
     rows: &[f64],
     target: &mut [f64],
     c0: usize,
-    scale: &Lanes,
 ) {
     let k = prep.k;
     let rows: [Lanes; N] = std::array::from_fn(|q| get(rows, c0 + q));
     for j in 0..k {
-        let e = get(&s.r, j);
-        let r = lanes(|l| e[l] * scale[l]);
+        let r = get(&s.r, j);
         for (q, row) in rows.iter().enumerate() {
             fma_acc::<FMA>(target, (c0 + q) * k + j, &r, row);
         }
@@ -942,26 +945,18 @@ fn value_sums<const FMA: bool, const N: usize>(
 
 /// [`value_sums`] for a chunk of `n ≤ 4` coordinates (the count chosen at run time).
 #[inline(always)]
-fn value_sums_of<const FMA: bool>(
-    n: usize,
-    prep: &Prepared,
-    s: &Scratch,
-    rows: &[f64],
-    target: &mut [f64],
-    c0: usize,
-    scale: &Lanes,
-) {
+fn value_sums_of<const FMA: bool>(n: usize, prep: &Prepared, s: &Scratch, rows: &[f64], target: &mut [f64], c0: usize) {
     match n {
-        4 => value_sums::<FMA, 4>(prep, s, rows, target, c0, scale),
-        3 => value_sums::<FMA, 3>(prep, s, rows, target, c0, scale),
-        2 => value_sums::<FMA, 2>(prep, s, rows, target, c0, scale),
-        _ => value_sums::<FMA, 1>(prep, s, rows, target, c0, scale),
+        4 => value_sums::<FMA, 4>(prep, s, rows, target, c0),
+        3 => value_sums::<FMA, 3>(prep, s, rows, target, c0),
+        2 => value_sums::<FMA, 2>(prep, s, rows, target, c0),
+        _ => value_sums::<FMA, 1>(prep, s, rows, target, c0),
     }
 }
 
 /// Attention's scores over value coordinates `c0 … c0 + N − 1`, as `b_j = −a_j/T =
 /// (o − t)·(−v_j/T)`, added to `s.g` (started at the first chunk), the `N` rows of `o − t` held
-/// in registers; on the `last` chunk also `Σ_j e_j b_j` into `abar`.
+/// in registers; on the `last` chunk also `b̄ = Σ_j α_j b_j` into `abar`.
 #[inline(always)]
 fn value_scores<const FMA: bool, const N: usize>(
     prep: &Prepared,
@@ -980,8 +975,8 @@ fn value_scores<const FMA: bool, const N: usize>(
             g = lanes(|l| madd::<FMA>(row[l], v, g[l]));
         }
         if last {
-            let e = get(&s.r, j);
-            *abar = lanes(|l| madd::<FMA>(e[l], g[l], abar[l]));
+            let r = get(&s.r, j);
+            *abar = lanes(|l| madd::<FMA>(r[l], g[l], abar[l]));
         }
         put(&mut s.g, j, &g);
     }
