@@ -830,12 +830,14 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             // coordinate.
             let scale = lanes(|l| live_or_zero(live[l], inv[l]));
             let mut loss = [0.0; B];
+            // (o − t)·o, which is ā = Σ_j α_j a_j with a_j = (o − t)·v_j.
+            let mut abar = [0.0; B];
             for (c0, n) in value_chunks(p) {
                 match n {
-                    4 => outputs::<FMA, 4>(prep, s, c0, &scale, &mut loss),
-                    3 => outputs::<FMA, 3>(prep, s, c0, &scale, &mut loss),
-                    2 => outputs::<FMA, 2>(prep, s, c0, &scale, &mut loss),
-                    _ => outputs::<FMA, 1>(prep, s, c0, &scale, &mut loss),
+                    4 => outputs::<FMA, 4>(prep, s, c0, &scale, &mut loss, &mut abar),
+                    3 => outputs::<FMA, 3>(prep, s, c0, &scale, &mut loss, &mut abar),
+                    2 => outputs::<FMA, 2>(prep, s, c0, &scale, &mut loss, &mut abar),
+                    _ => outputs::<FMA, 1>(prep, s, c0, &scale, &mut loss, &mut abar),
                 }
             }
             acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
@@ -856,21 +858,18 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 }
                 continue;
             }
-            // With the scores a_j = (o − t)·v_j: b_j = −a_j/T into s.g, b̄ = Σ α b, and
-            // G = −α (a − ā)/T = α (b − b̄).
-            let mut abar = [0.0; B];
-            for (c0, n) in value_chunks(p) {
-                let last = c0 + n == p;
-                match n {
-                    4 => value_scores::<FMA, 4>(prep, s, c0, last, &mut abar),
-                    3 => value_scores::<FMA, 3>(prep, s, c0, last, &mut abar),
-                    2 => value_scores::<FMA, 2>(prep, s, c0, last, &mut abar),
-                    _ => value_scores::<FMA, 1>(prep, s, c0, last, &mut abar),
-                }
-            }
+            // With the scores a_j = (o − t)·v_j: b_j = −a_j/T, formed here from −v_j/T,
+            // b̄ = Σ α b = −ā/T, and G = −α (a − ā)/T = α (b − b̄).
+            let minus_inv_t = -1.0 / prep.t;
+            let bbar = lanes(|l| abar[l] * minus_inv_t);
             for j in 0..k {
-                let (r, bj, sq) = (get(&s.r, j), get(&s.g, j), get(&s.sq, j));
-                let g = lanes(|l| r[l] * (bj[l] - abar[l]));
+                let (r, sq) = (get(&s.r, j), get(&s.sq, j));
+                let mut bj = [0.0; B];
+                for c in 0..p {
+                    let (v, out) = (prep.values[j * p + c] * minus_inv_t, get(&s.out, c));
+                    bj = lanes(|l| madd::<FMA>(out[l], v, bj[l]));
+                }
+                let g = lanes(|l| r[l] * (bj[l] - bbar[l]));
                 if prep.dot_form {
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
                     fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &get(&s.dist, j));
@@ -889,7 +888,8 @@ fn value_chunks(p: usize) -> impl Iterator<Item = (usize, usize)> {
 /// Attention's outputs for value coordinates `c0 … c0 + N − 1`: `o_c − t_c` with
 /// `o_c = Σ_j α_j v_jc` into `s.out`, and `½ (o − t)²` added to `loss`. The `N` sums stay in
 /// registers while the loop reads each `α_j` once. The first chunk (`c0 = 0`) forms
-/// `α = e · scale` and writes it over `e` in `s.r`.
+/// `α = e · scale` and writes it over `e` in `s.r`. Adds `(o − t)·o` to `abar`: that is
+/// `ā = Σ_j α_j (o − t)·v_j`, so the per-component scores need no second pass for it.
 #[inline(always)]
 fn outputs<const FMA: bool, const N: usize>(
     prep: &Prepared,
@@ -897,6 +897,7 @@ fn outputs<const FMA: bool, const N: usize>(
     c0: usize,
     scale: &Lanes,
     loss: &mut Lanes,
+    abar: &mut Lanes,
 ) {
     let (k, p) = (prep.k, prep.p);
     let mut out = [[0.0; B]; N];
@@ -916,7 +917,9 @@ fn outputs<const FMA: bool, const N: usize>(
     }
     for (q, o) in out.iter().enumerate() {
         let t = get(&s.ts, c0 + q);
-        let o = lanes(|l| o[l] - t[l]);
+        let ot = lanes(|l| o[l] - t[l]);
+        *abar = lanes(|l| madd::<FMA>(ot[l], o[l], abar[l]));
+        let o = ot;
         *loss = lanes(|l| madd::<FMA>(0.5 * o[l], o[l], loss[l]));
         put(&mut s.out, c0 + q, &o);
     }
@@ -951,34 +954,6 @@ fn value_sums_of<const FMA: bool>(n: usize, prep: &Prepared, s: &Scratch, rows: 
         3 => value_sums::<FMA, 3>(prep, s, rows, target, c0),
         2 => value_sums::<FMA, 2>(prep, s, rows, target, c0),
         _ => value_sums::<FMA, 1>(prep, s, rows, target, c0),
-    }
-}
-
-/// Attention's scores over value coordinates `c0 … c0 + N − 1`, as `b_j = −a_j/T =
-/// (o − t)·(−v_j/T)`, added to `s.g` (started at the first chunk), the `N` rows of `o − t` held
-/// in registers; on the `last` chunk also `b̄ = Σ_j α_j b_j` into `abar`.
-#[inline(always)]
-fn value_scores<const FMA: bool, const N: usize>(
-    prep: &Prepared,
-    s: &mut Scratch,
-    c0: usize,
-    last: bool,
-    abar: &mut Lanes,
-) {
-    let (k, p) = (prep.k, prep.p);
-    let minus_inv_t = -1.0 / prep.t;
-    let rows: [Lanes; N] = std::array::from_fn(|q| get(&s.out, c0 + q));
-    for j in 0..k {
-        let mut g = if c0 == 0 { [0.0; B] } else { get(&s.g, j) };
-        for (q, row) in rows.iter().enumerate() {
-            let v = prep.values[j * p + c0 + q] * minus_inv_t;
-            g = lanes(|l| madd::<FMA>(row[l], v, g[l]));
-        }
-        if last {
-            let r = get(&s.r, j);
-            *abar = lanes(|l| madd::<FMA>(r[l], g[l], abar[l]));
-        }
-        put(&mut s.g, j, &g);
     }
 }
 
