@@ -77,6 +77,37 @@ pub const B: usize = 32;
 
 type Lanes = [f64; B];
 
+/// One 64-byte cache line of values: the unit of the kernel's buffers ([`Buf`]).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Line([f64; 8]);
+
+/// A zeroed buffer of values that starts on a cache line, used as a `[f64]` slice. Every row
+/// of lanes (`B` values) and every folded accumulator row (`W`) then lies on whole lines: a
+/// vector load or store never straddles two (with `Vec<f64>` they mostly did).
+struct Buf(Vec<Line>);
+
+impl Buf {
+    /// `len` zeros (`len` a multiple of 8).
+    fn zeros(len: usize) -> Self {
+        debug_assert_eq!(len % 8, 0);
+        Self(vec![Line([0.0; 8]); len / 8])
+    }
+}
+
+impl std::ops::Deref for Buf {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+impl std::ops::DerefMut for Buf {
+    fn deref_mut(&mut self) -> &mut [f64] {
+        bytemuck::cast_slice_mut(&mut self.0)
+    }
+}
+
 /// Per-lane sums of one chunk: `[j][lane]` (and `[d][j][lane]`, `[c][j][lane]`).
 struct LaneAcc {
     loss: Lanes,
@@ -84,32 +115,32 @@ struct LaneAcc {
     /// `H_i = ln Σ_j e^{a_ij} − Σ_j r_ij a_ij` per lane.
     entropy: Lanes,
     n: usize,
-    counts: Vec<f64>,
-    grad_mass: Vec<f64>,
-    grad_dist: Vec<f64>,
-    grad_first: Vec<f64>,
-    grad_values: Vec<f64>,
-    em_mass: Vec<f64>,
-    em_first: Vec<f64>,
-    em_sq: Vec<f64>,
-    em_targets: Vec<f64>,
+    counts: Buf,
+    grad_mass: Buf,
+    grad_dist: Buf,
+    grad_first: Buf,
+    grad_values: Buf,
+    em_mass: Buf,
+    em_first: Buf,
+    em_sq: Buf,
+    em_targets: Buf,
 }
 
 /// Scratch for one block: `[j][lane]` rows and per-lane values.
 struct Scratch {
-    xs: Vec<f64>,
-    ts: Vec<f64>,
+    xs: Buf,
+    ts: Buf,
     live: Lanes,
     labels: [usize; B],
     /// Each lane's row in the soft labels ([`SoftLabels::NONE`] for none).
     soft: [u32; B],
-    sq: Vec<f64>,
-    dist: Vec<f64>,
-    a: Vec<f64>,
-    r: Vec<f64>,
-    w: Vec<f64>,
-    g: Vec<f64>,
-    out: Vec<f64>,
+    sq: Buf,
+    dist: Buf,
+    a: Buf,
+    r: Buf,
+    w: Buf,
+    g: Buf,
+    out: Buf,
 }
 
 /// Both buffers of a worker, reused across the chunks it takes.
@@ -120,8 +151,8 @@ struct Work {
 
 impl Work {
     fn new(k: usize, dim: usize, p: usize) -> Self {
-        let z = |len: usize| vec![0.0; len * B];
-        let w = |len: usize| vec![0.0; len * W];
+        let z = |len: usize| Buf::zeros(len * B);
+        let w = |len: usize| Buf::zeros(len * W);
         Self {
             acc: LaneAcc {
                 loss: [0.0; B],
