@@ -474,16 +474,60 @@ fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
 }
 
 #[test]
+fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
+    use implicit_em_lab::app::twin::Flip;
+    use implicit_em_lab::core::bench::{Objective, lab};
+    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
+    let spec = app.experiment.problem().spec.clone();
+    let flip = Flip::ALL
+        .into_iter()
+        .find(|f| f.applies(&spec))
+        .expect("a flip for the mixture");
+    app.set_twin(Some(flip));
+    let mut reference_lab = app.experiment.clone();
+    let mut reference_twin = app.twin.clone().expect("the twin");
+    // The worker takes both: five of the lab's steps, each followed by one of the twin's.
+    app.stepper.start(&app.experiment, app.twin.as_ref(), 5);
+    app.settle();
+    reference_lab.run(5).unwrap();
+    for _ in 0..5 {
+        reference_twin.step();
+    }
+    let twin = app.twin.as_ref().expect("the twin stays");
+    assert_eq!(app.experiment.step_count(), 5);
+    assert_eq!(twin.experiment.step_count(), 5);
+    assert!(twin.stopped.is_none());
+    // Bit for bit what the UI thread would have computed.
+    assert_eq!(app.experiment.latest(), reference_lab.latest());
+    assert_eq!(twin.experiment.gd_state(), reference_twin.experiment.gd_state());
+    assert_eq!(twin.experiment.em_state(), reference_twin.experiment.em_state());
+    assert_eq!(twin.experiment.latest(), reference_twin.experiment.latest());
+    // And the window hands a lab with a twin to the worker when its steps would stall a frame
+    // (it used to keep them on the UI thread).
+    app.stepper.measured(20.0, 1);
+    app.playing = true;
+    let mut h = harness(app);
+    h.run_steps(1);
+    assert!(h.state().stepper.busy(), "a frame with a twin started the worker");
+    h.state_mut().playing = false;
+    h.state_mut().settle();
+    let state = h.state();
+    let twin = state.twin.as_ref().expect("the twin stays");
+    assert!(state.experiment.step_count() > 5);
+    assert_eq!(twin.experiment.step_count(), state.experiment.step_count());
+}
+
+#[test]
 fn an_edit_while_the_worker_runs_wins_over_its_steps() {
     use implicit_em_lab::core::bench::{Objective, lab};
     let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
-    app.stepper.start(&app.experiment, 5);
+    app.stepper.start(&app.experiment, None, 5);
     app.experiment.set_temperature(2.0);
     app.settle();
     // The worker's steps started from the old temperature: dropped, the edit kept.
     assert_eq!(app.experiment.step_count(), 0);
     assert_eq!(app.experiment.problem().spec.temperature, 2.0);
-    app.stepper.start(&app.experiment, 5);
+    app.stepper.start(&app.experiment, None, 5);
     app.settle();
     assert_eq!(app.experiment.step_count(), 5);
 }

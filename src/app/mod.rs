@@ -539,10 +539,10 @@ impl LabApp {
         let steps = self.view.steps_per_frame;
         if self.stepper.busy() {
             // Keep drawing (and polling) while the worker runs.
-        } else if self.stepper.threaded && self.annealer.is_none() && self.twin.is_none() {
-            // (An annealing run or a twin steps here: the schedule reacts to every step, and the
-            // twin must take the same steps.)
-            self.stepper.start(&self.experiment, steps);
+        } else if self.stepper.threaded && self.annealer.is_none() {
+            // (An annealing run steps here: the schedule reacts to every step. A twin goes with
+            // the lab to the worker and takes the same steps there.)
+            self.stepper.start(&self.experiment, self.twin.as_ref(), steps);
         } else {
             let started = std::time::Instant::now();
             self.advance(steps);
@@ -566,6 +566,16 @@ impl LabApp {
         self.stepper.measured(outcome.ms_per_step, self.view.steps_per_frame);
         if self.experiment.adopt(outcome.stepped) {
             self.residual_max = self.residual_max.max(outcome.residual_max);
+            // The twin's steps follow on whenever the lab's do (an edit reaches both, and a new
+            // twin waits for the worker first); a twin that stopped on the worker says why.
+            if let (Some(t), Some(stepped)) = (self.twin.as_mut(), outcome.twin)
+                && t.flip == stepped.flip
+            {
+                t.experiment.adopt(stepped.experiment);
+                if t.stopped.is_none() {
+                    t.stopped = stepped.stopped;
+                }
+            }
             if let Some(e) = outcome.error {
                 self.playing = false;
                 self.error(format!(

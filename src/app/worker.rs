@@ -7,6 +7,7 @@
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::twin::Twin;
 use crate::core::experiment::{Experiment, StepError};
 
 /// Steps of one frame that take longer than this (milliseconds) move to the worker thread.
@@ -22,8 +23,10 @@ pub struct Outcome {
     pub error: Option<crate::core::experiment::StepError>,
     /// The largest identity residual among its steps.
     pub residual_max: f64,
-    /// Milliseconds per paired step, measured on the worker.
+    /// Milliseconds per paired step, measured on the worker (the twin's included).
     pub ms_per_step: f64,
+    /// The twin, stepped beside it (the same number of steps), if the lab had one.
+    pub twin: Option<Twin>,
 }
 
 /// The stepping mode and the job in flight.
@@ -58,9 +61,15 @@ impl Stepper {
         }
     }
 
-    /// Starts `steps` paired steps of a detached copy of `experiment` on a worker thread.
-    pub fn start(&mut self, experiment: &Experiment, steps: usize) {
+    /// Starts `steps` paired steps of a detached copy of `experiment` on a worker thread, and of
+    /// `twin` beside it (one twin step after each of the lab's, as on the UI thread).
+    pub fn start(&mut self, experiment: &Experiment, twin: Option<&Twin>, steps: usize) {
         let mut copy = experiment.detached();
+        let mut twin = twin.map(|t| Twin {
+            flip: t.flip,
+            experiment: t.experiment.detached(),
+            stopped: t.stopped.clone(),
+        });
         self.job = Some(std::thread::spawn(move || {
             let started = Instant::now();
             let (mut done, mut error, mut residual_max) = (0usize, None, 0.0f64);
@@ -69,6 +78,9 @@ impl Stepper {
                     Ok(rec) => {
                         residual_max = residual_max.max(rec.identity_residual);
                         done += 1;
+                        if let Some(t) = twin.as_mut() {
+                            t.step();
+                        }
                     }
                     Err(e) => {
                         error = Some(e);
@@ -81,6 +93,7 @@ impl Stepper {
                 error,
                 residual_max,
                 ms_per_step: started.elapsed().as_secs_f64() * 1e3 / done.max(1) as f64,
+                twin,
             }
         }));
     }
