@@ -206,6 +206,27 @@ fn a_detached_copy_steps_and_is_adopted_only_if_nothing_changed() {
     window.reset();
     assert!(!window.adopt(other));
     assert_eq!(window.step_count(), 0);
+
+    // A copy edited on the way (as annealing cools between steps) is adopted with its
+    // temperature, equal to the same edit and steps made in place; the copy's revision then
+    // becomes the window's, so a later copy of the window follows on.
+    let mut in_place = window.clone();
+    in_place.run(2).unwrap();
+    in_place.set_temperature(0.7);
+    in_place.run(1).unwrap();
+    let mut copy = window.detached();
+    copy.run(2).unwrap();
+    copy.set_temperature(0.7);
+    copy.run(1).unwrap();
+    assert!(window.adopt(copy));
+    assert_eq!(window.problem().spec.temperature, 0.7);
+    assert_eq!(window.trace(), in_place.trace());
+    assert_eq!(window.gd_state(), in_place.gd_state());
+    assert_eq!(window.em_state(), in_place.em_state());
+    let mut next = window.detached();
+    next.run(1).unwrap();
+    assert!(window.adopt(next));
+    assert_eq!(window.step_count(), 4);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use eframe::egui::{self, accesskit::Role};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use implicit_em_lab::app::{BUNDLED, Command, LabApp, Tool};
+use implicit_em_lab::core::anneal::Annealer;
 use implicit_em_lab::core::model::Regime;
 use implicit_em_lab::core::preset;
 use std::path::Path;
@@ -487,7 +488,7 @@ fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
     let mut reference_lab = app.experiment.clone();
     let mut reference_twin = app.twin.clone().expect("the twin");
     // The worker takes both: five of the lab's steps, each followed by one of the twin's.
-    app.stepper.start(&app.experiment, app.twin.as_ref(), 5);
+    app.stepper.start(&app.experiment, app.twin.as_ref(), None, 5);
     app.settle();
     reference_lab.run(5).unwrap();
     for _ in 0..5 {
@@ -521,15 +522,65 @@ fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
 fn an_edit_while_the_worker_runs_wins_over_its_steps() {
     use implicit_em_lab::core::bench::{Objective, lab};
     let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
-    app.stepper.start(&app.experiment, None, 5);
+    app.stepper.start(&app.experiment, None, None, 5);
     app.experiment.set_temperature(2.0);
     app.settle();
     // The worker's steps started from the old temperature: dropped, the edit kept.
     assert_eq!(app.experiment.step_count(), 0);
     assert_eq!(app.experiment.problem().spec.temperature, 2.0);
-    app.stepper.start(&app.experiment, None, 5);
+    app.stepper.start(&app.experiment, None, None, 5);
     app.settle();
     assert_eq!(app.experiment.step_count(), 5);
+}
+
+#[test]
+fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
+    // The schedule cools and perturbs between steps; on the worker it does so on the copy, and
+    // the window takes the states, records, temperature and schedule back.
+    let mut app = bundled_lab("annealing.ron");
+    app.playing = false;
+    let mut reference = app.experiment.clone();
+    let mut schedule = app.annealer.clone().expect("annealing on");
+    let t0 = reference.problem().spec.temperature;
+    app.stepper.start(&app.experiment, None, app.annealer.as_ref(), 400);
+    app.settle();
+    for _ in 0..400 {
+        schedule.step(&mut reference).unwrap();
+    }
+    let a = app.annealer.as_ref().expect("annealing on");
+    assert!(reference.problem().spec.temperature < t0, "the schedule cooled");
+    assert!(!schedule.settled.is_empty());
+    assert_eq!(app.experiment.step_count(), reference.step_count());
+    assert_eq!(
+        app.experiment.problem().spec.temperature,
+        reference.problem().spec.temperature
+    );
+    assert_eq!(app.draft.temperature, reference.problem().spec.temperature);
+    assert_eq!(app.experiment.gd_state(), reference.gd_state());
+    assert_eq!(app.experiment.em_state(), reference.em_state());
+    assert_eq!(app.experiment.latest(), reference.latest());
+    assert_eq!(a.settled, schedule.settled);
+    assert_eq!(a.splits, schedule.splits);
+    // Played with steps that would stall a frame, the window hands the schedule to the worker
+    // and still stops at T_min with its report.
+    app.view.steps_per_frame = 50;
+    app.stepper.measured(20.0, 50);
+    app.playing = true;
+    let mut h = harness(app);
+    h.run_steps(1);
+    assert!(h.state().stepper.busy(), "an annealing frame started the worker");
+    for _ in 0..400 {
+        h.state_mut().settle();
+        h.state_mut().stepper.measured(20.0, 50);
+        h.run_steps(1);
+        if !h.state().playing {
+            break;
+        }
+    }
+    let app = h.state();
+    assert!(app.annealer.as_ref().is_some_and(Annealer::finished));
+    assert!(app.status_text().unwrap().contains("annealing done"));
+    assert_eq!(app.experiment.problem().spec.temperature, 0.3);
 }
 
 #[test]
@@ -539,6 +590,8 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
     let mut h = harness(app);
     for _ in 0..400 {
         h.run_steps(1);
+        // Fifty steps a frame may go to the worker: take them before the next frame.
+        h.state_mut().settle();
         if !h.state().playing {
             break;
         }

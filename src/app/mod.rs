@@ -539,10 +539,12 @@ impl LabApp {
         let steps = self.view.steps_per_frame;
         if self.stepper.busy() {
             // Keep drawing (and polling) while the worker runs.
-        } else if self.stepper.threaded && self.annealer.is_none() {
-            // (An annealing run steps here: the schedule reacts to every step. A twin goes with
-            // the lab to the worker and takes the same steps there.)
-            self.stepper.start(&self.experiment, self.twin.as_ref(), steps);
+        } else if self.stepper.threaded && !self.annealer.as_ref().is_some_and(Annealer::finished) {
+            // A twin goes with the lab to the worker and takes the same steps there; so does an
+            // annealing schedule, whose steps the worker takes. (A finished schedule is reported
+            // here, by `advance`.)
+            self.stepper
+                .start(&self.experiment, self.twin.as_ref(), self.annealer.as_ref(), steps);
         } else {
             let started = std::time::Instant::now();
             self.advance(steps);
@@ -575,6 +577,13 @@ impl LabApp {
                 if t.stopped.is_none() {
                     t.stopped = stepped.stopped;
                 }
+            }
+            // The schedule moved on with the steps (a new one waits for the worker first); the
+            // temperature control follows it, as in `advance`.
+            if let (Some(a), Some(stepped)) = (self.annealer.as_mut(), outcome.annealer) {
+                *a = stepped;
+                let t = self.experiment.problem().spec.temperature;
+                (self.draft.temperature, self.built.temperature) = (t, t);
             }
             if let Some(e) = outcome.error {
                 self.playing = false;

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::twin::Twin;
+use crate::core::anneal::Annealer;
 use crate::core::experiment::{Experiment, StepError};
 
 /// Steps of one frame that take longer than this (milliseconds) move to the worker thread.
@@ -27,6 +28,8 @@ pub struct Outcome {
     pub ms_per_step: f64,
     /// The twin, stepped beside it (the same number of steps), if the lab had one.
     pub twin: Option<Twin>,
+    /// The annealing schedule that drove the steps, if the lab was annealing.
+    pub annealer: Option<Annealer>,
 }
 
 /// The stepping mode and the job in flight.
@@ -62,9 +65,12 @@ impl Stepper {
     }
 
     /// Starts `steps` paired steps of a detached copy of `experiment` on a worker thread, and of
-    /// `twin` beside it (one twin step after each of the lab's, as on the UI thread).
-    pub fn start(&mut self, experiment: &Experiment, twin: Option<&Twin>, steps: usize) {
+    /// `twin` beside it (one twin step after each of the lab's, as on the UI thread). With an
+    /// `annealer` the steps are its steps (which cool and perturb between them); they stop
+    /// early when it finishes.
+    pub fn start(&mut self, experiment: &Experiment, twin: Option<&Twin>, annealer: Option<&Annealer>, steps: usize) {
         let mut copy = experiment.detached();
+        let mut annealer = annealer.cloned();
         let mut twin = twin.map(|t| Twin {
             flip: t.flip,
             experiment: t.experiment.detached(),
@@ -74,7 +80,12 @@ impl Stepper {
             let started = Instant::now();
             let (mut done, mut error, mut residual_max) = (0usize, None, 0.0f64);
             for _ in 0..steps {
-                match copy.step() {
+                let stepped = match annealer.as_mut() {
+                    Some(a) if a.finished() => break,
+                    Some(a) => a.step(&mut copy).map(|()| copy.latest()),
+                    None => copy.step(),
+                };
+                match stepped {
                     Ok(rec) => {
                         residual_max = residual_max.max(rec.identity_residual);
                         done += 1;
@@ -94,6 +105,7 @@ impl Stepper {
                 residual_max,
                 ms_per_step: started.elapsed().as_secs_f64() * 1e3 / done.max(1) as f64,
                 twin,
+                annealer,
             }
         }));
     }

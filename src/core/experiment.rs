@@ -145,6 +145,10 @@ pub struct Experiment {
     /// Changes with every edit (never with a step); unique across experiments, so a copy stepped
     /// elsewhere can tell whether its origin was edited meanwhile.
     revision: u64,
+    /// For a [`Experiment::detached`] copy, the revision of the experiment it was detached from
+    /// (the copy may change its own revision, as annealing does when it cools, and still be
+    /// adopted); unused otherwise.
+    origin: u64,
 }
 
 /// A fresh revision number, never handed out before in this process.
@@ -197,8 +201,11 @@ impl Experiment {
             trace: Vec::new(),
             history_limit: None,
             history_stride: 1,
-            revision: next_revision(),
+            revision: 0,
+            origin: 0,
         };
+        exp.revision = next_revision();
+        exp.origin = exp.revision;
         let record = exp.record(Vec::new());
         exp.trace.push(record);
         Ok(exp)
@@ -349,14 +356,16 @@ impl Experiment {
             history_limit: None,
             history_stride: 1,
             revision: self.revision,
+            origin: self.revision,
         }
     }
 
-    /// Takes over the steps a [`Experiment::detached`] copy made: its states and its records
-    /// join this experiment's history. Returns `false` and changes nothing when this experiment
-    /// was edited or stepped since the copy was made (the copy's steps would not follow on).
+    /// Takes over the steps a [`Experiment::detached`] copy made: its states, its records and
+    /// its model settings (an annealing schedule may have cooled the copy) join this
+    /// experiment. Returns `false` and changes nothing when this experiment was edited or
+    /// stepped since the copy was made (the copy's steps would not follow on).
     pub fn adopt(&mut self, stepped: Experiment) -> bool {
-        let follows = stepped.revision == self.revision
+        let follows = stepped.origin == self.revision
             && stepped.trace.first().is_some_and(|r| r.step == self.step + 1)
             && stepped.step == self.step + stepped.trace.len();
         if !follows {
@@ -368,6 +377,13 @@ impl Experiment {
         self.em_eval = stepped.em_eval;
         self.step = stepped.step;
         self.previous_em_objective = stepped.previous_em_objective;
+        if stepped.revision != stepped.origin {
+            // Edited on the way (annealing changes the temperature between steps): its model
+            // settings and its revision come along.
+            self.problem.spec = stepped.problem.spec.clone();
+            self.revision = stepped.revision;
+            self.origin = stepped.revision;
+        }
         for record in stepped.trace {
             self.trace.push(record);
             self.thin_history();
