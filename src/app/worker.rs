@@ -2,7 +2,9 @@
 //! the window takes them itself (every frame shows the latest step); above that, a worker
 //! thread takes them on a [`Experiment::detached`] copy and the window adopts the result when it
 //! arrives, drawing at its own rate meanwhile. An edit made while the worker runs wins: the
-//! worker's steps no longer follow on and are dropped ([`Experiment::adopt`]).
+//! worker's steps no longer follow on and are dropped ([`Experiment::adopt`]). A twin goes along
+//! and takes one step after each of the lab's; an annealing schedule goes along and takes the
+//! steps itself (cooling and perturbing the copy between them), and comes back with it.
 
 use std::thread::JoinHandle;
 use std::time::Instant;
