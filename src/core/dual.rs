@@ -1,8 +1,8 @@
 //! Forward-mode dual numbers: the lab's independent derivative.
 //!
-//! A [`Dual`] carries a value and its derivative along one direction ([`Duals`] along several). Evaluating an
-//! objective written generically over [`Scalar`] with one input seeded `eps = 1` yields
-//! the exact partial derivative (to rounding), with no step size to tune, unlike finite
+//! A [`Dual`] carries a value and its derivative along one direction ([`Duals`] along several).
+//! Evaluating an objective written generically over [`Scalar`] with one input seeded `eps = 1`
+//! yields the exact partial derivative (to rounding), with no step size to tune, unlike finite
 //! differences. MATH.md §2 asks for exactly this kind of check of the identity.
 
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
@@ -69,7 +69,7 @@ impl Dual {
 }
 
 impl<const L: usize> Duals<L> {
-    /// The derivatives combined direction by direction.
+    /// Every derivative mapped by `f`, direction by direction.
     #[inline]
     fn with(self, f: impl Fn(f64) -> f64) -> [f64; L] {
         std::array::from_fn(|k| f(self.eps[k]))

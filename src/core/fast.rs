@@ -950,16 +950,14 @@ fn outputs<const FMA: bool, const N: usize>(
         let t = get(&s.ts, c0 + q);
         let ot = lanes(|l| o[l] - t[l]);
         *abar = lanes(|l| madd::<FMA>(ot[l], o[l], abar[l]));
-        let o = ot;
-        *loss = lanes(|l| madd::<FMA>(0.5 * o[l], o[l], loss[l]));
-        put(&mut s.out, c0 + q, &o);
+        *loss = lanes(|l| madd::<FMA>(0.5 * ot[l], ot[l], loss[l]));
+        put(&mut s.out, c0 + q, &ot);
     }
 }
 
 /// `Σ_i α_ij row_c(i)` for `c = c0 … c0 + N − 1` into `target` (`[c][j]` accumulator rows):
 /// the `N` rows (`o − t` or `t`) stay in registers while the loop runs over the components.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn value_sums<const FMA: bool, const N: usize>(
     prep: &Prepared,
     s: &Scratch,
