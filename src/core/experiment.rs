@@ -186,6 +186,7 @@ impl Experiment {
         check_finite(&initial, &eval, "initial", 0)?;
         let spread = data_spread(&problem);
         let residual_rows = diagnostics::sample_rows(&problem, RESIDUAL_SAMPLE);
+        let revision = next_revision();
         let mut exp = Self {
             problem,
             settings,
@@ -201,11 +202,9 @@ impl Experiment {
             trace: Vec::new(),
             history_limit: None,
             history_stride: 1,
-            revision: 0,
-            origin: 0,
+            revision,
+            origin: revision,
         };
-        exp.revision = next_revision();
-        exp.origin = exp.revision;
         let record = exp.record(Vec::new());
         exp.trace.push(record);
         Ok(exp)
@@ -380,9 +379,8 @@ impl Experiment {
         if stepped.revision != stepped.origin {
             // Edited on the way (annealing changes the temperature between steps): its model
             // settings and its revision come along.
-            self.problem.spec = stepped.problem.spec.clone();
+            self.problem.spec = stepped.problem.spec;
             self.revision = stepped.revision;
-            self.origin = stepped.revision;
         }
         for record in stepped.trace {
             self.trace.push(record);
