@@ -490,33 +490,24 @@ impl LabApp {
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.
     pub fn advance(&mut self, n: usize) {
         for _ in 0..n {
-            if let Some(a) = self.annealer.as_ref().filter(|a| a.finished()) {
-                let t = a.schedule.t_min;
-                self.playing = false;
-                self.info(format!(
-                    "annealing done: settled at T_min = {t}; {} splits found. Reset to anneal again.",
-                    a.splits.len()
-                ));
-                return;
+            let stepped = worker::lab_step(&mut self.experiment, self.annealer.as_mut(), self.twin.as_mut());
+            if stepped.is_some() {
+                self.follow_schedule();
             }
-            let stepped = match self.annealer.as_mut() {
-                Some(a) => {
-                    let r = a.step(&mut self.experiment);
-                    // The temperature control follows the schedule.
-                    let t = self.experiment.problem().spec.temperature;
-                    (self.draft.temperature, self.built.temperature) = (t, t);
-                    r.map(|()| self.experiment.latest())
-                }
-                None => self.experiment.step(),
-            };
             match stepped {
-                Ok(rec) => {
-                    self.residual_max = self.residual_max.max(rec.identity_residual);
-                    if let Some(t) = self.twin.as_mut() {
-                        t.step();
+                None => {
+                    if let Some(a) = &self.annealer {
+                        let t = a.schedule.t_min;
+                        self.playing = false;
+                        self.info(format!(
+                            "annealing done: settled at T_min = {t}; {} splits found. Reset to anneal again.",
+                            a.splits.len()
+                        ));
                     }
+                    return;
                 }
-                Err(e) => {
+                Some(Ok(residual)) => self.residual_max = self.residual_max.max(residual),
+                Some(Err(e)) => {
                     self.playing = false;
                     self.error(format!(
                         "{e}. The last good state is kept; change a setting and press Play."
@@ -582,8 +573,7 @@ impl LabApp {
             // temperature control follows it, as in `advance`.
             if let (Some(a), Some(stepped)) = (self.annealer.as_mut(), outcome.annealer) {
                 *a = stepped;
-                let t = self.experiment.problem().spec.temperature;
-                (self.draft.temperature, self.built.temperature) = (t, t);
+                self.follow_schedule();
             }
             if let Some(e) = outcome.error {
                 self.playing = false;
@@ -591,6 +581,14 @@ impl LabApp {
                     "{e}. The last good state is kept; change a setting and press Play."
                 ));
             }
+        }
+    }
+
+    /// While annealing, the temperature control follows the schedule.
+    fn follow_schedule(&mut self) {
+        if self.annealer.is_some() {
+            let t = self.experiment.problem().spec.temperature;
+            (self.draft.temperature, self.built.temperature) = (t, t);
         }
     }
 

@@ -109,6 +109,16 @@ impl Twin {
         self.experiment.set_settings(main.settings());
     }
 
+    /// A copy to be stepped on the worker thread (its experiment [`Experiment::detached`]).
+    #[must_use]
+    pub fn detached(&self) -> Self {
+        Self {
+            flip: self.flip,
+            experiment: self.experiment.detached(),
+            stopped: self.stopped.clone(),
+        }
+    }
+
     /// One paired step (nothing once stopped).
     pub fn step(&mut self) {
         if self.stopped.is_none()

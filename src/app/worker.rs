@@ -13,6 +13,31 @@ use super::twin::Twin;
 use crate::core::anneal::Annealer;
 use crate::core::experiment::{Experiment, StepError};
 
+/// One step of the lab, as the window takes it on either thread: the annealing schedule's step
+/// when there is a schedule, else a paired step; then, if that succeeded, the twin's. Returns the
+/// step's identity residual, or `None` (and steps nothing) once the schedule has finished.
+///
+/// # Errors
+/// As [`Experiment::step`].
+pub fn lab_step(
+    experiment: &mut Experiment,
+    annealer: Option<&mut Annealer>,
+    twin: Option<&mut Twin>,
+) -> Option<Result<f64, StepError>> {
+    let stepped = match annealer {
+        Some(a) if a.finished() => return None,
+        Some(a) => a.step(experiment).map(|()| experiment.latest()),
+        None => experiment.step(),
+    }
+    .map(|rec| rec.identity_residual);
+    if stepped.is_ok()
+        && let Some(t) = twin
+    {
+        t.step();
+    }
+    Some(stepped)
+}
+
 /// Steps of one frame that take longer than this (milliseconds) move to the worker thread.
 pub const THREAD_ABOVE_MS: f64 = 8.0;
 /// ... and move back once they take less than this (hysteresis, so the mode does not flicker).
@@ -73,29 +98,18 @@ impl Stepper {
     pub fn start(&mut self, experiment: &Experiment, twin: Option<&Twin>, annealer: Option<&Annealer>, steps: usize) {
         let mut copy = experiment.detached();
         let mut annealer = annealer.cloned();
-        let mut twin = twin.map(|t| Twin {
-            flip: t.flip,
-            experiment: t.experiment.detached(),
-            stopped: t.stopped.clone(),
-        });
+        let mut twin = twin.map(Twin::detached);
         self.job = Some(std::thread::spawn(move || {
             let started = Instant::now();
             let (mut done, mut error, mut residual_max) = (0usize, None, 0.0f64);
             for _ in 0..steps {
-                let stepped = match annealer.as_mut() {
-                    Some(a) if a.finished() => break,
-                    Some(a) => a.step(&mut copy).map(|()| copy.latest()),
-                    None => copy.step(),
-                };
-                match stepped {
-                    Ok(rec) => {
-                        residual_max = residual_max.max(rec.identity_residual);
+                match lab_step(&mut copy, annealer.as_mut(), twin.as_mut()) {
+                    None => break,
+                    Some(Ok(residual)) => {
+                        residual_max = residual_max.max(residual);
                         done += 1;
-                        if let Some(t) = twin.as_mut() {
-                            t.step();
-                        }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         error = Some(e);
                         break;
                     }
