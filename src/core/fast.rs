@@ -1236,6 +1236,10 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
 #[must_use]
 pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradient: bool) -> Sums {
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
+    let (t, dot_form) = (
+        problem.spec.temperature,
+        problem.spec.regime.score() == Score::DotProduct,
+    );
     let prep = Prepared {
         k,
         dim,
@@ -1243,23 +1247,16 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
         mu: state.prototypes.clone(),
         values: state.values.clone(),
         inv_two_scale: terms.inv_two_scale.clone(),
-        t: problem.spec.temperature,
+        t,
         regime: problem.spec.regime,
-        dot_form: problem.spec.regime.score() == Score::DotProduct,
+        dot_form,
         a_bg: problem.spec.background_arg(),
         unnormalised: problem.spec.unnormalised,
         semi: problem.spec.semi_supervised,
         classes: problem.spec.classes.clone(),
         gradient,
         terms: (0..k)
-            .map(|j| {
-                arg_terms(
-                    terms.inv_two_scale[j],
-                    terms.offset[j],
-                    problem.spec.temperature,
-                    problem.spec.regime.score() == Score::DotProduct,
-                )
-            })
+            .map(|j| arg_terms(terms.inv_two_scale[j], terms.offset[j], t, dot_form))
             .collect(),
     };
     let n = problem.len();
