@@ -9,7 +9,7 @@ use egui_kittest::kittest::Queryable;
 use implicit_em_lab::app::{BUNDLED, Command, LabApp, Tool};
 use implicit_em_lab::core::anneal::Annealer;
 use implicit_em_lab::core::model::Regime;
-use implicit_em_lab::core::preset;
+use implicit_em_lab::core::preset::{self, DataSpec};
 use std::path::Path;
 
 fn harness(app: LabApp) -> Harness<'static, LabApp> {
@@ -786,4 +786,31 @@ fn a_csv_preset_saved_to_another_folder_points_at_its_file() {
         panic!()
     };
     assert!(Path::new(path).is_absolute() && Path::new(path).exists(), "{path}");
+}
+
+#[test]
+fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_change() {
+    // A preset may hold more points than the slider reaches (120,000 here): the slider shows the
+    // real N, and moving another data control regenerates with it, not with the slider's end.
+    let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "attention-regression.ron").unwrap();
+    let text = text.replace("Wave(n: 400,", "Wave(n: 120000,");
+    let mut app = LabApp::new(
+        preset::parse(&text, name).unwrap(),
+        std::path::Path::new(preset::BUNDLED_DATA_DIR),
+    )
+    .unwrap();
+    app.playing = false;
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment.problem().len(), 120_000);
+    h.get_by_role_and_label(Role::SpinButton, "noise")
+        .set_value_accesskit(0.1);
+    h.run_steps(2);
+    let app = h.state();
+    assert!(
+        matches!(app.draft.data, DataSpec::Wave { n: 120_000, noise, .. } if noise == 0.1),
+        "{:?}",
+        app.draft.data
+    );
+    assert_eq!(app.experiment.problem().len(), 120_000);
 }

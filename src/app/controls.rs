@@ -479,10 +479,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     match &mut data {
         DataSpec::Blobs { k, n, spread, std, .. } => {
-            note(
-                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
-                    .on_hover_text("Number of points (a restart)"),
-            );
+            note(n_slider(ui, n));
             note(
                 ui.add(egui::Slider::new(k, 1..=10).text("blobs"))
                     .on_hover_text("Number of clusters the data are drawn from"),
@@ -497,20 +494,14 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             );
         }
         DataSpec::Moons { n, noise } => {
-            note(
-                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
-                    .on_hover_text("Number of points (a restart)"),
-            );
+            note(n_slider(ui, n));
             note(
                 ui.add(egui::Slider::new(noise, 0.0..=0.5).text("noise"))
                     .on_hover_text("Standard deviation of the noise"),
             );
         }
         DataSpec::Wave { n, noise, .. } => {
-            note(
-                ui.add(egui::Slider::new(n, 10..=20_000).logarithmic(true).text("N points"))
-                    .on_hover_text("Number of points (a restart)"),
-            );
+            note(n_slider(ui, n));
             note(
                 ui.add(egui::Slider::new(noise, 0.0..=0.5).text("noise"))
                     .on_hover_text("Standard deviation of the target noise; t = sin(x₁)·cos(x₂/2)"),
@@ -600,3 +591,18 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("Label (class) of added points");
     }
 }
+
+/// The generated data's `N`, up to [`N_SLIDER_MAX`] by the slider; a preset's larger `N` stays
+/// as it is (shown, and kept when another data control regenerates the points).
+fn n_slider(ui: &mut egui::Ui, n: &mut usize) -> egui::Response {
+    ui.add(
+        egui::Slider::new(n, 10..=N_SLIDER_MAX)
+            .logarithmic(true)
+            .clamping(egui::SliderClamping::Edits)
+            .text("N points"),
+    )
+    .on_hover_text("Number of points (a restart)")
+}
+
+/// The largest `N` the data slider offers: the size the window is built to stay live at.
+const N_SLIDER_MAX: usize = 100_000;
