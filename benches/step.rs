@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use implicit_em_lab::core::bench::{Objective, lab};
-use implicit_em_lab::core::objective::{evaluate, evaluate_straightforward};
+use implicit_em_lab::core::eval::{evaluate, evaluate_rows};
+use implicit_em_lab::core::workload::{Objective, lab};
 
 fn paired_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("paired");
@@ -51,8 +51,8 @@ fn baseline(c: &mut Criterion) {
         let exp = lab(Objective::Mixture, n, 16, 2, 1);
         group.bench_function(BenchmarkId::new("two-evaluations", format!("N={n}/K=16")), |b| {
             b.iter(|| {
-                black_box(evaluate_straightforward(exp.problem(), exp.gd_state()));
-                black_box(evaluate_straightforward(exp.problem(), exp.em_state()));
+                black_box(evaluate_rows(exp.problem(), exp.gd_state()));
+                black_box(evaluate_rows(exp.problem(), exp.em_state()));
             });
         });
         group.bench_function(BenchmarkId::new("two-fast-evaluations", format!("N={n}/K=16")), |b| {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use eframe::egui;
 use implicit_em_lab::app::LabApp;
-use implicit_em_lab::app::view::{Grid, fields, point_colours};
-use implicit_em_lab::core::bench::{Objective, lab};
+use implicit_em_lab::app::view_data::{Grid, fields, point_colours};
+use implicit_em_lab::core::workload::{Objective, lab};
 
 fn frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("ui");

@@ -26,3 +26,6 @@
 pub mod app;
 pub mod cli;
 pub mod core;
+pub mod export;
+pub mod preset;
+pub mod session;

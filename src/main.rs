@@ -28,7 +28,12 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "gui")]
 fn launch(args: &Cli) -> ExitCode {
-    match implicit_em_lab::app::launch(args) {
+    let options = implicit_em_lab::app::LaunchOptions {
+        preset: args.preset.clone(),
+        screenshot: args.screenshot.clone(),
+        steps: args.steps,
+    };
+    match implicit_em_lab::app::launch(&options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("{message}");

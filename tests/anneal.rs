@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use implicit_em_lab::core::anneal::{Annealer, Schedule, group_critical_temperatures, groups};
-use implicit_em_lab::core::preset::{self, parse};
+use implicit_em_lab::preset::{self, parse};
+use implicit_em_lab::session::anneal::{Annealer, Schedule, group_critical_temperatures, groups};
 
 fn two_anisotropic_blobs(schedule: &str, k: usize, rate: &str) -> preset::Preset {
     let positions = vec!["[0.0, 0.0]"; k].join(", ");
@@ -24,16 +24,17 @@ fn two_anisotropic_blobs(schedule: &str, k: usize, rate: &str) -> preset::Preset
 }
 
 fn anneal(p: &preset::Preset) -> (implicit_em_lab::core::experiment::Experiment, Annealer, f64) {
-    let built = p.validate().unwrap().build(Path::new(".")).unwrap();
-    let mut exp = built.experiment;
-    let mut a = Annealer::new(p.anneal.unwrap(), &mut exp, p.seed).unwrap();
+    // Building an annealing preset starts its schedule; the session takes the schedule's steps.
+    let mut session = p.validate().unwrap().build(Path::new(".")).unwrap();
     let mut steps = 0;
-    while !a.finished() {
-        a.step(&mut exp).unwrap();
+    while !session.finished() {
+        session.step().expect("not finished").unwrap();
         steps += 1;
         assert!(steps < 400_000, "annealing did not finish");
     }
-    (exp, a, built.critical_temperature)
+    let annealer = session.annealer().expect("annealing").clone();
+    let lambda = session.critical_temperature();
+    (session.into_experiment(), annealer, lambda)
 }
 
 #[test]

@@ -6,14 +6,16 @@ mod common;
 
 use common::{Case, all_regimes, random_case};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::Dataset;
-use implicit_em_lab::core::dual::{Dual, Scalar, log_sum_exp_generic};
-use implicit_em_lab::core::experiment::{Experiment, RunSettings};
+use implicit_em_lab::core::data::Dataset;
+use implicit_em_lab::core::eval::{evaluate, point_row};
+use implicit_em_lab::core::experiment::Experiment;
+use implicit_em_lab::core::math::dual::{Dual, Scalar, log_sum_exp_generic};
+use implicit_em_lab::core::model::Optimiser;
+use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
-use implicit_em_lab::core::objective::{evaluate, point_row};
-use implicit_em_lab::core::preset::make_problem;
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::{self, Method};
-use implicit_em_lab::core::step::{RateMode, em_step, gd_step};
+use implicit_em_lab::core::step::{em_step, gd_step};
 
 /// Every check row passes, and the largest deviation is below `bound` (absolute, on values of
 /// order one).
@@ -118,7 +120,7 @@ fn closed_form_two_components_one_point() {
         ..Dataset::default()
     };
     let spec = ModelSpec::new(Regime::Mixture, 0.5);
-    let problem = make_problem(data, spec).unwrap();
+    let problem = Problem::bind(data, spec).unwrap();
     let state = State::new(1, vec![-1.0, 1.0], 0);
     let row = point_row(&problem, &state, 0).unwrap();
     let e = 0.5 + 0.5 * 2f64.ln();
@@ -141,7 +143,12 @@ fn mixture_gradients_match_the_formulas_of_math_md_section_3() {
     case.learn_scales = true;
     let (problem, state) = random_case(&case);
     let eval = evaluate(&problem, &state);
-    let (n, k, dim, t) = (problem.len() as f64, state.k, problem.dim, problem.spec.temperature);
+    let (n, k, dim, t) = (
+        problem.len() as f64,
+        state.k,
+        problem.dim,
+        problem.spec.settings.temperature,
+    );
     // N_j, m_j and the scale sum written out from the responsibilities.
     let mut nj = vec![0.0; k];
     let mut sum_x = vec![0.0; k * dim];
@@ -179,7 +186,7 @@ fn cross_entropy_with_one_prototype_per_class_is_t_times_the_usual_cross_entropy
     let case = Case::new(Regime::CrossEntropy, 2, 9);
     let (problem, state) = random_case(&case);
     assert_eq!(state.k, 3);
-    let t = problem.spec.temperature;
+    let t = problem.spec.settings.temperature;
     let mut ce = 0.0;
     for i in 0..problem.len() {
         let row = point_row(&problem, &state, i).unwrap();
@@ -209,7 +216,7 @@ fn em_preconditioned_gd_reproduces_explicit_em_over_50_steps() {
         let mut case = Case::new(Regime::Mixture, dim, 77);
         case.n = 120;
         let (problem, state) = random_case(&case);
-        let settings = RunSettings {
+        let settings = Optimiser {
             learning_rate: 1.0,
             rate: RateMode::Em,
         };
@@ -245,7 +252,7 @@ fn shared_rate_gd_step_is_a_fraction_of_the_em_step() {
     let exp = Experiment::new(
         problem,
         state.clone(),
-        RunSettings {
+        Optimiser {
             learning_rate: eta,
             rate: RateMode::Shared,
         },
@@ -328,7 +335,7 @@ fn em_at_unit_temperature_is_spherical_gaussian_mixture_em() {
         case.learn_scales = true;
         case.n = 90;
         let (mut problem, mut state) = random_case(&case);
-        problem.spec.scale_floor = 1e-12;
+        problem.spec.settings.scale_floor = 1e-12;
         state.log_weights = state.log_mixing(); // normalised logits: w = log π
         let xs: Vec<Vec<f64>> = (0..problem.len()).map(|i| problem.point(i).to_vec()).collect();
         let mut gmm = Gmm {
@@ -399,7 +406,7 @@ fn attention_value_steps_of_gd_and_em_agree_as_temperature_falls() {
     let exp = Experiment::new(
         problem,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 0.5,
             rate: RateMode::Shared,
         },

@@ -7,12 +7,13 @@ use std::path::Path;
 
 use common::{Case, assert_paths_agree, random_case};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::Dataset;
-use implicit_em_lab::core::fast::CHUNK;
+use implicit_em_lab::core::data::Dataset;
+use implicit_em_lab::core::eval::lanes::CHUNK;
+use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
-use implicit_em_lab::core::objective::{evaluate, evaluate_straightforward, point_row};
-use implicit_em_lab::core::preset::{self, make_problem, parse};
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::preset::{self, parse};
 
 #[test]
 fn kernel_sums_are_checked_and_the_fast_path_agrees() {
@@ -23,18 +24,18 @@ fn kernel_sums_are_checked_and_the_fast_path_agrees() {
             case.learn_scales = true;
             case.n = CHUNK + 21;
             let (mut problem, state) = random_case(&case);
-            problem.spec.unnormalised = true;
-            problem.spec.background = background;
+            problem.spec.settings.unnormalised = true;
+            problem.spec.settings.reject_energy = background;
             for row in check(&problem, &state, Method::Dual, None) {
                 assert!(row.passed(), "D = {dim}: {row:?}");
             }
-            let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+            let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
             assert_paths_agree(&f, &p, &format!("D = {dim}, background {background:?}"));
             // The kernel weights do not sum to one; the EM run's objective is still the free energy.
             let row = point_row(&problem, &state, 0).unwrap();
             let sum: f64 = row.energy_gradient.iter().sum();
             assert!((sum - 1.0).abs() > 1e-3, "Σ_j e^(−E_j/T) = {sum}");
-            problem.spec.unnormalised = false;
+            problem.spec.settings.unnormalised = false;
             let normalised = evaluate(&problem, &state);
             assert!((normalised.em_objective - f.em_objective).abs() < 1e-12 * f.em_objective.abs().max(1.0));
         }
@@ -52,8 +53,8 @@ fn far_points_stop_pulling() {
         };
         data.push(&[0.0], None, &[]);
         let mut spec = ModelSpec::new(Regime::Mixture, 1.0);
-        spec.unnormalised = true;
-        let problem = make_problem(data.clone(), spec.clone()).unwrap();
+        spec.settings.unnormalised = true;
+        let problem = Problem::bind(data.clone(), spec.clone()).unwrap();
         let state = State::new(1, vec![d], 0);
         let g = evaluate(&problem, &state).gradient.prototypes[0];
         let expected = (-d * d / 2.0_f64).exp() * d;
@@ -61,8 +62,8 @@ fn far_points_stop_pulling() {
             (g - expected).abs() <= 1e-15 * expected.max(1e-300),
             "d = {d}: {g} vs {expected}"
         );
-        spec.unnormalised = false;
-        let problem = make_problem(data, spec).unwrap();
+        spec.settings.unnormalised = false;
+        let problem = Problem::bind(data, spec).unwrap();
         let g = evaluate(&problem, &state).gradient.prototypes[0];
         assert!((g - d).abs() < 1e-14, "d = {d}: {g}");
     }
@@ -71,7 +72,7 @@ fn far_points_stop_pulling() {
 #[test]
 fn without_normalisation_nothing_competes_and_prototypes_pile_up() {
     let p = preset::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/normalisation-boundary.ron")).unwrap();
-    let mut exp = p.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    let mut exp = p.validate().unwrap().build(Path::new(".")).unwrap().into_experiment();
     exp.run(300).unwrap();
     let dist = |s: &State, a: usize, b: usize| {
         s.prototype(a)
@@ -88,7 +89,7 @@ fn without_normalisation_nothing_competes_and_prototypes_pile_up() {
     // With normalisation gradient descent competes too.
     let mut q = p.clone();
     q.unnormalised = false;
-    let mut exp = q.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    let mut exp = q.validate().unwrap().build(Path::new(".")).unwrap().into_experiment();
     exp.run(300).unwrap();
     assert!(dist(exp.gd_state(), 0, 1) > 0.8, "{}", dist(exp.gd_state(), 0, 1));
 }

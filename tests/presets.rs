@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use implicit_em_lab::core::model::Regime;
-use implicit_em_lab::core::preset::{self, DataSpec, InitSpec, Preset, locate_field, parse, to_ron};
+use implicit_em_lab::preset::{self, DataSpec, InitSpec, Preset, locate_field, parse, to_ron};
 
 fn bundled() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("presets"))
@@ -33,7 +33,7 @@ fn every_preset_validates_runs_50_steps_and_round_trips() {
     for path in bundled() {
         let p = preset::load(&path).unwrap();
         let built = p.validate().unwrap().build(path.parent().unwrap()).unwrap();
-        let mut exp = built.experiment;
+        let mut exp = built.into_experiment();
         exp.run(50).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(exp.trace().len(), 51);
         let last = exp.latest();
@@ -60,7 +60,12 @@ fn em_objective_never_rises_over_200_steps_on_mixture_and_cross_entropy_presets(
         if !matches!(p.regime(), Regime::Mixture | Regime::CrossEntropy) {
             continue;
         }
-        let mut exp = p.validate().unwrap().build(path.parent().unwrap()).unwrap().experiment;
+        let mut exp = p
+            .validate()
+            .unwrap()
+            .build(path.parent().unwrap())
+            .unwrap()
+            .into_experiment();
         exp.run(200).unwrap();
         let trace = exp.trace();
         for w in trace.windows(2) {
@@ -89,7 +94,7 @@ fn default_preset_is_a_prototype_only_shared_rate_mixture() {
     let p = Preset::default();
     assert_eq!(p.regime(), Regime::Mixture);
     assert!(!p.learn.weights && !p.learn.scales);
-    assert_eq!(p.rate, implicit_em_lab::core::step::RateMode::Shared);
+    assert_eq!(p.rate, implicit_em_lab::core::model::RateMode::Shared);
     let text = to_ron(&p);
     assert_eq!(parse(&text, "x").unwrap(), p);
 }

@@ -5,15 +5,17 @@ mod common;
 
 use common::{Case, assert_paths_agree, random_case};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::Dataset;
-use implicit_em_lab::core::experiment::{Experiment, RunSettings};
-use implicit_em_lab::core::fast::CHUNK;
+use implicit_em_lab::core::data::Dataset;
+use implicit_em_lab::core::eval::lanes::CHUNK;
+use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
+use implicit_em_lab::core::experiment::Experiment;
 use implicit_em_lab::core::hopfield::{FixedPoint, retrieve};
+use implicit_em_lab::core::model::Optimiser;
+use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
-use implicit_em_lab::core::objective::{evaluate, evaluate_straightforward, point_row};
-use implicit_em_lab::core::preset::{make_problem, parse};
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
-use implicit_em_lab::core::step::RateMode;
+use implicit_em_lab::preset::parse;
 
 #[test]
 fn one_component_and_the_background_in_closed_form() {
@@ -25,8 +27,8 @@ fn one_component_and_the_background_in_closed_form() {
         };
         data.push(&[0.0, 0.0], None, &[]);
         let mut spec = ModelSpec::new(Regime::Mixture, t);
-        spec.background = Some(e0);
-        let problem = make_problem(data, spec).unwrap();
+        spec.settings.reject_energy = Some(e0);
+        let problem = Problem::bind(data, spec).unwrap();
         let state = State::new(2, vec![d, 0.0], 0);
         let row = point_row(&problem, &state, 0).unwrap();
         let e1: f64 = d * d / 2.0;
@@ -59,11 +61,11 @@ fn the_identity_holds_and_the_fast_path_agrees_with_a_background() {
             case.learn_scales = true;
             case.n = CHUNK + 33;
             let (mut problem, state) = random_case(&case);
-            problem.spec.background = Some(e0);
+            problem.spec.settings.reject_energy = Some(e0);
             for row in check(&problem, &state, Method::Dual, None) {
                 assert!(row.passed(), "D = {dim}, E₀ = {e0}: {row:?}");
             }
-            let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+            let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
             assert_paths_agree(&f, &p, &format!("D = {dim}, E₀ = {e0}"));
             // The prototypes' responsibilities no longer sum to one: N − Σ_j N_j is the background's.
             let taken: f64 = f.counts.iter().sum();
@@ -89,12 +91,12 @@ fn robust(background: Option<f64>) -> Experiment {
         data.push(&[30.0 + q as f64 * 0.1, 30.0], None, &[]);
     }
     let mut spec = ModelSpec::new(Regime::Mixture, 1.0);
-    spec.background = background;
-    let problem = make_problem(data, spec).unwrap();
+    spec.settings.reject_energy = background;
+    let problem = Problem::bind(data, spec).unwrap();
     Experiment::new(
         problem,
         State::new(2, vec![1.0, 1.0], 0),
-        RunSettings {
+        Optimiser {
             learning_rate: 1.0,
             rate: RateMode::Em,
         },

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use common::{Case, assert_paths_agree, random_case};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset;
-use implicit_em_lab::core::fast::CHUNK;
+use implicit_em_lab::core::data;
+use implicit_em_lab::core::eval::lanes::CHUNK;
+use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::Regime;
-use implicit_em_lab::core::objective::{evaluate, evaluate_straightforward, point_row};
-use implicit_em_lab::core::preset::{self, hide_labels, parse};
 use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::preset::{self, hide_labels, parse};
 
 #[test]
 fn semi_supervised_sums_are_checked_and_equal_on_both_paths() {
@@ -25,7 +25,7 @@ fn semi_supervised_sums_are_checked_and_equal_on_both_paths() {
         case.learn_scales = true;
         case.n = CHUNK + 45;
         let (mut problem, state) = random_case(&case);
-        problem.spec.semi_supervised = true;
+        problem.spec.settings.semi_supervised = true;
         let labels = Arc::make_mut(&mut problem.labels);
         for (i, l) in labels.iter_mut().enumerate() {
             if i % 3 == 1 {
@@ -36,7 +36,7 @@ fn semi_supervised_sums_are_checked_and_equal_on_both_paths() {
         for row in check(&problem, &state, Method::Dual, None) {
             assert!(row.passed(), "D = {dim}, T = {t}: {row:?}");
         }
-        let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+        let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
         assert_paths_agree(&f, &p, &format!("D = {dim}, T = {t}"));
         // J_S is EM's own objective; an unlabelled point's row is the mixture's, a labelled one's q.
         assert_eq!(f.loss, f.em_objective);
@@ -53,7 +53,7 @@ fn with_one_prototype_per_class_and_every_label_j_s_is_the_mean_own_energy() {
     let mut case = Case::new(Regime::CrossEntropy, 2, 5);
     case.k = 3;
     let (mut problem, state) = random_case(&case);
-    problem.spec.semi_supervised = true;
+    problem.spec.settings.semi_supervised = true;
     let mut total = 0.0;
     for i in 0..problem.len() {
         let y = problem.labels[i].unwrap() as usize;
@@ -72,7 +72,7 @@ fn with_one_prototype_per_class_and_every_label_j_s_is_the_mean_own_energy() {
 fn few_labels_and_latent_points_find_the_clouds() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/semi-supervised.ron");
     let p = preset::load(&path).unwrap();
-    let mut exp = p.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    let mut exp = p.validate().unwrap().build(Path::new(".")).unwrap().into_experiment();
     let labelled = exp.problem().labels.iter().filter(|l| l.is_some()).count();
     assert!((5..=30).contains(&labelled), "{labelled} labels of 450");
     exp.run(300).unwrap();
@@ -91,18 +91,18 @@ fn few_labels_and_latent_points_find_the_clouds() {
     // Cross-entropy on the labelled points alone counts only them.
     let mut q = p.clone();
     q.semi_supervised = false;
-    let ce = q.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    let ce = q.validate().unwrap().build(Path::new(".")).unwrap().into_experiment();
     assert_eq!(ce.problem().effective_n(), labelled);
 }
 
 #[test]
 fn hidden_labels_keep_every_class_and_about_the_fraction() {
-    let mut data = dataset::blobs(4, 4000, 2, 5.0, 1.0, 3);
+    let mut data = data::blobs(4, 4000, 2, 5.0, 1.0, 3);
     hide_labels(&mut data, 0.1, 7);
     let kept = data.labels.iter().filter(|l| l.is_some()).count();
     assert!((320..=480).contains(&kept), "{kept} of 4000 kept at 10%");
     assert_eq!(data.class_count(), 4);
-    let mut tiny = dataset::blobs(3, 300, 2, 5.0, 1.0, 3);
+    let mut tiny = data::blobs(3, 300, 2, 5.0, 1.0, 3);
     hide_labels(&mut tiny, 1e-9, 7);
     assert_eq!(
         tiny.labels.iter().filter(|l| l.is_some()).count(),

@@ -7,13 +7,14 @@ use std::path::Path;
 
 use common::{Case, assert_paths_agree, random_data};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::{Dataset, parse_csv};
-use implicit_em_lab::core::fast::CHUNK;
+use implicit_em_lab::core::data::{Dataset, parse_csv};
+use implicit_em_lab::core::eval::lanes::CHUNK;
+use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
-use implicit_em_lab::core::objective::{Problem, evaluate, evaluate_straightforward, point_row};
-use implicit_em_lab::core::preset::{self, DataSpec, hide_labels, make_problem, parse};
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
 use implicit_em_lab::core::step::em_step;
+use implicit_em_lab::preset::{self, DataSpec, hide_labels, parse};
 
 /// A soft label for point `i` over 3 classes (some with a zero entry), deterministic.
 fn soft_row(i: usize) -> [f64; 3] {
@@ -47,12 +48,12 @@ fn soft_case(dim: usize, k: usize, t: f64, n: usize, semi: bool, seed: u64) -> (
         }
     }
     let mut spec = ModelSpec::new(Regime::CrossEntropy, t);
-    spec.learn_weights = true;
-    spec.learn_scales = true;
-    spec.semi_supervised = semi;
+    spec.settings.learn_weights = true;
+    spec.settings.learn_scales = true;
+    spec.settings.semi_supervised = semi;
     spec.classes = (0..k).map(|j| j % 3).collect();
-    let problem = make_problem(data, spec).unwrap();
-    let mut rng = implicit_em_lab::core::dataset::rng(seed ^ 0x50f7);
+    let problem = Problem::bind(data, spec).unwrap();
+    let mut rng = implicit_em_lab::core::data::rng(seed ^ 0x50f7);
     use rand::RngExt;
     let positions: Vec<f64> = (0..k * dim).map(|_| rng.random_range(-2.0..2.0)).collect();
     let mut state = State::new(dim, positions, 0);
@@ -87,7 +88,7 @@ fn soft_labels_are_checked_by_dual_numbers_and_equal_on_both_paths() {
             for row in check(&problem, &state, Method::Dual, None) {
                 assert!(row.passed(), "{context}: {row:?}");
             }
-            let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+            let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
             assert_paths_agree(&f, &p, &context);
             // A soft row's q sums to 1 over the components, and p_c over each class.
             let row = point_row(&problem, &state, 0).unwrap();
@@ -106,8 +107,8 @@ fn with_one_prototype_per_class_q_is_the_soft_label_and_em_takes_weighted_means(
     state.log_weights = vec![0.0; 3];
     state.log_scales = vec![0.0; 3];
     let mut spec = problem.spec.clone();
-    spec.learn_weights = false;
-    spec.learn_scales = false;
+    spec.settings.learn_weights = false;
+    spec.settings.learn_scales = false;
     let problem = Problem { spec, ..problem };
     // q_ij = p_{i,c(j)} exactly; the loss is Σ_c p_c E_ic − F written out.
     let mut loss = 0.0;
@@ -157,7 +158,7 @@ fn one_hot_soft_labels_are_hard_labels() {
     });
     for semi in [false, true] {
         let mut spec = hard.spec.clone();
-        spec.semi_supervised = semi;
+        spec.settings.semi_supervised = semi;
         let mut data = Dataset {
             dim: 2,
             ..Dataset::default()
@@ -168,7 +169,7 @@ fn one_hot_soft_labels_are_hard_labels() {
             p[y] = 1.0;
             data.push_soft(hard.point(i), &p, &[]);
         }
-        let soft = make_problem(data, spec.clone()).unwrap();
+        let soft = Problem::bind(data, spec.clone()).unwrap();
         let hard = Problem { spec, ..hard.clone() };
         assert_eq!(soft.labels, hard.labels);
         let (a, b) = (evaluate(&soft, &state), evaluate(&hard, &state));
@@ -265,12 +266,12 @@ fn inline_soft_labels_build_and_bad_ones_name_the_field() {
         .unwrap()
         .build(Path::new("."))
         .unwrap();
-    let problem = built.experiment.problem();
+    let problem = built.experiment().problem();
     assert_eq!(problem.soft.count(), 2);
     assert_eq!(problem.soft_label(2), Some(&[0.2, 0.8][..]));
     assert_eq!(problem.labels.as_slice(), &[Some(0), Some(0), Some(1), Some(1)]);
     // The data round-trip through the window's dataset keeps the soft labels.
-    assert_eq!(built.experiment.dataset().soft, *problem.soft);
+    assert_eq!(built.experiment().problem().to_dataset().soft, *problem.soft);
 
     let refuse = |soft: &str, labels: &str, wants: &[&str]| {
         let e = parse(&inline_preset(soft, labels), "soft.ron")
@@ -316,7 +317,7 @@ fn a_soft_label_on_a_class_without_prototypes_is_refused() {
     data.push_soft(&[2.0], &[0.5, 0.3, 0.2], &[]);
     let mut spec = ModelSpec::new(Regime::CrossEntropy, 1.0);
     spec.classes = vec![0, 1];
-    let e = make_problem(data, spec).unwrap_err().message;
+    let e = Problem::bind(data, spec).unwrap_err().0;
     assert!(e.contains("point 2") && e.contains("class 2 probability 0.2"), "{e}");
 }
 
@@ -373,7 +374,7 @@ fn attention_takes_soft_labels_as_targets() {
     data.push(&[0.0], Some(2), &[]);
     data.push_soft(&[1.0], &[0.3, 0.7], &[]);
     let spec = ModelSpec::new(Regime::Attention { score: Score::Distance }, 1.0);
-    let problem = make_problem(data, spec).unwrap();
+    let problem = Problem::bind(data, spec).unwrap();
     assert_eq!(problem.target_dim, 3);
     assert_eq!(problem.targets.as_slice(), &[0.0, 0.0, 1.0, 0.3, 0.7, 0.0]);
 }
@@ -383,7 +384,12 @@ fn the_bundled_soft_label_preset_learns_from_its_csv() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/soft-labels.ron");
     let p = preset::load(&path).unwrap();
     assert!(matches!(p.data, DataSpec::Csv { .. }));
-    let mut exp = p.validate().unwrap().build(path.parent().unwrap()).unwrap().experiment;
+    let mut exp = p
+        .validate()
+        .unwrap()
+        .build(path.parent().unwrap())
+        .unwrap()
+        .into_experiment();
     assert!(
         exp.problem().soft.count() > 100,
         "{} soft labels",

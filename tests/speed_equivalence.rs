@@ -6,9 +6,9 @@
 mod common;
 
 use common::{Case, all_regimes, random_case};
-use implicit_em_lab::core::bench::{Objective, lab};
-use implicit_em_lab::core::fast::CHUNK;
-use implicit_em_lab::core::objective::{Evaluation, evaluate, evaluate_straightforward};
+use implicit_em_lab::core::eval::lanes::CHUNK;
+use implicit_em_lab::core::eval::{Evaluation, evaluate, evaluate_rows};
+use implicit_em_lab::core::workload::{Objective, lab};
 
 fn close(name: &str, a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len(), "{name}");
@@ -48,7 +48,7 @@ fn fast_equals_straightforward_on_random_cases() {
                 case.k = 7;
                 case.learn_weights = true;
                 let (problem, state) = random_case(&case);
-                assert_same(&evaluate(&problem, &state), &evaluate_straightforward(&problem, &state));
+                assert_same(&evaluate(&problem, &state), &evaluate_rows(&problem, &state));
             }
         }
     }
@@ -66,7 +66,7 @@ fn fast_equals_straightforward_on_the_benchmark_workloads() {
             let exp = lab(objective, 20_000, k, 2, 3);
             assert_same(
                 &evaluate(exp.problem(), exp.gd_state()),
-                &evaluate_straightforward(exp.problem(), exp.gd_state()),
+                &evaluate_rows(exp.problem(), exp.gd_state()),
             );
         }
     }
@@ -92,7 +92,7 @@ fn extreme_inputs_agree() {
     for v in pts.iter_mut() {
         *v *= 1e5;
     }
-    let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+    let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
     assert!(f.loss.is_finite());
     assert_same(&f, &p);
 }
@@ -101,9 +101,9 @@ fn extreme_inputs_agree() {
 fn entropy_is_exact_with_huge_energies_and_soft_assignments() {
     // Energies ~1e12 (points 1e6 from the prototypes) but equidistant from two of them: each
     // point's responsibilities are soft (1/2, 1/2), its entropy ln 2, although |E/T| is huge.
-    use implicit_em_lab::core::dataset::Dataset;
+    use implicit_em_lab::core::data::Dataset;
     use implicit_em_lab::core::model::{ModelSpec, Regime, State};
-    use implicit_em_lab::core::preset::make_problem;
+    use implicit_em_lab::core::problem::Problem;
     let n = CHUNK + 9;
     let mut data = Dataset {
         dim: 2,
@@ -112,9 +112,9 @@ fn entropy_is_exact_with_huge_energies_and_soft_assignments() {
     for i in 0..n {
         data.push(&[0.0, 1e6 + i as f64 * 1e-3], None, &[]);
     }
-    let problem = make_problem(data, ModelSpec::new(Regime::Mixture, 1.0)).unwrap();
+    let problem = Problem::bind(data, ModelSpec::new(Regime::Mixture, 1.0)).unwrap();
     let state = State::new(2, vec![-1.0, 0.0, 1.0, 0.0], 0);
-    let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+    let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
     assert!((p.mean_entropy - 2f64.ln()).abs() < 1e-12, "{}", p.mean_entropy);
     assert!((f.mean_entropy - 2f64.ln()).abs() < 1e-12, "{}", f.mean_entropy);
     assert_same(&f, &p);
@@ -132,7 +132,7 @@ fn overflowing_energies_are_non_finite_on_both_paths() {
         for v in &mut state.prototypes {
             *v = 1e300;
         }
-        let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+        let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
         assert!(!p.loss.is_finite(), "straightforward: {}", p.loss);
         assert!(!f.loss.is_finite(), "fast, K = {k}: {}", f.loss);
     }
@@ -159,17 +159,17 @@ fn the_lab_state_at_a_million_points_stays_under_200_bytes_per_point() {
 
 #[test]
 fn cross_entropy_agrees_when_the_own_class_is_far_below_the_best() {
+    use implicit_em_lab::core::model::Regime;
     // Random labels and T small enough that many points' own class lies e^{-1000} or further
     // below their best component (the kernel then takes the class sums apart), mixed in the
     // same blocks with points whose own class is near (the one-exponential path).
-    use implicit_em_lab::core::model::Regime;
     for (temperature, seed) in [(1e-3, 5), (2e-3, 6), (0.05, 7), (10.0, 8)] {
         let mut case = Case::new(Regime::CrossEntropy, 2, seed);
         case.temperature = temperature;
         case.k = 6;
         case.n = CHUNK + 77;
         let (problem, state) = random_case(&case);
-        let (f, p) = (evaluate(&problem, &state), evaluate_straightforward(&problem, &state));
+        let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
         assert!(f.loss.is_finite() && f.loss > 0.0, "T = {temperature}: {}", f.loss);
         assert_same(&f, &p);
     }
@@ -219,7 +219,7 @@ fn a_detached_copy_steps_and_is_adopted_only_if_nothing_changed() {
     copy.set_temperature(0.7);
     copy.run(1).unwrap();
     assert!(window.adopt(copy));
-    assert_eq!(window.problem().spec.temperature, 0.7);
+    assert_eq!(window.problem().spec.settings.temperature, 0.7);
     assert_eq!(window.trace(), in_place.trace());
     assert_eq!(window.gd_state(), in_place.gd_state());
     assert_eq!(window.em_state(), in_place.em_state());
@@ -231,9 +231,9 @@ fn a_detached_copy_steps_and_is_adopted_only_if_nothing_changed() {
 
 #[test]
 fn lane_parallel_fields_equal_the_plain_field_rows() {
-    use implicit_em_lab::core::fast::{Colouring, field_colours};
+    use implicit_em_lab::core::eval::lanes::{Colouring, field_colours};
+    use implicit_em_lab::core::eval::{Row, field_row};
     use implicit_em_lab::core::model::ComponentTerms;
-    use implicit_em_lab::core::objective::{Row, field_row};
     for regime in all_regimes() {
         for dim in [1, 2, 5] {
             let mut case = Case::new(regime, dim, 900 + dim as u64);
@@ -279,7 +279,7 @@ fn lane_parallel_fields_equal_the_plain_field_rows() {
 
 #[test]
 fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
-    use implicit_em_lab::core::objective::{Gradient, evaluate_em};
+    use implicit_em_lab::core::eval::{Gradient, evaluate_em};
     let mut cases = Vec::new();
     for regime in common::all_regimes() {
         for dim in [1, 2, 5] {
@@ -293,7 +293,7 @@ fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
     }
     // Cross-entropy semi-supervised, and with its own class far below the best (the fallback).
     let (mut semi, state) = cases[3].clone();
-    semi.spec.semi_supervised = true;
+    semi.spec.settings.semi_supervised = true;
     cases.push((semi, state));
     let (far, mut state) = cases[4].clone();
     state.prototypes.iter_mut().step_by(3).for_each(|x| *x += 80.0);
@@ -301,7 +301,7 @@ fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
     for (problem, state) in &cases {
         let full = evaluate(problem, state);
         let em = evaluate_em(problem, state);
-        let plain = evaluate_straightforward(problem, state);
+        let plain = evaluate_rows(problem, state);
         assert_eq!(em.gradient, Gradient::default());
         let context = format!("{:?}, D = {}", problem.spec.regime, problem.dim);
         for (name, a, b) in [
@@ -329,9 +329,9 @@ fn the_evaluation_for_em_equals_the_full_one_without_a_gradient() {
 #[test]
 fn attention_with_many_value_coordinates_agrees() {
     // P = 6 and 9: the value sums run in chunks of four coordinates and a remainder.
-    use implicit_em_lab::core::dataset::{Dataset, rng};
+    use implicit_em_lab::core::data::{Dataset, rng};
     use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
-    use implicit_em_lab::core::preset::make_problem;
+    use implicit_em_lab::core::problem::Problem;
     use rand::RngExt;
     for (p, score) in [(6, Score::Distance), (9, Score::DotProduct)] {
         let mut r = rng(61 + p as u64);
@@ -345,10 +345,10 @@ fn attention_with_many_value_coordinates_agrees() {
             let t: Vec<f64> = (0..p).map(|_| r.random_range(-1.0..1.0)).collect();
             data.push(&x, None, &t);
         }
-        let problem = make_problem(data, ModelSpec::new(Regime::Attention { score }, 0.8)).unwrap();
+        let problem = Problem::bind(data, ModelSpec::new(Regime::Attention { score }, 0.8)).unwrap();
         let k = 5;
         let mut state = State::new(2, (0..2 * k).map(|_| r.random_range(-2.0..2.0)).collect(), p);
         state.values = (0..k * p).map(|_| r.random_range(-1.0..1.0)).collect();
-        assert_same(&evaluate(&problem, &state), &evaluate_straightforward(&problem, &state));
+        assert_same(&evaluate(&problem, &state), &evaluate_rows(&problem, &state));
     }
 }

@@ -5,13 +5,14 @@
 mod common;
 
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::Dataset;
-use implicit_em_lab::core::experiment::{Experiment, RunSettings};
+use implicit_em_lab::core::data::Dataset;
+use implicit_em_lab::core::eval::{evaluate, point_row};
+use implicit_em_lab::core::experiment::Experiment;
+use implicit_em_lab::core::model::Optimiser;
+use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
-use implicit_em_lab::core::objective::{Problem, evaluate, point_row};
-use implicit_em_lab::core::preset::make_problem;
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
-use implicit_em_lab::core::step::RateMode;
 
 fn problem(points: Vec<f64>, dim: usize, labels: Vec<Option<u32>>, regime: Regime, t: f64) -> Problem {
     let n = labels.len();
@@ -27,7 +28,7 @@ fn problem(points: Vec<f64>, dim: usize, labels: Vec<Option<u32>>, regime: Regim
     if regime == Regime::CrossEntropy {
         spec.classes = vec![0, 1];
     }
-    make_problem(data, spec).unwrap()
+    Problem::bind(data, spec).unwrap()
 }
 
 fn assert_all_finite(exp: &Experiment) {
@@ -61,7 +62,7 @@ fn tiny_temperature_and_huge_distances() {
         let mut exp = Experiment::new(
             p,
             state,
-            RunSettings {
+            Optimiser {
                 learning_rate: 0.5,
                 rate: RateMode::Shared,
             },
@@ -91,7 +92,7 @@ fn distances_of_a_million_with_moderate_temperature() {
     let mut exp = Experiment::new(
         p,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 1.0,
             rate: RateMode::Em,
         },
@@ -114,7 +115,7 @@ fn one_component_one_point() {
     let mut exp = Experiment::new(
         p,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 1.0,
             rate: RateMode::Shared,
         },
@@ -136,12 +137,12 @@ fn duplicate_points_and_coincident_prototypes() {
     let row = point_row(&p, &state, 0).unwrap();
     assert_eq!(row.responsibilities, vec![0.5, 0.5]);
     let mut spec_scales = p.clone();
-    spec_scales.spec.learn_scales = true;
-    spec_scales.spec.learn_weights = true;
+    spec_scales.spec.settings.learn_scales = true;
+    spec_scales.spec.settings.learn_weights = true;
     let mut exp = Experiment::new(
         spec_scales,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 0.5,
             rate: RateMode::Shared,
         },
@@ -170,7 +171,7 @@ fn dead_component_is_reported_and_stays_finite() {
     let mut exp = Experiment::new(
         p.clone(),
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 0.5,
             rate: RateMode::Shared,
         },
@@ -182,11 +183,11 @@ fn dead_component_is_reported_and_stays_finite() {
         exp.latest().warnings
     );
     let mut with_weights = p;
-    with_weights.spec.learn_weights = true;
+    with_weights.spec.settings.learn_weights = true;
     exp = Experiment::new(
         with_weights,
         State::new(1, vec![0.0, 1e3], 0),
-        RunSettings {
+        Optimiser {
             learning_rate: 0.5,
             rate: RateMode::Em,
         },
@@ -206,7 +207,7 @@ fn non_finite_step_pauses_and_keeps_the_last_good_state() {
     let mut exp = Experiment::new(
         p,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 1e308,
             rate: RateMode::Shared,
         },
@@ -227,7 +228,7 @@ fn a_bounded_history_stays_bounded_and_spread_over_the_run() {
     let mut exp = Experiment::new(
         p,
         State::new(1, vec![0.0, 2.0], 0),
-        RunSettings {
+        Optimiser {
             learning_rate: 0.1,
             rate: RateMode::Shared,
         },

@@ -7,9 +7,9 @@ use eframe::egui::{self, accesskit::Role};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use implicit_em_lab::app::{BUNDLED, Command, LabApp, Tool};
-use implicit_em_lab::core::anneal::Annealer;
 use implicit_em_lab::core::model::Regime;
-use implicit_em_lab::core::preset::{self, DataSpec};
+use implicit_em_lab::preset::{self, DataSpec};
+use implicit_em_lab::session::anneal::Annealer;
 use std::path::Path;
 
 fn harness(app: LabApp) -> Harness<'static, LabApp> {
@@ -50,11 +50,11 @@ fn paused_lab() -> Harness<'static, LabApp> {
 fn opens_with_a_bundled_preset_already_animating() {
     let mut h = harness(LabApp::bundled_default());
     assert!(h.state().playing);
-    let at = h.state().experiment.step_count();
+    let at = h.state().experiment().step_count();
     h.run_steps(10);
-    assert_eq!(h.state().experiment.step_count(), at + 10);
+    assert_eq!(h.state().experiment().step_count(), at + 10);
     assert_eq!(h.state().draft.name, "Three blobs");
-    assert!(h.state().experiment.latest().identity_residual < 1e-13);
+    assert!(h.state().experiment().latest().identity_residual < 1e-13);
 }
 
 #[test]
@@ -64,45 +64,45 @@ fn play_pause_step_reset_by_button() {
     h.get_by_label("Pause").click();
     h.run_steps(2);
     assert!(!h.state().playing);
-    let at = h.state().experiment.step_count();
+    let at = h.state().experiment().step_count();
     h.run_steps(5);
-    assert_eq!(h.state().experiment.step_count(), at);
+    assert_eq!(h.state().experiment().step_count(), at);
     h.get_by_label("Step").click();
     h.run_steps(2);
-    assert_eq!(h.state().experiment.step_count(), at + 1);
+    assert_eq!(h.state().experiment().step_count(), at + 1);
     h.get_by_label("Reset").click();
     h.run_steps(2);
-    assert_eq!(h.state().experiment.step_count(), 0);
-    assert_eq!(h.state().experiment.trace().len(), 1);
+    assert_eq!(h.state().experiment().step_count(), 0);
+    assert_eq!(h.state().experiment().trace().len(), 1);
     h.get_by_label("Play").click();
     h.run_steps(4);
     assert!(h.state().playing);
-    assert!(h.state().experiment.step_count() >= 3);
+    assert!(h.state().experiment().step_count() >= 3);
 }
 
 #[test]
 fn temperature_and_learning_rate_sliders_act_live_and_undo() {
     let mut h = paused_lab();
-    let before = h.state().experiment.gd_state().clone();
+    let before = h.state().experiment().gd_state().clone();
     h.get_by_role_and_label(Role::SpinButton, "temperature T")
         .set_value_accesskit(0.25);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.problem().spec.temperature, 0.25);
+    assert_eq!(h.state().experiment().problem().spec.settings.temperature, 0.25);
     assert_eq!(h.state().draft.temperature, 0.25);
     // Live: same run, same step, same state; only the temperature changed.
-    assert_eq!(h.state().experiment.gd_state(), &before);
-    assert_eq!(h.state().experiment.latest().temperature, 0.25);
+    assert_eq!(h.state().experiment().gd_state(), &before);
+    assert_eq!(h.state().experiment().latest().temperature, 0.25);
     h.get_by_role_and_label(Role::SpinButton, "learning rate η")
         .set_value_accesskit(0.125);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.settings().learning_rate, 0.125);
+    assert_eq!(h.state().experiment().settings().optimiser.learning_rate, 0.125);
     // Undo twice: back to η = 0.5, T = 1.
     h.state_mut().command(Command::Undo);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.settings().learning_rate, 0.5);
+    assert_eq!(h.state().experiment().settings().optimiser.learning_rate, 0.5);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.problem().spec.temperature, 1.0);
+    assert_eq!(h.state().experiment().problem().spec.settings.temperature, 1.0);
 }
 
 #[test]
@@ -129,18 +129,18 @@ fn every_objective_can_be_chosen() {
         h.get_by_label(label).click();
         h.run_steps(3);
         assert_eq!(
-            h.state().experiment.problem().spec.regime,
+            h.state().experiment().problem().spec.regime,
             regime,
             "{label}: {:?}",
             h.state().status_text()
         );
         h.state_mut().command(Command::Step);
         h.run_steps(2);
-        assert_eq!(h.state().experiment.step_count(), 1);
-        assert!(h.state().experiment.latest().identity_residual < 1e-12);
+        assert_eq!(h.state().experiment().step_count(), 1);
+        assert!(h.state().experiment().latest().identity_residual < 1e-12);
     }
     // Cross-entropy made K = classes × M = 3.
-    assert_eq!(h.state().experiment.gd_state().k, 3);
+    assert_eq!(h.state().experiment().gd_state().k, 3);
 }
 
 #[test]
@@ -151,8 +151,8 @@ fn bundled_preset_loads_from_the_menu_and_saves_to_a_file() {
     h.get_by_label("Cross-entropy, two prototypes per class").click();
     h.run_steps(3);
     assert_eq!(h.state().draft.name, "Cross-entropy, two prototypes per class");
-    assert_eq!(h.state().experiment.problem().spec.regime, Regime::CrossEntropy);
-    assert_eq!(h.state().experiment.gd_state().k, 4);
+    assert_eq!(h.state().experiment().problem().spec.regime, Regime::CrossEntropy);
+    assert_eq!(h.state().experiment().gd_state().k, 4);
     // Save with Ctrl+S to the current path; the file is an ordinary preset.
     let dir = std::env::temp_dir().join(format!("iel-ui-save-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -163,7 +163,7 @@ fn bundled_preset_loads_from_the_menu_and_saves_to_a_file() {
     let saved = preset::load(&path).unwrap();
     assert_eq!(saved, h.state().draft);
     let built = saved.validate().unwrap().build(&dir).unwrap();
-    assert_eq!(built.experiment.problem().len(), 400);
+    assert_eq!(built.experiment().problem().len(), 400);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -203,8 +203,8 @@ fn dragging_a_prototype_moves_both_runs() {
     h.run_steps(1);
     h.drop_at(to);
     h.run_steps(2);
-    let gd = h.state().experiment.gd_state().prototype(0).to_vec();
-    let em = h.state().experiment.em_state().prototype(0).to_vec();
+    let gd = h.state().experiment().gd_state().prototype(0).to_vec();
+    let em = h.state().experiment().em_state().prototype(0).to_vec();
     assert!(
         (gd[0] - target[0]).abs() < 1e-9 && (gd[1] - target[1]).abs() < 1e-9,
         "{gd:?} vs {target:?}"
@@ -214,26 +214,26 @@ fn dragging_a_prototype_moves_both_runs() {
     // Both runs continue from the dragged state.
     h.state_mut().command(Command::Step);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.step_count(), 1);
+    assert_eq!(h.state().experiment().step_count(), 1);
 }
 
 #[test]
 fn points_are_added_and_removed_by_clicking() {
     let mut h = paused_lab();
-    let n = h.state().experiment.problem().len();
+    let n = h.state().experiment().problem().len();
     h.state_mut().tool = Tool::AddPoint;
     let rect = h.state().scene_rect().unwrap();
     let at = rect.center();
     click_scene(&mut h, at);
-    assert_eq!(h.state().experiment.problem().len(), n + 1);
-    let added = h.state().experiment.problem().point(n).to_vec();
+    assert_eq!(h.state().experiment().problem().len(), n + 1);
+    let added = h.state().experiment().problem().point(n).to_vec();
     let expected = h.state().scene_value_at(at).unwrap();
     assert!((added[0] - expected[0]).abs() < 1e-6 && (added[1] - expected[1]).abs() < 1e-6);
     // The edit is part of what Save writes.
     assert!(matches!(h.state().draft.data, preset::DataSpec::Inline { ref points, .. } if points.len() == n + 1));
     h.state_mut().tool = Tool::RemovePoint;
     click_scene(&mut h, at);
-    assert_eq!(h.state().experiment.problem().len(), n);
+    assert_eq!(h.state().experiment().problem().len(), n);
 }
 
 #[test]
@@ -243,33 +243,33 @@ fn keyboard_shortcuts() {
     h.key_press(egui::Key::Space);
     h.run_steps(1);
     assert!(!h.state().playing);
-    let at = h.state().experiment.step_count();
+    let at = h.state().experiment().step_count();
     h.key_press(egui::Key::ArrowRight);
     h.run_steps(1);
-    assert_eq!(h.state().experiment.step_count(), at + 1);
+    assert_eq!(h.state().experiment().step_count(), at + 1);
     h.key_press(egui::Key::R);
     h.run_steps(1);
-    assert_eq!(h.state().experiment.step_count(), 0);
+    assert_eq!(h.state().experiment().step_count(), 0);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
     h.run_steps(1);
-    assert_eq!(h.state().experiment.step_count(), at + 1);
+    assert_eq!(h.state().experiment().step_count(), at + 1);
 }
 
 #[test]
 fn a_run_that_turns_non_finite_pauses_and_says_why() {
     let mut h = harness(LabApp::bundled_default());
-    let at = h.state().experiment.step_count();
+    let at = h.state().experiment().step_count();
     h.state_mut().draft.learning_rate = 1e308;
     h.state_mut().apply_live();
     h.run_steps(3);
     assert!(!h.state().playing);
-    assert_eq!(h.state().experiment.step_count(), at);
+    assert_eq!(h.state().experiment().step_count(), at);
     assert!(
         h.state().status_text().unwrap().contains("non-finite"),
         "{:?}",
         h.state().status_text()
     );
-    assert!(h.state().experiment.gd_state().non_finite_block().is_none());
+    assert!(h.state().experiment().gd_state().non_finite_block().is_none());
 }
 
 #[test]
@@ -279,11 +279,16 @@ fn several_hundred_frames_of_every_bundled_preset() {
         let mut app = LabApp::new(p, Path::new(preset::BUNDLED_DATA_DIR)).unwrap();
         app.view.steps_per_frame = 1;
         let mut h = harness(app);
-        let at = h.state().experiment.step_count();
+        let at = h.state().experiment().step_count();
         h.run_steps(300);
         let app = h.state();
-        assert_eq!(app.experiment.step_count(), at + 300, "{name}: {:?}", app.status_text());
-        let last = app.experiment.latest();
+        assert_eq!(
+            app.experiment().step_count(),
+            at + 300,
+            "{name}: {:?}",
+            app.status_text()
+        );
+        let last = app.experiment().latest();
         assert!(last.gd.loss.is_finite() && last.em.loss.is_finite(), "{name}");
         assert!(app.residual_max < 1e-12, "{name}: residual {}", app.residual_max);
     }
@@ -406,7 +411,7 @@ fn the_experiment_and_view_persist_across_restarts() {
     let restored = implicit_em_lab::app::restore(Some(&storage)).unwrap();
     assert_eq!(restored.draft, h.state().draft);
     assert_eq!(restored.draft.temperature, 0.5);
-    assert_eq!(restored.experiment.problem().spec.temperature, 0.5);
+    assert_eq!(restored.experiment().problem().spec.settings.temperature, 0.5);
     assert!(!restored.view.dark && !restored.view.trails);
     // A scripted (screenshot) lab saves nothing over the user's session.
     let mut untouched = Memory::default();
@@ -438,99 +443,100 @@ fn light_theme_and_paper_convention_render() {
 
 #[test]
 fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
-    use implicit_em_lab::core::bench::{Objective, lab};
+    use implicit_em_lab::core::workload::{Objective, lab};
     let exp = lab(Objective::Mixture, 30_000, 16, 2, 4);
     let mut reference = exp.clone();
     let mut app = LabApp::from_experiment(exp);
     // What the window decides from a measured 20 ms per step: hand the steps to the worker.
-    app.stepper.measured(20.0, 1);
-    assert!(app.stepper.threaded);
+    app.worker.measured(20.0, 1);
+    assert!(app.worker.threaded);
     let mut h = harness(app);
     // The controls say so (checked paused: playing, the worker soon measures these steps below
     // 4 ms and hands stepping back to the UI thread).
     h.state_mut().playing = false;
     h.state_mut().settle();
-    h.state_mut().stepper.measured(20.0, 1);
-    h.state_mut().stepper.measured(20.0, 1);
+    h.state_mut().worker.measured(20.0, 1);
+    h.state_mut().worker.measured(20.0, 1);
     h.run_steps(1);
-    assert!(h.state().stepper.threaded);
+    assert!(h.state().worker.threaded);
     h.get_by_label_contains("ms per paired step, on a worker thread");
     h.state_mut().playing = true;
     for _ in 0..40 {
         h.run_steps(1);
-        if h.state().experiment.step_count() >= 3 {
+        if h.state().experiment().step_count() >= 3 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     h.state_mut().playing = false;
     h.state_mut().settle();
-    let steps = h.state().experiment.step_count();
+    let steps = h.state().experiment().step_count();
     assert!(steps >= 3, "the worker took {steps} steps");
     reference.run(steps).unwrap();
     // Bit for bit: the worker runs the same deterministic code on a copy.
-    assert_eq!(h.state().experiment.gd_state(), reference.gd_state());
-    assert_eq!(h.state().experiment.em_state(), reference.em_state());
-    assert_eq!(h.state().experiment.latest(), reference.latest());
+    assert_eq!(h.state().experiment().gd_state(), reference.gd_state());
+    assert_eq!(h.state().experiment().em_state(), reference.em_state());
+    assert_eq!(h.state().experiment().latest(), reference.latest());
 }
 
 #[test]
 fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
-    use implicit_em_lab::app::twin::Flip;
-    use implicit_em_lab::core::bench::{Objective, lab};
+    use implicit_em_lab::core::workload::{Objective, lab};
+    use implicit_em_lab::session::twin::Flip;
     let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
-    let spec = app.experiment.problem().spec.clone();
+    let spec = app.experiment().problem().spec.clone();
     let flip = Flip::ALL
         .into_iter()
         .find(|f| f.applies(&spec))
         .expect("a flip for the mixture");
     app.set_twin(Some(flip));
-    let mut reference_lab = app.experiment.clone();
-    let mut reference_twin = app.twin.clone().expect("the twin");
+    let mut reference_lab = app.experiment().clone();
+    let mut reference_twin = app.session().twin().cloned().expect("the twin");
     // The worker takes both: five of the lab's steps, each followed by one of the twin's.
-    app.stepper.start(&app.experiment, app.twin.as_ref(), None, 5);
+    app.start_worker(5);
     app.settle();
     reference_lab.run(5).unwrap();
     for _ in 0..5 {
         reference_twin.step();
     }
-    let twin = app.twin.as_ref().expect("the twin stays");
-    assert_eq!(app.experiment.step_count(), 5);
+    let twin = app.session().twin().expect("the twin stays");
+    assert_eq!(app.experiment().step_count(), 5);
     assert_eq!(twin.experiment.step_count(), 5);
     assert!(twin.stopped.is_none());
     // Bit for bit what the UI thread would have computed.
-    assert_eq!(app.experiment.latest(), reference_lab.latest());
+    assert_eq!(app.experiment().latest(), reference_lab.latest());
     assert_eq!(twin.experiment.gd_state(), reference_twin.experiment.gd_state());
     assert_eq!(twin.experiment.em_state(), reference_twin.experiment.em_state());
     assert_eq!(twin.experiment.latest(), reference_twin.experiment.latest());
     // And the window hands a lab with a twin to the worker when its steps would stall a frame
     // (it used to keep them on the UI thread).
-    app.stepper.measured(20.0, 1);
+    app.worker.measured(20.0, 1);
     app.playing = true;
     let mut h = harness(app);
     h.run_steps(1);
-    assert!(h.state().stepper.busy(), "a frame with a twin started the worker");
+    assert!(h.state().worker.busy(), "a frame with a twin started the worker");
     h.state_mut().playing = false;
     h.state_mut().settle();
     let state = h.state();
-    let twin = state.twin.as_ref().expect("the twin stays");
-    assert!(state.experiment.step_count() > 5);
-    assert_eq!(twin.experiment.step_count(), state.experiment.step_count());
+    let twin = state.session().twin().expect("the twin stays");
+    assert!(state.experiment().step_count() > 5);
+    assert_eq!(twin.experiment.step_count(), state.experiment().step_count());
 }
 
 #[test]
 fn an_edit_while_the_worker_runs_wins_over_its_steps() {
-    use implicit_em_lab::core::bench::{Objective, lab};
+    use implicit_em_lab::core::workload::{Objective, lab};
     let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
-    app.stepper.start(&app.experiment, None, None, 5);
-    app.experiment.set_temperature(2.0);
+    app.start_worker(5);
+    app.draft.temperature = 2.0;
+    app.apply_live();
     app.settle();
     // The worker's steps started from the old temperature: dropped, the edit kept.
-    assert_eq!(app.experiment.step_count(), 0);
-    assert_eq!(app.experiment.problem().spec.temperature, 2.0);
-    app.stepper.start(&app.experiment, None, None, 5);
+    assert_eq!(app.experiment().step_count(), 0);
+    assert_eq!(app.experiment().problem().spec.settings.temperature, 2.0);
+    app.start_worker(5);
     app.settle();
-    assert_eq!(app.experiment.step_count(), 5);
+    assert_eq!(app.experiment().step_count(), 5);
 }
 
 #[test]
@@ -539,48 +545,51 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
     // the window takes the states, records, temperature and schedule back.
     let mut app = bundled_lab("annealing.ron");
     app.playing = false;
-    let mut reference = app.experiment.clone();
-    let mut schedule = app.annealer.clone().expect("annealing on");
-    let t0 = reference.problem().spec.temperature;
-    app.stepper.start(&app.experiment, None, app.annealer.as_ref(), 400);
+    let mut reference = app.experiment().clone();
+    let mut schedule = app.session().annealer().cloned().expect("annealing on");
+    let t0 = reference.problem().spec.settings.temperature;
+    app.start_worker(400);
     app.settle();
     for _ in 0..400 {
         schedule.step(&mut reference).unwrap();
     }
-    let a = app.annealer.as_ref().expect("annealing on");
-    assert!(reference.problem().spec.temperature < t0, "the schedule cooled");
-    assert!(!schedule.settled.is_empty());
-    assert_eq!(app.experiment.step_count(), reference.step_count());
-    assert_eq!(
-        app.experiment.problem().spec.temperature,
-        reference.problem().spec.temperature
+    let a = app.session().annealer().expect("annealing on");
+    assert!(
+        reference.problem().spec.settings.temperature < t0,
+        "the schedule cooled"
     );
-    assert_eq!(app.draft.temperature, reference.problem().spec.temperature);
-    assert_eq!(app.experiment.gd_state(), reference.gd_state());
-    assert_eq!(app.experiment.em_state(), reference.em_state());
-    assert_eq!(app.experiment.latest(), reference.latest());
+    assert!(!schedule.settled.is_empty());
+    assert_eq!(app.experiment().step_count(), reference.step_count());
+    assert_eq!(
+        app.experiment().problem().spec.settings.temperature,
+        reference.problem().spec.settings.temperature
+    );
+    assert_eq!(app.draft.temperature, reference.problem().spec.settings.temperature);
+    assert_eq!(app.experiment().gd_state(), reference.gd_state());
+    assert_eq!(app.experiment().em_state(), reference.em_state());
+    assert_eq!(app.experiment().latest(), reference.latest());
     assert_eq!(a.settled, schedule.settled);
     assert_eq!(a.splits, schedule.splits);
     // Played with steps that would stall a frame, the window hands the schedule to the worker
     // and still stops at T_min with its report.
     app.view.steps_per_frame = 50;
-    app.stepper.measured(20.0, 50);
+    app.worker.measured(20.0, 50);
     app.playing = true;
     let mut h = harness(app);
     h.run_steps(1);
-    assert!(h.state().stepper.busy(), "an annealing frame started the worker");
+    assert!(h.state().worker.busy(), "an annealing frame started the worker");
     for _ in 0..400 {
         h.state_mut().settle();
-        h.state_mut().stepper.measured(20.0, 50);
+        h.state_mut().worker.measured(20.0, 50);
         h.run_steps(1);
         if !h.state().playing {
             break;
         }
     }
     let app = h.state();
-    assert!(app.annealer.as_ref().is_some_and(Annealer::finished));
+    assert!(app.session().annealer().is_some_and(Annealer::finished));
     assert!(app.status_text().unwrap().contains("annealing done"));
-    assert_eq!(app.experiment.problem().spec.temperature, 0.3);
+    assert_eq!(app.experiment().problem().spec.settings.temperature, 0.3);
 }
 
 #[test]
@@ -597,15 +606,15 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
         }
     }
     let app = h.state();
-    let a = app.annealer.as_ref().expect("annealing on");
+    let a = app.session().annealer().expect("annealing on");
     assert!(a.finished(), "{:?}", app.status_text());
     assert!(!app.playing);
     assert!(app.status_text().unwrap().contains("annealing done"));
     // The temperature control follows the schedule down to T_min.
     assert_eq!(app.draft.temperature, 0.3);
-    assert_eq!(app.experiment.problem().spec.temperature, 0.3);
+    assert_eq!(app.experiment().problem().spec.settings.temperature, 0.3);
     let first = a.splits.iter().find(|s| s.run == "gd").unwrap();
-    let lambda = app.critical_temperature;
+    let lambda = app.session().critical_temperature();
     assert!(first.temperature <= lambda && first.temperature > 0.95 * lambda);
     h.get_by_label_contains("splits found: 3");
     // Reset starts the schedule again from T0.
@@ -613,11 +622,11 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
     h.run_steps(2);
     let app = h.state();
     assert!(
-        app.annealer
-            .as_ref()
+        app.session()
+            .annealer()
             .is_some_and(|a| !a.finished() && a.splits.is_empty())
     );
-    assert_eq!(app.experiment.problem().spec.temperature, 12.0);
+    assert_eq!(app.experiment().problem().spec.settings.temperature, 12.0);
 }
 
 #[test]
@@ -658,9 +667,9 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
     let mut h = harness(app);
     h.run_steps(20);
     let app = h.state();
-    assert!(app.experiment.em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
+    assert!(app.experiment().em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
     assert!(
-        app.experiment
+        app.experiment()
             .latest()
             .warnings
             .iter()
@@ -670,13 +679,16 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
     h.run_steps(30);
     let app = h.state();
     assert!(app.draft.scale_prior.is_some());
-    assert_eq!(app.experiment.problem().spec.scale_prior, app.draft.scale_prior);
-    let s = app.experiment.em_state().scales()[2];
+    assert_eq!(
+        app.experiment().problem().spec.settings.scale_prior,
+        app.draft.scale_prior
+    );
+    let s = app.experiment().em_state().scales()[2];
     assert!(s > 1e-2, "EM scale of the isolated component {s}");
     assert!(
-        app.experiment.latest().warnings.is_empty(),
+        app.experiment().latest().warnings.is_empty(),
         "{:?}",
-        app.experiment.latest().warnings
+        app.experiment().latest().warnings
     );
     // Saved with the preset.
     assert!(preset::to_ron(&app.preset_to_save(Path::new("x.ron")).unwrap()).contains("scale_prior"));
@@ -684,7 +696,7 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
 
 #[test]
 fn a_twin_with_one_choice_flipped_runs_side_by_side() {
-    use implicit_em_lab::app::twin::Flip;
+    use implicit_em_lab::session::twin::Flip;
     let mut app = bundled_lab("volume-collapse.ron");
     app.view.steps_per_frame = 10;
     let mut h = harness(app);
@@ -694,32 +706,41 @@ fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     h.run_steps(2);
     h.get_by_label("scale prior flipped").click();
     h.run_steps(2);
-    let start = h.state().twin.as_ref().map(|t| t.flip);
+    let start = h.state().session().twin().map(|t| t.flip);
     assert_eq!(start, Some(Flip::ScalePrior));
     h.run_steps(40);
     let app = h.state();
-    let twin = app.twin.as_ref().unwrap();
+    let twin = app.session().twin().unwrap();
     // Lockstep, and the flip shows: the lab's EM collapses onto the point, the twin's does not.
-    assert_eq!(twin.experiment.step_count(), app.experiment.step_count());
-    assert!(app.experiment.problem().spec.scale_prior.is_none());
-    assert!(twin.experiment.problem().spec.scale_prior.is_some());
-    assert!(app.experiment.em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
+    assert_eq!(twin.experiment.step_count(), app.experiment().step_count());
+    assert!(app.experiment().problem().spec.settings.scale_prior.is_none());
+    assert!(twin.experiment.problem().spec.settings.scale_prior.is_some());
+    assert!(app.experiment().em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
     assert!(twin.experiment.em_state().scales()[2] > 1e-2);
     // A live change reaches the twin too (its own flip kept).
     h.state_mut().draft.temperature = 0.8;
     h.state_mut().apply_live();
     assert_eq!(
-        h.state().twin.as_ref().unwrap().experiment.problem().spec.temperature,
-        0.8
-    );
-    assert!(
         h.state()
-            .twin
-            .as_ref()
+            .session()
+            .twin()
             .unwrap()
             .experiment
             .problem()
             .spec
+            .settings
+            .temperature,
+        0.8
+    );
+    assert!(
+        h.state()
+            .session()
+            .twin()
+            .unwrap()
+            .experiment
+            .problem()
+            .spec
+            .settings
             .scale_prior
             .is_some()
     );
@@ -727,14 +748,14 @@ fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     h.get_by_label("Reset").click();
     h.run_steps(1);
     assert_eq!(
-        h.state().twin.as_ref().unwrap().experiment.step_count(),
-        h.state().experiment.step_count()
+        h.state().session().twin().unwrap().experiment.step_count(),
+        h.state().experiment().step_count()
     );
     h.state_mut().set_twin(None);
-    assert!(h.state().twin.is_none());
+    assert!(h.state().session().twin().is_none());
     // Flips that do not apply are refused: semi-supervision needs cross-entropy.
     h.state_mut().set_twin(Some(Flip::SemiSupervised));
-    assert!(h.state().twin.is_none());
+    assert!(h.state().session().twin().is_none());
 }
 
 #[test]
@@ -743,10 +764,10 @@ fn the_bundled_soft_label_preset_loads_restores_and_saves_its_data_inline() {
     let mut h = paused_lab();
     h.state_mut().command(Command::LoadBundled(i));
     h.run_steps(3);
-    let soft = h.state().experiment.problem().soft.clone();
+    let soft = h.state().experiment().problem().soft.clone();
     assert!(soft.count() > 100, "{}", h.state().status_text().unwrap_or_default());
     // The inspector shows a soft label as its probabilities.
-    let first = (0..h.state().experiment.problem().len())
+    let first = (0..h.state().experiment().problem().len())
         .find(|&i| soft.get(i).is_some())
         .unwrap();
     h.state_mut().selected = Some(first);
@@ -757,14 +778,19 @@ fn the_bundled_soft_label_preset_loads_restores_and_saves_its_data_inline() {
     let mut storage = Memory::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored = implicit_em_lab::app::restore(Some(&storage)).unwrap();
-    assert_eq!(restored.experiment.problem().soft, soft);
+    assert_eq!(restored.experiment().problem().soft, soft);
     // Saved elsewhere, the preset carries its data inline, soft labels included.
     let saved = h.state().preset_to_save(Path::new("/tmp/elsewhere/x.ron")).unwrap();
     let preset::DataSpec::Inline { soft: Some(rows), .. } = &saved.data else {
         panic!("{:?}", saved.data)
     };
     assert_eq!(rows.iter().filter(|r| r.is_some()).count(), soft.count());
-    let rebuilt = saved.validate().unwrap().build(Path::new(".")).unwrap().experiment;
+    let rebuilt = saved
+        .validate()
+        .unwrap()
+        .build(Path::new("."))
+        .unwrap()
+        .into_experiment();
     assert_eq!(*rebuilt.problem().soft, *soft);
 }
 
@@ -802,7 +828,7 @@ fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_c
     app.playing = false;
     let mut h = harness(app);
     h.run_steps(2);
-    assert_eq!(h.state().experiment.problem().len(), 120_000);
+    assert_eq!(h.state().experiment().problem().len(), 120_000);
     h.get_by_role_and_label(Role::SpinButton, "noise")
         .set_value_accesskit(0.1);
     h.run_steps(2);
@@ -812,5 +838,93 @@ fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_c
         "{:?}",
         app.draft.data
     );
-    assert_eq!(app.experiment.problem().len(), 120_000);
+    assert_eq!(app.experiment().problem().len(), 120_000);
+}
+
+#[test]
+fn redo_with_ctrl_shift_z_and_ctrl_y_brings_back_what_undo_took() {
+    let mut h = paused_lab();
+    h.get_by_role_and_label(Role::SpinButton, "temperature T")
+        .set_value_accesskit(0.25);
+    h.run_steps(2);
+    h.key_press(egui::Key::Escape);
+    h.run_steps(1);
+    // Three steps at T = 0.25, then undo: back to T = 1 at step 0, the three steps kept for redo.
+    h.state_mut().command(Command::Step);
+    h.state_mut().command(Command::Step);
+    h.state_mut().command(Command::Step);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 3);
+    let after = h.state().experiment().latest().clone();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 0);
+    assert_eq!(h.state().experiment().problem().spec.settings.temperature, 1.0);
+    assert_eq!(h.state().draft.temperature, 1.0);
+    assert_eq!(h.state().redo_depth(), 1);
+    // Ctrl+Shift+Z redoes (it used to undo once more).
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 3);
+    assert_eq!(h.state().draft.temperature, 0.25);
+    assert_eq!(h.state().experiment().latest(), &after);
+    // The history came back whole: steps 0 to 3, one record each.
+    let steps: Vec<usize> = h.state().experiment().trace().iter().map(|r| r.step).collect();
+    assert_eq!(steps, vec![0, 1, 2, 3]);
+    // Undo again, then Ctrl+Y.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 0);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Y);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 3);
+    assert_eq!(h.state().experiment().problem().spec.settings.temperature, 0.25);
+    // A new change clears what could be redone.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(1);
+    h.state_mut().before_change("test", 0.0);
+    assert_eq!(h.state().redo_depth(), 0);
+}
+
+#[test]
+fn undo_of_a_reset_brings_the_history_back() {
+    let mut h = paused_lab();
+    for _ in 0..5 {
+        h.state_mut().command(Command::Step);
+    }
+    h.run_steps(1);
+    let trace = h.state().experiment().trace().to_vec();
+    assert_eq!(trace.len(), 6);
+    h.state_mut().command(Command::Reset);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().trace().len(), 1);
+    h.state_mut().command(Command::Undo);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().trace(), trace.as_slice());
+}
+
+#[test]
+fn an_undo_snapshot_after_30000_steps_of_a_100000_point_lab_holds_under_1_mb() {
+    use implicit_em_lab::core::workload::{Objective, lab};
+    // K = 2 keeps the 30,000 steps affordable; the history's size does not depend on K much.
+    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 100_000, 2, 2, 4));
+    app.playing = false;
+    app.advance(30_000);
+    assert_eq!(app.experiment().step_count(), 30_000);
+    // The window's history is large (thinned to at most 20,000 records), the snapshot is not.
+    let history = app.experiment().owned_heap_bytes();
+    assert!(history > 4_000_000, "the history holds {history} bytes");
+    app.before_change("temperature slider", 0.0);
+    let bytes = app.latest_snapshot_bytes().expect("a snapshot");
+    assert!(bytes < 1_000_000, "the snapshot holds {bytes} bytes");
+    // And undo still restores the whole history up to the snapshot.
+    let trace = app.experiment().trace().to_vec();
+    app.draft.temperature = 0.5;
+    app.apply_live();
+    app.advance(3);
+    app.command(Command::Undo);
+    let mut h = harness(app);
+    h.run_steps(1);
+    assert_eq!(h.state().experiment().step_count(), 30_000);
+    assert_eq!(h.state().experiment().trace(), trace.as_slice());
 }

@@ -7,13 +7,15 @@ mod common;
 
 use common::{Case, random_case};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::dataset::Dataset;
-use implicit_em_lab::core::experiment::{Experiment, RunSettings};
+use implicit_em_lab::core::data::Dataset;
+use implicit_em_lab::core::eval::{evaluate, point_row};
+use implicit_em_lab::core::experiment::Experiment;
+use implicit_em_lab::core::model::Optimiser;
+use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, ScalePrior, State};
-use implicit_em_lab::core::objective::{evaluate, point_row};
-use implicit_em_lab::core::preset::make_problem;
+use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
-use implicit_em_lab::core::step::{RateMode, em_step};
+use implicit_em_lab::core::step::em_step;
 
 const PRIOR: ScalePrior = ScalePrior {
     strength: 3.0,
@@ -30,13 +32,13 @@ fn the_prior_gradient_and_loss_match_dual_numbers() {
                 case.learn_weights = true;
                 case.volume = volume;
                 let (mut problem, state) = random_case(&case);
-                problem.spec.scale_prior = Some(PRIOR);
+                problem.spec.settings.scale_prior = Some(PRIOR);
                 for row in check(&problem, &state, Method::Dual, None) {
                     assert!(row.passed(), "{regime:?} V = {volume} D = {dim}: {row:?}");
                 }
                 // The penalty is in the loss: (T a / N) Σ (ln s + s₀/s) more than without it.
                 let with = evaluate(&problem, &state).loss;
-                problem.spec.scale_prior = None;
+                problem.spec.settings.scale_prior = None;
                 let without = evaluate(&problem, &state).loss;
                 let n = problem.effective_n() as f64;
                 let expected: f64 = state
@@ -63,10 +65,10 @@ fn the_em_scale_step_with_the_prior_is_the_map_step() {
         case.learn_scales = true;
         case.volume = volume;
         let (mut problem, state) = random_case(&case);
-        problem.spec.scale_prior = Some(PRIOR);
+        problem.spec.settings.scale_prior = Some(PRIOR);
         let eval = evaluate(&problem, &state);
         let next = em_step(&problem, &state, &eval);
-        let t = problem.spec.temperature;
+        let t = problem.spec.settings.temperature;
         let v = if volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
             let (mut sq, mut mass) = (0.0, 0.0);
@@ -107,16 +109,16 @@ fn singularity(volume: bool, prior: Option<ScalePrior>, floor: f64) -> Experimen
     }
     data.push(&[0.0, 9.0], None, &[]);
     let mut spec = ModelSpec::new(Regime::Mixture, 1.0);
-    spec.learn_scales = true;
-    spec.volume = volume;
-    spec.scale_floor = floor;
-    spec.scale_prior = prior;
-    let problem = make_problem(data, spec).unwrap();
+    spec.settings.learn_scales = true;
+    spec.settings.volume = volume;
+    spec.settings.scale_floor = floor;
+    spec.settings.scale_prior = prior;
+    let problem = Problem::bind(data, spec).unwrap();
     let state = State::new(2, vec![-4.0, 0.0, 4.0, 0.0, 0.0, 8.5], 0);
     Experiment::new(
         problem,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 0.2,
             rate: RateMode::Shared,
         },

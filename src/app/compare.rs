@@ -4,23 +4,23 @@ use eframe::egui;
 use egui_plot::{Legend, Line, Plot, VLine};
 
 use super::LabApp;
-use super::view;
+use super::view_data;
 use crate::core::model::Regime;
 
 /// Draws the comparison and the step slider.
 pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let twin = app.twin.as_ref();
-    let trace = app.experiment.trace();
+    let twin = app.session.twin();
+    let trace = app.session.experiment().trace();
     let last = trace.len() - 1;
     let shown = app.scrub.unwrap_or(last).min(last);
     let rec = &trace[shown];
     ui.strong("Explicit EM beside gradient descent");
-    if let Some(a) = &app.annealer {
+    if let Some(a) = app.session.annealer() {
         bifurcation_ui(
             ui,
             a,
-            app.critical_temperature,
-            app.experiment.problem().spec.temperature,
+            app.session.critical_temperature(),
+            app.session.experiment().problem().spec.settings.temperature,
         );
     }
 
@@ -55,12 +55,12 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .show(ui, |plot| {
             plot.line(
                 Line::new("gradient descent", losses(|r| r.gd.loss))
-                    .color(view::colour(0))
+                    .color(view_data::colour(0))
                     .width(2.0),
             );
             plot.line(
                 Line::new("explicit EM", losses(|r| r.em.loss))
-                    .color(view::colour(1))
+                    .color(view_data::colour(1))
                     .width(1.5),
             );
             if let Some(t) = twin {
@@ -84,7 +84,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     Plot::new("distance").height(90.0).allow_scroll(false).show(ui, |plot| {
         plot.line(
             Line::new("distance", losses(|r| r.prototype_distance))
-                .color(view::colour(2))
+                .color(view_data::colour(2))
                 .width(1.5),
         );
         plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
@@ -106,7 +106,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             };
             plot.line(
                 Line::new(format!("N_{j} GD"), series(false))
-                    .color(view::colour(j))
+                    .color(view_data::colour(j))
                     .width(1.5),
             );
             if k > 8 {
@@ -114,7 +114,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
             plot.line(
                 Line::new(format!("N_{j} EM"), series(true))
-                    .color(view::colour(j).gamma_multiply(0.6))
+                    .color(view_data::colour(j).gamma_multiply(0.6))
                     .width(1.0)
                     .style(egui_plot::LineStyle::dashed_dense()),
             );
@@ -166,8 +166,8 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.label("rate");
         ui.monospace(format!(
             "{} η = {}",
-            app.experiment.settings().rate.name(),
-            app.experiment.settings().learning_rate
+            app.session.experiment().settings().optimiser.rate.name(),
+            app.session.experiment().settings().optimiser.learning_rate
         ));
         ui.end_row();
     });
@@ -176,8 +176,8 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.label("per prototype (from the GD state)").on_hover_text(
         "cos: cosine between the GD step and the EM step of μ_j. α_j: the fraction of EM's step GD takes, (Δ_GD·Δ_EM)/||Δ_EM||² (η N_j/(N s_j) for the mixture with a shared rate). N_j = Σ_i r_ij.",
     );
-    let ce = app.experiment.problem().spec.regime == Regime::CrossEntropy;
-    let classes = app.experiment.problem().spec.classes.clone();
+    let ce = app.session.experiment().problem().spec.regime == Regime::CrossEntropy;
+    let classes = app.session.experiment().problem().spec.classes.clone();
     egui::Grid::new("per-prototype")
         .num_columns(6)
         .striped(true)
@@ -187,7 +187,11 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
             ui.end_row();
             for j in 0..rec.gd.prototypes.len() {
-                let c = if ce { view::colour(classes[j]) } else { view::colour(j) };
+                let c = if ce {
+                    view_data::colour(classes[j])
+                } else {
+                    view_data::colour(j)
+                };
                 ui.label(egui::RichText::new(format!("#{j}")).color(c));
                 let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |v| format!("{v:.p$}"));
                 ui.monospace(opt(rec.alignment[j], 6));
@@ -219,7 +223,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 /// The bifurcation plot of an annealing run: each prototype's first coordinate at every settled
 /// temperature, the data's critical temperature `λ_max`, the splits found, and the current `T`.
-fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::core::anneal::Annealer, lambda: f64, now: f64) {
+fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambda: f64, now: f64) {
     ui.label(format!(
         "annealing from T = {} to {} (×{} per settled temperature): μ_j,1 against T (log scale)",
         a.schedule.t0, a.schedule.t_min, a.schedule.gamma
@@ -240,7 +244,7 @@ fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::core::anneal::Annealer, lambda: 
                     .iter()
                     .map(|s| [s.temperature.log10(), s.prototypes[j][0]])
                     .collect();
-                plot.line(Line::new(format!("μ{j}"), path).color(view::colour(j)).width(1.5));
+                plot.line(Line::new(format!("μ{j}"), path).color(view_data::colour(j)).width(1.5));
             }
             plot.vline(
                 VLine::new("T_c = λ_max", lambda.log10())

@@ -4,9 +4,9 @@
 use eframe::egui;
 
 use super::{Background, Command, LabApp, Tool};
+use crate::core::model::RateMode;
 use crate::core::model::{ScalePrior, Score};
-use crate::core::preset::{DataSpec, InitSpec, ObjectiveSpec};
-use crate::core::step::RateMode;
+use crate::preset::{DataSpec, InitSpec, ObjectiveSpec};
 
 /// A change that takes effect live, recorded for undo.
 fn live(app: &mut LabApp, r: &egui::Response, change: impl FnOnce(&mut LabApp)) {
@@ -103,8 +103,8 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
             .on_hover_text("Paired steps taken per drawn frame while playing");
     });
-    if app.stepper.ms_per_step > 0.0 {
-        let (mode, hint) = if app.stepper.threaded {
+    if app.worker.ms_per_step > 0.0 {
+        let (mode, hint) = if app.worker.threaded {
             (
                 "on a worker thread",
                 "A frame's steps take longer than 8 ms, so a worker thread takes them and the window keeps drawing; it shows each step as it arrives",
@@ -115,16 +115,16 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 "A frame's steps take less than 8 ms, so the window takes them itself",
             )
         };
-        ui.label(format!("{:.2} ms per paired step, {mode}", app.stepper.ms_per_step))
+        ui.label(format!("{:.2} ms per paired step, {mode}", app.worker.ms_per_step))
             .on_hover_text(hint);
     }
-    let rec = app.experiment.latest();
+    let rec = app.session.experiment().latest();
     ui.label(format!(
         "step {}   N = {}   K = {}   D = {}",
         rec.step,
-        app.experiment.problem().len(),
-        app.experiment.gd_state().k,
-        app.experiment.problem().dim
+        app.session.experiment().problem().len(),
+        app.session.experiment().gd_state().k,
+        app.session.experiment().problem().dim
     ));
 }
 
@@ -163,7 +163,7 @@ fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("M: K = classes × M; the clamped free energy sums over a class's M prototypes");
         restart(app, &r, "prototypes per class changed", |app| {
             app.draft.objective = ObjectiveSpec::CrossEntropy { per_class: m };
-            let classes = app.experiment.dataset().class_count();
+            let classes = app.session.experiment().problem().class_count();
             app.draft.prototypes = InitSpec::KMeansPlusPlus {
                 k: classes * m,
                 seed: None,
@@ -187,7 +187,7 @@ fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 /// Switches the objective (a restart), fixing up K for cross-entropy.
 pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
     if let ObjectiveSpec::CrossEntropy { per_class } = objective {
-        let classes = app.experiment.dataset().class_count();
+        let classes = app.session.experiment().problem().class_count();
         if classes == 0 {
             app.error(
                 "cross-entropy needs labelled points: these data have no labels (try the Blobs or Moons generator)",
@@ -227,16 +227,17 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let r = ui
         .add(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true).text("temperature T"))
         .on_hover_text("T > 0: r_ij = softmax_j(−E_ij/T). Small T: hard assignments (k-means); large T: all prototypes merge at the mean.\nThe tick marks T_c = λ_max of the data covariance, below which prototypes at the mean split (mixture).");
-    if app.draft.objective == ObjectiveSpec::Mixture && app.critical_temperature > 0.0 {
+    if app.draft.objective == ObjectiveSpec::Mixture && app.session.critical_temperature() > 0.0 {
         // Mark T_c on the slider's track.
         let rect = r.rect;
         let track = egui::Rect::from_min_max(rect.min, egui::pos2(rect.min.x + ui.spacing().slider_width, rect.max.y));
-        let x = track.left() + log_fraction(app.critical_temperature, 1e-3, 1e2) * track.width();
+        let x = track.left() + log_fraction(app.session.critical_temperature(), 1e-3, 1e2) * track.width();
         let stroke = egui::Stroke::new(2.0, ui.visuals().warn_fg_color);
         ui.painter().vline(x, track.y_range(), stroke);
         ui.horizontal(|ui| {
             ui.label(
-                egui::RichText::new(format!("T_c = {:.4}", app.critical_temperature)).color(ui.visuals().warn_fg_color),
+                egui::RichText::new(format!("T_c = {:.4}", app.session.critical_temperature()))
+                    .color(ui.visuals().warn_fg_color),
             )
             .on_hover_text("Critical temperature of the first split: λ_max of the data covariance (MATH.md §6)");
             if ui
@@ -244,7 +245,7 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("Just below the first split")
                 .clicked()
             {
-                t = 0.9 * app.critical_temperature;
+                t = 0.9 * app.session.critical_temperature();
                 app.before_change("tc", f64::NEG_INFINITY);
                 app.draft.temperature = t;
                 app.apply_live();
@@ -397,7 +398,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             });
         }
         _ => {
-            ui.label(format!("K = {} (classes × M)", app.experiment.gd_state().k));
+            ui.label(format!("K = {} (classes × M)", app.session.experiment().gd_state().k));
         }
     }
     // Generator.
@@ -409,7 +410,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         DataSpec::Inline { .. } => "Points (edited or inline)",
         DataSpec::Csv { .. } => "CSV file",
     };
-    let n_now = app.experiment.problem().len();
+    let n_now = app.session.experiment().problem().len();
     let mut next = None;
     let r = egui::ComboBox::from_label("data")
         .selected_text(kind)
@@ -439,7 +440,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         })
         .response
         .on_hover_text("The data generator (seeded). A new generator means new data: the runs restart");
-    let soft = app.experiment.problem().soft.count();
+    let soft = app.session.experiment().problem().soft.count();
     if soft > 0 {
         ui.label(format!("soft labels: {soft} of {n_now} points"))
             .on_hover_text("Class probabilities read from the data (CSV columns soft0, soft1, …, or `soft` in the preset). A soft label p clamps q_ij = p_c softmax within class c; the outline blends the class colours by p.");
@@ -556,14 +557,14 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("Σ_j α_ij k_j: one mean-shift step of each query toward the keys (modern Hopfield)");
         }
     });
-    let spec = app.experiment.problem().spec.clone();
-    let current = app.twin.as_ref().map(|t| t.flip);
+    let spec = app.session.experiment().problem().spec.clone();
+    let current = app.session.twin().map(|t| t.flip);
     let mut chosen = current;
     egui::ComboBox::from_label("side by side")
         .selected_text(current.map_or("no twin", |f| f.label()))
         .show_ui(ui, |ui| {
             ui.selectable_value(&mut chosen, None, "no twin");
-            for f in super::twin::Flip::ALL.into_iter().filter(|f| f.applies(&spec)) {
+            for f in crate::session::twin::Flip::ALL.into_iter().filter(|f| f.applies(&spec)) {
                 ui.selectable_value(&mut chosen, Some(f), f.label());
             }
         })

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use eframe::egui;
 
 use super::{Command, LabApp};
-use crate::core::io::write_atomic;
-use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
+use crate::export::trace::{self, TraceDocument};
+use crate::preset::io::write_atomic;
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
 pub const BUNDLED: [(&str, &str); 15] = [
@@ -157,17 +157,9 @@ impl LabApp {
     /// Writes the trace so far (CSV or JSON, the formats of `run --out`) atomically.
     pub fn export_trace(&mut self, path: &Path, csv: bool) {
         let text = if csv {
-            trace::to_csv(self.experiment.trace())
+            trace::to_csv(self.experiment().trace())
         } else {
-            trace::to_json(&TraceDocument {
-                preset: &self.draft,
-                steps: self.experiment.trace(),
-                format_version: FORMAT_VERSION,
-                critical_temperature: self.critical_temperature,
-                paused: None,
-                splits: self.annealer.as_ref().map_or(&[], |a| &a.splits),
-                settled: self.annealer.as_ref().map_or(&[], |a| &a.settled),
-            })
+            trace::to_json(&TraceDocument::of(&self.draft, &self.session, None))
         };
         match write_atomic(path, text.as_bytes()) {
             Ok(()) => self.info(format!("trace written to {}", path.display())),
@@ -291,9 +283,9 @@ pub fn write_png(image: &egui::ColorImage, crop: Option<egui::Rect>, path: &Path
 pub fn icon() -> egui::IconData {
     let size = 64usize;
     let centres = [
-        (20.0, 22.0, super::view::colour(0)),
-        (44.0, 24.0, super::view::colour(1)),
-        (32.0, 44.0, super::view::colour(2)),
+        (20.0, 22.0, super::view_data::colour(0)),
+        (44.0, 24.0, super::view_data::colour(1)),
+        (32.0, 44.0, super::view_data::colour(2)),
     ];
     let mut rgba = Vec::with_capacity(size * size * 4);
     for y in 0..size {
@@ -305,8 +297,8 @@ pub fn icon() -> egui::IconData {
                 .map(|(cx, cy, _)| -((fx - cx).powi(2) + (fy - cy).powi(2)) / 40.0)
                 .collect();
             let mut r = vec![0.0; 3];
-            crate::core::lse::softmax_into(&e, &mut r);
-            let c = super::view::blend(r.iter().copied().enumerate());
+            crate::core::math::lse::softmax_into(&e, &mut r);
+            let c = super::view_data::blend(r.iter().copied().enumerate());
             let near = centres
                 .iter()
                 .any(|(cx, cy, _)| (fx - cx).powi(2) + (fy - cy).powi(2) < 30.0);

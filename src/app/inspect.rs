@@ -4,10 +4,10 @@
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::view;
+use super::view_data;
 use super::{Convention, LabApp};
+use crate::core::eval::point_row;
 use crate::core::model::Regime;
-use crate::core::objective::point_row;
 use crate::core::reference::{self, Method};
 
 /// The point the inspector shows: the selected one, else the hovered one, else point 0.
@@ -15,15 +15,15 @@ fn inspected(app: &LabApp) -> usize {
     app.selected
         .or(app.hovered)
         .unwrap_or(0)
-        .min(app.experiment.problem().len().saturating_sub(1))
+        .min(app.session.experiment().problem().len().saturating_sub(1))
 }
 
 /// Draws the inspector.
 pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let problem = app.experiment.problem();
-    let state = app.experiment.gd_state();
+    let problem = app.session.experiment().problem();
+    let state = app.session.experiment().gd_state();
     let i = inspected(app);
-    let t = problem.spec.temperature;
+    let t = problem.spec.settings.temperature;
     ui.horizontal(|ui| {
         ui.strong(format!("Point {i}"));
         let x = problem.point(i);
@@ -76,14 +76,14 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .map(|j| {
                         Bar::new(j as f64 - 0.18, shown(row.responsibilities[j]))
                             .width(0.34)
-                            .fill(view::colour(j))
+                            .fill(view_data::colour(j))
                     })
                     .collect();
                 let ind: Vec<Bar> = (0..k)
                     .map(|j| {
                         Bar::new(j as f64 + 0.18, shown(independent[j]))
                             .width(0.34)
-                            .fill(view::colour(j).gamma_multiply(0.45))
+                            .fill(view_data::colour(j).gamma_multiply(0.45))
                     })
                     .collect();
                 Plot::new("bars")
@@ -128,7 +128,7 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                             }
                             ui.end_row();
                             for j in 0..k {
-                                ui.label(egui::RichText::new(format!("#{j}")).color(view::colour(j)));
+                                ui.label(egui::RichText::new(format!("#{j}")).color(view_data::colour(j)));
                                 ui.monospace(format!("{:.4}", row.distances[j]));
                                 ui.monospace(format!("{:.4}", row.energies[j]));
                                 ui.monospace(format!("{:.6}", row.responsibilities[j]));
@@ -154,16 +154,16 @@ const MATRIX_ROWS: usize = 2000;
 /// The responsibility matrix: points (rows, grouped by their most responsible component) ×
 /// components (columns), drawn as an image.
 fn matrix_ui(app: &LabApp, ui: &mut egui::Ui) {
-    let problem = app.experiment.problem();
-    let state = app.experiment.gd_state();
-    let (m, rows) = view::responsibility_matrix(problem, state, MATRIX_ROWS);
+    let problem = app.session.experiment().problem();
+    let state = app.session.experiment().gd_state();
+    let (m, rows) = view_data::responsibility_matrix(problem, state, MATRIX_ROWS);
     let k = state.k;
     let (w, h) = (k * 4, rows);
     let mut pixels = Vec::with_capacity(w * h);
     for r in 0..rows {
         for j in 0..k {
             let v = m[r * k + j];
-            let c = view::colour(j);
+            let c = view_data::colour(j);
             let px = egui::Color32::from_rgb(
                 (f64::from(c.r()) * v) as u8,
                 (f64::from(c.g()) * v) as u8,
@@ -190,16 +190,16 @@ fn matrix_ui(app: &LabApp, ui: &mut egui::Ui) {
 /// The formula strip: the active objective and its gradient in the active convention, with
 /// live numbers for the inspected point.
 pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
-    let problem = app.experiment.problem();
+    let problem = app.session.experiment().problem();
     let i = inspected(app);
     let paper = app.view.convention == Convention::Paper;
     let soft = !problem.soft.is_empty();
     let (objective, gradient) = match (problem.spec.regime, paper) {
-        (Regime::Mixture, _) if problem.spec.unnormalised => (
+        (Regime::Mixture, _) if problem.spec.settings.unnormalised => (
             "J = −(T/N) Σ_i Σ_j exp(−E_ij/T)  (no normalisation: a sum of kernels)",
             "∂J/∂E_ij = exp(−E_ij/T) / N  (not a responsibility: Σ_j ≠ 1)",
         ),
-        (Regime::CrossEntropy, _) if problem.spec.semi_supervised && soft => (
+        (Regime::CrossEntropy, _) if problem.spec.settings.semi_supervised && soft => (
             "J_S = (1/N) (Σ_labelled F^p_i + Σ_unlabelled F_i),  F^p = Σ_c p_c F^c  (semi-supervised, soft labels)",
             "∂J/∂E_ij = q_ij / N labelled (q_ij = p_c softmax within class c),  r_ij / N unlabelled",
         ),
@@ -211,7 +211,7 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
             "Σ_c p_c log p(c|x) = Σ_c p_c log Σ_{j in c} e^{−E/T} − log Σ_j e^{−E/T} (maximised)",
             "∂/∂E_ij = (r_ij − q_ij) / T",
         ),
-        (Regime::CrossEntropy, _) if problem.spec.semi_supervised => (
+        (Regime::CrossEntropy, _) if problem.spec.settings.semi_supervised => (
             "J_S = (1/N) (Σ_labelled F^y_i + Σ_unlabelled F_i)  (semi-supervised)",
             "∂J/∂E_ij = q_ij / N labelled,  r_ij / N unlabelled",
         ),
@@ -230,8 +230,8 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
             "∂J/∂E_ij = −α_ij (a_ij − ā_i)/T,  a_ij = g_i·v_j",
         ),
     };
-    let numbers = point_row(problem, app.experiment.gd_state(), i).map(|row| {
-        let t = problem.spec.temperature;
+    let numbers = point_row(problem, app.session.experiment().gd_state(), i).map(|row| {
+        let t = problem.spec.settings.temperature;
         let fmt = |v: &[f64]| {
             v.iter()
                 .take(6)

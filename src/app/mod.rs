@@ -9,8 +9,8 @@ mod controls;
 mod files;
 mod inspect;
 mod scene;
-pub mod twin;
-pub mod view;
+mod undo;
+pub mod view_data;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
@@ -19,10 +19,10 @@ use std::sync::{Arc, Mutex};
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Cli;
-use crate::core::anneal::Annealer;
-use crate::core::experiment::{Experiment, RunSettings};
-use crate::core::preset::{self, Preset};
+use crate::core::experiment::Experiment;
+use crate::preset::{self, Preset};
+use crate::session::Session;
+use crate::session::twin::Flip;
 
 pub use files::BUNDLED;
 
@@ -112,6 +112,8 @@ pub enum Command {
     Regenerate,
     /// Undo the last parameter change, drag or edit.
     Undo,
+    /// Redo what the last undo took back.
+    Redo,
     /// Open a preset file (dialog).
     Open,
     /// Save to the current file (or Save As).
@@ -141,16 +143,6 @@ pub struct Status {
     pub error: bool,
 }
 
-/// One undo step: the draft and the experiment as they were.
-#[derive(Clone)]
-struct Snapshot {
-    draft: Preset,
-    built: Preset,
-    experiment: Box<Experiment>,
-    annealer: Option<Box<Annealer>>,
-    critical_temperature: f64,
-}
-
 /// State that survives restarts (eframe persistence).
 #[derive(Serialize, Deserialize, Default)]
 struct Persisted {
@@ -165,22 +157,15 @@ struct Persisted {
 const STORAGE_KEY: &str = "implicit-em-lab";
 /// Records the window keeps (older ones thinned), so a long session stays bounded in memory.
 pub const HISTORY: usize = 20_000;
-const UNDO_DEPTH: usize = 64;
 
 /// The lab's window state.
 pub struct LabApp {
     /// The preset the controls edit (what Save writes).
     pub draft: Preset,
-    /// The preset the experiment was last built from.
-    built: Preset,
-    /// Both runs.
-    pub experiment: Experiment,
-    /// Deterministic annealing, when the preset asks for it (it then takes the steps).
-    pub annealer: Option<Annealer>,
-    /// A twin run with one modelling choice flipped, stepped beside the lab's (side by side).
-    pub twin: Option<twin::Twin>,
-    /// `λ_max` of the data covariance.
-    pub critical_temperature: f64,
+    /// The preset the session runs: the draft as last applied.
+    running: Preset,
+    /// The experiment, its annealing schedule and its twin.
+    session: Session,
     /// Folder relative CSV paths resolve against.
     base_dir: PathBuf,
     /// The file Save writes to.
@@ -203,8 +188,7 @@ pub struct LabApp {
     pub status: Option<Status>,
     /// The largest identity residual seen since the last restart.
     pub residual_max: f64,
-    undo: Vec<Snapshot>,
-    last_change: Option<(u64, f64)>,
+    undo: undo::UndoStack,
     commands: Vec<Command>,
     dialog: Option<files::Dialog>,
     scene: scene::SceneState,
@@ -214,7 +198,7 @@ pub struct LabApp {
     /// Bumped when new data or a new preset arrives (resets the scene's view).
     generation: u64,
     /// Steps on the UI thread or a worker thread.
-    pub stepper: worker::Stepper,
+    pub worker: worker::Worker,
     /// Whether closing saves the session (not for `--screenshot` runs, which must not overwrite
     /// the user's saved lab).
     persist: bool,
@@ -227,15 +211,12 @@ impl LabApp {
     /// # Errors
     /// When the preset does not validate or build.
     pub fn new(preset: Preset, base: &Path) -> Result<Self, String> {
-        let mut built = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
-        built.experiment.set_history_limit(Some(HISTORY));
-        let mut app = Self {
+        let mut session = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
+        session.experiment_mut().set_history_limit(Some(HISTORY));
+        Ok(Self {
             draft: preset.clone(),
-            built: preset,
-            annealer: None,
-            twin: None,
-            experiment: built.experiment,
-            critical_temperature: built.critical_temperature,
+            running: preset,
+            session,
             base_dir: base.to_path_buf(),
             path: None,
             playing: true,
@@ -247,52 +228,48 @@ impl LabApp {
             new_label: 0,
             status: None,
             residual_max: 0.0,
-            undo: Vec::new(),
-            last_change: None,
+            undo: undo::UndoStack::default(),
             commands: Vec::new(),
             dialog: None,
             scene: scene::SceneState::default(),
             screenshot: None,
             frames: 0,
             generation: 0,
-            stepper: worker::Stepper::default(),
+            worker: worker::Worker::default(),
             persist: true,
             exit_status: Arc::new(Mutex::new(Ok(()))),
-        };
-        app.start_annealing();
-        Ok(app)
+        })
     }
 
-    /// Starts deterministic annealing if the running preset asks for it (from `T₀`, both runs
-    /// perturbed), else turns it off.
-    pub fn start_annealing(&mut self) {
-        self.annealer = None;
-        self.refresh_twin();
-        if let Some(schedule) = self.built.anneal {
-            match Annealer::new(schedule, &mut self.experiment, self.built.seed) {
-                Ok(a) => {
-                    // The twin cannot follow the schedule's temperatures: off while annealing.
-                    self.annealer = Some(a);
-                    self.twin = None;
-                }
-                Err(e) => self.error(format!("annealing not started: {e}")),
-            }
-        }
+    /// The experiment, its annealing schedule and its twin.
+    #[must_use]
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Both runs.
+    #[must_use]
+    pub fn experiment(&self) -> &Experiment {
+        self.session.experiment()
+    }
+
+    /// The preset the session runs (the draft as last applied).
+    #[must_use]
+    pub fn running(&self) -> &Preset {
+        &self.running
+    }
+
+    /// Hands `steps` steps of the session to the worker thread (tests; the window decides this
+    /// itself in [`LabApp::frame_ui`]).
+    pub fn start_worker(&mut self, steps: usize) {
+        self.worker.start(&self.session, steps);
     }
 
     /// Turns the twin on with `flip` (from the lab's current states) or off.
-    pub fn set_twin(&mut self, flip: Option<twin::Flip>) {
+    pub fn set_twin(&mut self, flip: Option<Flip>) {
         // Steps a worker has in flight join the lab first, so the twin starts where the lab is.
         self.settle();
-        self.twin = flip
-            .filter(|f| f.applies(&self.experiment.problem().spec) && self.annealer.is_none())
-            .map(|f| twin::Twin::of(&self.experiment, f));
-    }
-
-    /// Starts the twin again from the lab's states (after a rebuild, load, reset or undo).
-    fn refresh_twin(&mut self) {
-        let flip = self.twin.as_ref().map(|t| t.flip);
-        self.set_twin(flip);
+        self.session.set_twin(flip);
     }
 
     /// A lab around an experiment built elsewhere (benchmarks, tests); its draft is the default
@@ -300,9 +277,8 @@ impl LabApp {
     #[must_use]
     pub fn from_experiment(experiment: Experiment) -> Self {
         let mut app = Self::bundled_default();
-        app.critical_temperature = 0.0;
-        app.experiment = experiment;
-        app.experiment.set_history_limit(Some(HISTORY));
+        app.session = Session::of(experiment, 0.0);
+        app.session.experiment_mut().set_history_limit(Some(HISTORY));
         app
     }
 
@@ -328,7 +304,7 @@ impl LabApp {
     /// Where GD prototype `j` was drawn on the last frame (screen points).
     #[must_use]
     pub fn prototype_screen_pos(&self, j: usize) -> Option<egui::Pos2> {
-        let m = self.experiment.gd_state().prototype(j);
+        let m = self.experiment().gd_state().prototype(j);
         let p = egui_plot::PlotPoint::new(m[0], m.get(1).copied().unwrap_or(0.0));
         self.scene.transform().map(|t| t.position_from_point(&p))
     }
@@ -363,7 +339,19 @@ impl LabApp {
     /// Undo entries available.
     #[must_use]
     pub fn undo_depth(&self) -> usize {
-        self.undo.len()
+        self.undo.undo_depth()
+    }
+
+    /// Redo entries available.
+    #[must_use]
+    pub fn redo_depth(&self) -> usize {
+        self.undo.redo_depth()
+    }
+
+    /// Bytes the newest undo snapshot holds on the heap of its own (tests).
+    #[must_use]
+    pub fn latest_snapshot_bytes(&self) -> Option<usize> {
+        self.undo.latest().map(undo::Snapshot::heap_bytes)
     }
 
     fn info(&mut self, text: impl Into<String>) {
@@ -380,123 +368,101 @@ impl LabApp {
         });
     }
 
-    /// Records an undo step before a change made by the widget (or action) `key`. Continuous changes of one
-    /// widget (a slider being dragged) within 0.7 s form one undo step.
+    /// Records an undo step before a change made by the widget (or action) `key`. Continuous
+    /// changes of one widget (a slider being dragged) within 0.7 s form one undo step. The
+    /// snapshot is small: the session without its history ([`undo`]).
     pub fn before_change(&mut self, key: impl std::hash::Hash, now: f64) {
-        use std::hash::{BuildHasher, BuildHasherDefault};
-        let id = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(key);
-        let continuing = self.last_change.is_some_and(|(last, t)| last == id && now - t < 0.7);
-        self.last_change = Some((id, now));
-        if continuing {
-            return;
-        }
-        self.undo.push(Snapshot {
+        self.undo.before_change(key, now, || undo::Snapshot {
             draft: self.draft.clone(),
-            built: self.built.clone(),
-            experiment: Box::new(self.experiment.clone()),
-            annealer: self.annealer.clone().map(Box::new),
-            critical_temperature: self.critical_temperature,
+            running: self.running.clone(),
+            session: self.session.snapshot(),
+            base_dir: self.base_dir.clone(),
+            path: self.path.clone(),
         });
-        if self.undo.len() > UNDO_DEPTH {
-            self.undo.remove(0);
-        }
     }
 
-    fn undo(&mut self) {
-        match self.undo.pop() {
-            Some(s) => {
-                self.draft = s.draft;
-                self.built = s.built;
-                self.experiment = *s.experiment;
-                self.annealer = s.annealer.map(|a| *a);
-                self.refresh_twin();
-                self.critical_temperature = s.critical_temperature;
-                self.last_change = None;
-                self.scrub = None;
-                self.selected = self.selected.filter(|&i| i < self.experiment.problem().len());
-                self.info("undone");
-            }
-            None => self.info("nothing to undo"),
+    /// The session is about to be replaced or reset: its history joins the newest undo
+    /// snapshot (taken just before, by [`LabApp::before_change`]), so undo brings it back.
+    fn keep_history(&mut self) {
+        let latest = self.experiment().latest().step;
+        let history = self.session.experiment_mut().take_history_before(latest);
+        self.undo.keep_history(history);
+    }
+
+    fn undo(&mut self, redo: bool) {
+        let flip = self.session.twin().map(|t| t.flip);
+        let current = undo::Current {
+            draft: &mut self.draft,
+            running: &mut self.running,
+            session: &mut self.session,
+            base_dir: &mut self.base_dir,
+            path: &mut self.path,
+        };
+        let swapped = if redo {
+            self.undo.redo(current)
+        } else {
+            self.undo.undo(current)
+        };
+        if !swapped {
+            self.info(if redo { "nothing to redo" } else { "nothing to undo" });
+            return;
         }
+        // The twin starts again from the restored states.
+        self.session.set_twin(flip);
+        self.scrub = None;
+        self.generation += 1;
+        self.selected = self.selected.filter(|&i| i < self.experiment().problem().len());
+        self.info(if redo { "redone" } else { "undone" });
     }
 
     /// Rebuilds the experiment from the draft (a change that needs new data or a new start).
     /// On failure the draft returns to what was last built and the error is shown.
     pub fn rebuild(&mut self, reason: &str) {
         match self.draft.validate().and_then(|v| v.build(&self.base_dir)) {
-            Ok(built) => {
-                self.experiment = built.experiment;
-                self.experiment.set_history_limit(Some(HISTORY));
-                self.critical_temperature = built.critical_temperature;
-                self.built = self.draft.clone();
-                self.start_annealing();
-                self.generation += 1;
-                self.residual_max = 0.0;
-                self.scrub = None;
-                self.selected = self.selected.filter(|&i| i < self.experiment.problem().len());
+            Ok(session) => {
+                self.start(session, self.draft.clone());
+                self.selected = self.selected.filter(|&i| i < self.experiment().problem().len());
                 self.info(format!("restarted: {reason}"));
             }
             Err(e) => {
-                self.draft = self.built.clone();
+                self.draft = self.running.clone();
                 self.error(format!("{reason}: {}", e.message));
             }
         }
     }
 
-    /// Applies the draft's live settings (T, η, rate, learned parameters) to the running
-    /// experiment without restarting.
+    /// Runs a freshly built `session` of `preset`: the twin keeps its flip (started from the new
+    /// states), the scene refits, the residual and the scrub position reset.
+    fn start(&mut self, session: Session, preset: Preset) {
+        self.keep_history();
+        let flip = self.session.twin().map(|t| t.flip);
+        self.session = session;
+        self.session.experiment_mut().set_history_limit(Some(HISTORY));
+        self.session.set_twin(flip);
+        self.running = preset;
+        self.generation += 1;
+        self.residual_max = 0.0;
+        self.scrub = None;
+    }
+
+    /// Applies the draft's live settings (T, η, rate, learned parameters, …) to the session
+    /// without restarting: one mapping ([`Preset::run_settings`]), one call.
     pub fn apply_live(&mut self) {
-        let d = &self.draft;
-        let settings = RunSettings {
-            learning_rate: d.learning_rate,
-            rate: d.rate,
-        };
-        let (unnormalised, semi) = (d.unnormalised, d.semi_supervised);
-        let (t, weights, scales, volume, floor, prior, background) = (
-            d.temperature,
-            d.learn.weights,
-            d.learn.scales,
-            d.learn.volume,
-            d.scale_floor,
-            d.scale_prior,
-            d.background,
-        );
-        self.experiment.set_settings(settings);
-        self.experiment.update_spec(|spec| {
-            spec.temperature = t;
-            spec.learn_weights = weights;
-            spec.learn_scales = scales;
-            spec.volume = volume;
-            spec.scale_floor = floor;
-            spec.scale_prior = prior;
-            spec.background = background;
-            spec.unnormalised = unnormalised;
-            spec.semi_supervised = semi;
-        });
-        self.built.temperature = t;
-        self.built.learning_rate = d.learning_rate;
-        self.built.rate = d.rate;
-        self.built.learn = d.learn.clone();
-        self.built.scale_floor = floor;
-        self.built.scale_prior = prior;
-        self.built.background = background;
-        self.built.unnormalised = unnormalised;
-        self.built.semi_supervised = semi;
-        if let Some(t) = self.twin.as_mut() {
-            t.follow(&self.experiment);
-        }
+        let settings = self.draft.run_settings();
+        self.session.set_settings(settings);
+        self.running.set_run_settings(settings);
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.
     pub fn advance(&mut self, n: usize) {
         for _ in 0..n {
-            let stepped = worker::lab_step(&mut self.experiment, self.annealer.as_mut(), self.twin.as_mut());
+            let stepped = self.session.step();
             if stepped.is_some() {
                 self.follow_schedule();
             }
             match stepped {
                 None => {
-                    if let Some(a) = &self.annealer {
+                    if let Some(a) = self.session.annealer() {
                         let t = a.schedule.t_min;
                         self.playing = false;
                         self.info(format!(
@@ -521,31 +487,30 @@ impl LabApp {
     /// One frame's stepping: adopt what the worker finished, then take this frame's steps on
     /// the UI thread or hand them to the worker (see [`worker`]).
     fn play(&mut self, ctx: &egui::Context) {
-        if let Some(outcome) = self.stepper.finished() {
+        if let Some(outcome) = self.worker.finished() {
             self.adopt(outcome);
         }
         if !self.playing || self.scrub.is_some() || self.screenshot.is_some() {
             return;
         }
         let steps = self.view.steps_per_frame;
-        if self.stepper.busy() {
+        if self.worker.busy() {
             // Keep drawing (and polling) while the worker runs.
-        } else if self.stepper.threaded && !self.annealer.as_ref().is_some_and(Annealer::finished) {
-            // A twin goes with the lab to the worker and takes the same steps there; so does an
-            // annealing schedule, whose steps the worker takes. (A finished schedule is reported
-            // here, by `advance`.)
-            self.stepper
-                .start(&self.experiment, self.twin.as_ref(), self.annealer.as_ref(), steps);
+        } else if self.worker.threaded && !self.session.finished() {
+            // The whole session goes to the worker: the twin takes the same steps there, and an
+            // annealing schedule takes them. (A finished schedule is reported here, by
+            // `advance`.)
+            self.worker.start(&self.session, steps);
         } else {
             let started = std::time::Instant::now();
             self.advance(steps);
-            self.stepper
+            self.worker
                 .measured(started.elapsed().as_secs_f64() * 1e3 / steps as f64, steps);
         }
         ctx.request_repaint();
     }
 
-    /// Takes a worker's steps into the experiment (unless the lab was edited meanwhile), and
+    /// Takes a worker's steps into the session (unless the lab was edited meanwhile), and
     /// pauses with the reason if the worker stopped on an error.
     fn adopt(&mut self, outcome: Result<worker::Outcome, crate::core::experiment::StepError>) {
         let outcome = match outcome {
@@ -556,26 +521,11 @@ impl LabApp {
                 return;
             }
         };
-        self.stepper.measured(outcome.ms_per_step, self.view.steps_per_frame);
-        if self.experiment.adopt(outcome.stepped) {
-            self.residual_max = self.residual_max.max(outcome.residual_max);
-            // The twin's steps follow on whenever the lab's do (an edit reaches both, and a new
-            // twin waits for the worker first); a twin that stopped on the worker says why.
-            if let (Some(t), Some(stepped)) = (self.twin.as_mut(), outcome.twin)
-                && t.flip == stepped.flip
-            {
-                t.experiment.adopt(stepped.experiment);
-                if t.stopped.is_none() {
-                    t.stopped = stepped.stopped;
-                }
-            }
-            // The schedule moved on with the steps (a new one waits for the worker first); the
-            // temperature control follows it, as in `advance`.
-            if let (Some(a), Some(stepped)) = (self.annealer.as_mut(), outcome.annealer) {
-                *a = stepped;
-                self.follow_schedule();
-            }
-            if let Some(e) = outcome.error {
+        self.worker.measured(outcome.ms_per_step, self.view.steps_per_frame);
+        if self.session.adopt(outcome.stepped) {
+            self.residual_max = self.residual_max.max(outcome.run.residual_max);
+            self.follow_schedule();
+            if let Some(e) = outcome.run.error {
                 self.playing = false;
                 self.error(format!(
                     "{e}. The last good state is kept; change a setting and press Play."
@@ -586,15 +536,15 @@ impl LabApp {
 
     /// While annealing, the temperature control follows the schedule.
     fn follow_schedule(&mut self) {
-        if self.annealer.is_some() {
-            let t = self.experiment.problem().spec.temperature;
-            (self.draft.temperature, self.built.temperature) = (t, t);
+        if self.session.annealer().is_some() {
+            let t = self.session.temperature();
+            (self.draft.temperature, self.running.temperature) = (t, t);
         }
     }
 
     /// Waits for the worker's steps in flight and takes them (tests, screenshots, closing).
     pub fn settle(&mut self) {
-        if let Some(outcome) = self.stepper.wait() {
+        if let Some(outcome) = self.worker.wait() {
             self.adopt(outcome);
         }
     }
@@ -607,19 +557,12 @@ impl LabApp {
             Ok((p, built))
         });
         match parsed {
-            Ok((p, built)) => {
+            Ok((p, session)) => {
                 self.before_change("load", f64::NEG_INFINITY);
                 self.draft = p.clone();
-                self.built = p;
-                self.experiment = built.experiment;
-                self.experiment.set_history_limit(Some(HISTORY));
-                self.critical_temperature = built.critical_temperature;
+                self.start(session, p);
                 self.base_dir = base.to_path_buf();
-                self.start_annealing();
-                self.generation += 1;
                 self.path = path;
-                self.residual_max = 0.0;
-                self.scrub = None;
                 self.selected = None;
                 self.playing = true;
                 self.info(format!("loaded {source}"));
@@ -695,11 +638,14 @@ impl LabApp {
                 }
                 Command::Reset => {
                     self.before_change("reset", f64::NEG_INFINITY);
-                    self.experiment.reset();
-                    self.start_annealing();
+                    // A reset is an edit: steps a worker has in flight no longer follow on.
+                    self.keep_history();
+                    match self.session.reset() {
+                        Ok(()) => self.info("reset to step 0"),
+                        Err(e) => self.error(format!("annealing not started: {e}")),
+                    }
                     self.residual_max = 0.0;
                     self.scrub = None;
-                    self.info("reset to step 0");
                 }
                 Command::Regenerate => {
                     self.before_change("regenerate", f64::NEG_INFINITY);
@@ -707,7 +653,8 @@ impl LabApp {
                     let seed = self.draft.seed;
                     self.rebuild(&format!("new data, seed {seed}"));
                 }
-                Command::Undo => self.undo(),
+                Command::Undo => self.undo(false),
+                Command::Redo => self.undo(true),
                 Command::Open => self.dialog = Some(files::Dialog::open(self.path.as_deref())),
                 Command::Save => match self.path.clone() {
                     Some(p) => self.save_to(&p),
@@ -743,6 +690,12 @@ impl LabApp {
             }
             if i.consume_key(Modifiers::COMMAND, Key::O) {
                 self.commands.push(Command::Open);
+            }
+            // Redo first: egui matches Ctrl+Z logically, ignoring Shift, so Ctrl+Shift+Z would
+            // otherwise undo.
+            if i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z) || i.consume_key(Modifiers::COMMAND, Key::Y)
+            {
+                self.commands.push(Command::Redo);
             }
             if i.consume_key(Modifiers::COMMAND, Key::Z) {
                 self.commands.push(Command::Undo);
@@ -880,12 +833,24 @@ impl eframe::App for LabApp {
     }
 }
 
+/// What the command line asks of the window (`main.rs` maps its arguments to this, so the window
+/// never depends on the command line).
+#[derive(Clone, Debug, Default)]
+pub struct LaunchOptions {
+    /// A preset file to open instead of the saved session.
+    pub preset: Option<PathBuf>,
+    /// Take a screenshot of the window to this PNG after `steps` steps, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Steps before the screenshot.
+    pub steps: Option<usize>,
+}
+
 /// Opens the window. With `--screenshot`, runs `--steps` steps, saves a PNG and exits.
 ///
 /// # Errors
 /// A preset that cannot be loaded, a window that cannot be created, or a screenshot that
 /// cannot be written.
-pub fn launch(args: &Cli) -> Result<(), String> {
+pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     let from_cli = match &args.preset {
         Some(path) => {
             let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();

@@ -10,12 +10,12 @@ use egui_plot::{
     Points,
 };
 
-use super::view::{self, Fields, Grid};
+use super::view_data::{self, Fields, Grid};
 use super::{Background, LabApp, Tool};
 use crate::core::experiment::RunRecord;
 use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
-use crate::core::preset::DataSpec;
+use crate::preset::DataSpec;
 
 /// Scene state that lives across frames.
 #[derive(Default)]
@@ -161,24 +161,27 @@ pub const MAX_DRAWN_POINTS: usize = 20_000;
 
 /// Draws the scene and handles its mouse interactions.
 pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let problem = app.experiment.problem().clone();
+    let problem = app.session.experiment().problem().clone();
     let dim = problem.dim;
-    let scrubbing = app.scrub.filter(|&s| s < app.experiment.trace().len());
+    let scrubbing = app.scrub.filter(|&s| s < app.session.experiment().trace().len());
     let (gd, em) = match scrubbing {
         Some(s) => {
-            let rec = &app.experiment.trace()[s];
+            let rec = &app.session.experiment().trace()[s];
             let p = problem.target_dim;
             (state_from_record(&rec.gd, dim, p), state_from_record(&rec.em, dim, p))
         }
-        None => (app.experiment.gd_state().clone(), app.experiment.em_state().clone()),
+        None => (
+            app.session.experiment().gd_state().clone(),
+            app.session.experiment().em_state().clone(),
+        ),
     };
     let k = gd.k;
     let ce = problem.spec.regime == Regime::CrossEntropy;
     let proto_colour = |j: usize| {
         if ce {
-            view::colour(problem.spec.classes[j])
+            view_data::colour(problem.spec.classes[j])
         } else {
-            view::colour(j)
+            view_data::colour(j)
         }
     };
 
@@ -187,7 +190,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         match scrubbing {
             Some(s) => {
                 ui.label(
-                    egui::RichText::new(format!("showing step {s} of {}", app.experiment.step_count()))
+                    egui::RichText::new(format!("showing step {s} of {}", app.session.experiment().step_count()))
                         .color(ui.visuals().warn_fg_color),
                 );
                 if ui.small_button("back to live").clicked() {
@@ -195,7 +198,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 }
             }
             None => {
-                ui.label(format!("step {}", app.experiment.step_count()));
+                ui.label(format!("step {}", app.session.experiment().step_count()));
             }
         }
         ui.label("filled: gradient descent,  hollow: explicit EM");
@@ -236,11 +239,10 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.tool != Tool::Select;
 
     // Background fields over the visible region.
-    let (lo, hi) = app
-        .scene
-        .transform
-        .as_ref()
-        .map_or_else(|| view::data_bounds(&problem), |t| (t.bounds().min(), t.bounds().max()));
+    let (lo, hi) = app.scene.transform.as_ref().map_or_else(
+        || view_data::data_bounds(&problem),
+        |t| (t.bounds().min(), t.bounds().max()),
+    );
     let need_fields = app.view.background != Background::None || ce;
     if need_fields {
         let grid = Grid {
@@ -254,16 +256,16 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             lo[1],
             hi[0],
             hi[1],
-            problem.spec.temperature,
+            problem.spec.settings.temperature,
             app.view.grid as f64,
-            f64::from(u8::from(problem.spec.volume)),
+            f64::from(u8::from(problem.spec.settings.volume)),
         ];
         key.extend(&gd.prototypes);
         key.extend(&gd.log_weights);
         key.extend(&gd.log_scales);
         if key != app.scene.cache_key || app.scene.fields.is_none() {
             let rest = mean_point(&problem);
-            let f = view::fields(&problem, &gd, &grid, &rest);
+            let f = view_data::fields(&problem, &gd, &grid, &rest);
             let image = egui::ColorImage::new(
                 [grid.width, grid.height],
                 f.colours
@@ -286,7 +288,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
     }
 
-    let colours = view::point_colours(&problem, &gd);
+    let colours = view_data::point_colours(&problem, &gd);
     let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
     let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
     app.scene.drawn_points = drawn.len();
@@ -294,20 +296,20 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         drawn
             .iter()
             .map(|&i| match problem.soft_label(i) {
-                Some(p) => view::blend(p.iter().copied().enumerate()),
-                None => problem.labels[i].map_or(Color32::GRAY, |y| view::colour(y as usize)),
+                Some(p) => view_data::blend(p.iter().copied().enumerate()),
+                None => problem.labels[i].map_or(Color32::GRAY, |y| view_data::colour(y as usize)),
             })
             .collect()
     });
-    let (data_lo, data_hi) = view::data_bounds(&problem);
+    let (data_lo, data_hi) = view_data::data_bounds(&problem);
 
-    let trace = app.experiment.trace();
+    let trace = app.session.experiment().trace();
     let upto = scrubbing.map_or(trace.len(), |s| s + 1);
     let show_trails = app.view.trails;
     let show_em = app.view.show_em;
     let show_readouts = app.view.readouts && matches!(problem.spec.regime, Regime::Attention { .. });
     let retrievals = retrievals(app, &gd);
-    let twin = app.twin.as_ref().map(|t| (t.flip, t.experiment.gd_state().clone()));
+    let twin = app.session.twin().map(|t| (t.flip, t.experiment.gd_state().clone()));
     let selected = app.selected.filter(|&i| i < problem.len());
     let background = app.view.background;
     let dark = ui.visuals().dark_mode;
@@ -335,8 +337,8 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
             if background == Background::FreeEnergy {
                 let mut segments = Vec::new();
-                for level in view::levels(&fields.free_energy, 14) {
-                    segments.extend(view::contour(grid, &fields.free_energy, level));
+                for level in view_data::levels(&fields.free_energy, 14) {
+                    segments.extend(view_data::contour(grid, &fields.free_energy, level));
                 }
                 plot.add(Segments {
                     base: PlotItemBase::new("free-energy contours".into()),
@@ -347,7 +349,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             if ce {
                 plot.add(Segments {
                     base: PlotItemBase::new("decision boundary".into()),
-                    segments: view::boundary(grid, &fields.winner),
+                    segments: view_data::boundary(grid, &fields.winner),
                     stroke: Stroke::new(2.0, fg.gamma_multiply(0.85)),
                 });
             }
@@ -364,7 +366,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             let mut outs = Vec::new();
             let step = problem.len().div_ceil(300).max(1);
             for i in (0..problem.len()).step_by(step) {
-                if let Some(o) = view::readout(&problem, &gd, i) {
+                if let Some(o) = view_data::readout(&problem, &gd, i) {
                     links.push([xy(problem.point(i)), xy(&o)]);
                     outs.push(xy(&o));
                 }
@@ -561,7 +563,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 /// Each probe's retrieval under the shown state (at most a few dozen probes, each converging in
 /// tens of updates: cheap enough for every frame, so the paths follow `T` and the keys live).
 fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval> {
-    let spec = &app.experiment.problem().spec;
+    let spec = &app.session.experiment().problem().spec;
     app.draft
         .probes
         .iter()
@@ -574,7 +576,7 @@ fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval>
 pub const MAX_PROBES: usize = 16;
 
 fn add_probe(app: &mut LabApp, at: [f64; 2]) {
-    let problem = app.experiment.problem();
+    let problem = app.session.experiment().problem();
     let mut x = mean_point(problem);
     x[0] = at[0];
     if x.len() > 1 {
@@ -585,24 +587,24 @@ fn add_probe(app: &mut LabApp, at: [f64; 2]) {
         app.draft.probes.remove(0);
     }
     app.draft.probes.push(x);
-    app.built.probes.clone_from(&app.draft.probes);
+    app.running.probes.clone_from(&app.draft.probes);
 }
 
 /// The probes' results, and a button to clear them.
 pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let state = app.experiment.gd_state().clone();
+    let state = app.session.experiment().gd_state().clone();
     let results = retrievals(app, &state);
     if results.is_empty() {
         ui.label("click the scene to place a probe");
         return;
     }
-    let spec = app.experiment.problem().spec.clone();
+    let spec = app.session.experiment().problem().spec.clone();
     let terms = crate::core::model::ComponentTerms::new(&spec, &state);
-    let mut row = crate::core::objective::Row::new(state.k, state.dim, 0);
+    let mut row = crate::core::eval::Row::new(state.k, state.dim, 0);
     for (q, r) in results.iter().enumerate() {
         // With the reject option: how much the background claims the probe where it was placed.
-        let reject = if spec.background.is_some() {
-            crate::core::objective::field_row(&spec, &state, &terms, &r.path[0], &mut row);
+        let reject = if spec.settings.reject_energy.is_some() {
+            crate::core::eval::field_row(&spec, &state, &terms, &r.path[0], &mut row);
             format!(", reject r₀ = {:.3} at the start", row.background)
         } else {
             String::new()
@@ -619,11 +621,11 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if ui.button("clear probes").clicked() {
         app.before_change("probe", f64::NEG_INFINITY);
         app.draft.probes.clear();
-        app.built.probes.clear();
+        app.running.probes.clear();
     }
 }
 
-fn mean_point(problem: &crate::core::objective::Problem) -> Vec<f64> {
+fn mean_point(problem: &crate::core::problem::Problem) -> Vec<f64> {
     let n = problem.len().max(1) as f64;
     let mut m = vec![0.0; problem.dim];
     for i in 0..problem.len() {
@@ -636,7 +638,7 @@ fn mean_point(problem: &crate::core::objective::Problem) -> Vec<f64> {
 
 /// The point drawn nearest to screen position `pos`, within `radius` pixels.
 fn nearest_point(
-    problem: &crate::core::objective::Problem,
+    problem: &crate::core::problem::Problem,
     transform: &PlotTransform,
     pos: egui::Pos2,
     radius: f32,
@@ -660,8 +662,8 @@ fn nearest_point(
 
 /// Moves prototype `j` of both runs to `to` (first two coordinates).
 pub fn drag_to(app: &mut LabApp, j: usize, to: [f64; 2]) {
-    let mut gd = app.experiment.gd_state().clone();
-    let mut em = app.experiment.em_state().clone();
+    let mut gd = app.session.experiment().gd_state().clone();
+    let mut em = app.session.experiment().em_state().clone();
     let dim = gd.dim;
     for s in [&mut gd, &mut em] {
         s.prototypes[j * dim] = to[0];
@@ -669,19 +671,19 @@ pub fn drag_to(app: &mut LabApp, j: usize, to: [f64; 2]) {
             s.prototypes[j * dim + 1] = to[1];
         }
     }
-    if let Err(e) = app.experiment.set_states(gd, em) {
+    if let Err(e) = app.session.set_states(gd, em) {
         app.error(e.to_string());
     }
 }
 
-fn edit_data(app: &mut LabApp, data: crate::core::dataset::Dataset, what: &str) {
+fn edit_data(app: &mut LabApp, data: crate::core::data::Dataset, what: &str) {
     let inline = DataSpec::inline(&data);
-    match app.experiment.replace_data(data) {
+    match app.session.replace_data(data) {
         Ok(()) => {
             app.draft.data = inline;
             // The inline points carry the labels as they are now (hidden ones already dropped).
             app.draft.labelled_fraction = 1.0;
-            app.built.labelled_fraction = 1.0;
+            app.running.labelled_fraction = 1.0;
             app.info(what.to_string());
         }
         Err(e) => app.error(format!("{what} refused: {e}")),
@@ -691,7 +693,7 @@ fn edit_data(app: &mut LabApp, data: crate::core::dataset::Dataset, what: &str) 
 /// Adds a point at `at` (other coordinates at 0) with the chosen label; the attention target
 /// is copied from the nearest point when the data define targets.
 pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
-    let mut data = app.experiment.dataset();
+    let mut data = app.session.experiment().problem().to_dataset();
     let mut x = vec![0.0; data.dim];
     x[0] = at[0];
     if data.dim > 1 {
@@ -714,7 +716,7 @@ pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
 
 /// Removes point `i`.
 pub fn remove_point(app: &mut LabApp, i: usize) {
-    let mut data = app.experiment.dataset();
+    let mut data = app.session.experiment().problem().to_dataset();
     if data.len() <= 1 {
         app.error("the last point cannot be removed");
         return;

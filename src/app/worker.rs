@@ -1,42 +1,15 @@
-//! Stepping off the UI thread. While a frame's paired steps take less than [`THREAD_ABOVE_MS`]
-//! the window takes them itself (every frame shows the latest step); above that, a worker
-//! thread takes them on a [`Experiment::detached`] copy and the window adopts the result when it
-//! arrives, drawing at its own rate meanwhile. An edit made while the worker runs wins: the
-//! worker's steps no longer follow on and are dropped ([`Experiment::adopt`]). A twin goes along
-//! and takes one step after each of the lab's; an annealing schedule goes along and takes the
-//! steps itself (cooling and perturbing the copy between them), and comes back with it.
+//! Stepping off the UI thread. While a frame's steps take less than [`THREAD_ABOVE_MS`] the
+//! window takes them itself (every frame shows the latest step); above that, a worker thread
+//! steps a [`Session::detached`] copy (the experiment, its twin and its annealing schedule) and
+//! the window adopts the result when it arrives, drawing at its own rate meanwhile. An edit made
+//! while the worker runs wins: the worker's steps no longer follow on and are dropped
+//! ([`Session::adopt`]).
 
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::twin::Twin;
-use crate::core::anneal::Annealer;
-use crate::core::experiment::{Experiment, StepError};
-
-/// One step of the lab, as the window takes it on either thread: the annealing schedule's step
-/// when there is a schedule, else a paired step; then, if that succeeded, the twin's. Returns the
-/// step's identity residual, or `None` (and steps nothing) once the schedule has finished.
-///
-/// # Errors
-/// As [`Experiment::step`].
-pub fn lab_step(
-    experiment: &mut Experiment,
-    annealer: Option<&mut Annealer>,
-    twin: Option<&mut Twin>,
-) -> Option<Result<f64, StepError>> {
-    let stepped = match annealer {
-        Some(a) if a.finished() => return None,
-        Some(a) => a.step(experiment).map(|()| experiment.latest()),
-        None => experiment.step(),
-    }
-    .map(|rec| rec.identity_residual);
-    if stepped.is_ok()
-        && let Some(t) = twin
-    {
-        t.step();
-    }
-    Some(stepped)
-}
+use crate::core::experiment::StepError;
+use crate::session::{RunOutcome, Session};
 
 /// Steps of one frame that take longer than this (milliseconds) move to the worker thread.
 pub const THREAD_ABOVE_MS: f64 = 8.0;
@@ -46,22 +19,17 @@ pub const SYNC_BELOW_MS: f64 = 4.0;
 /// What a worker brings back.
 pub struct Outcome {
     /// The copy, stepped.
-    pub stepped: Experiment,
-    /// The error that stopped it early, if any (the copy keeps its last good state).
-    pub error: Option<crate::core::experiment::StepError>,
-    /// The largest identity residual among its steps.
-    pub residual_max: f64,
-    /// Milliseconds per paired step, measured on the worker (the twin's included).
+    pub stepped: Session,
+    /// What the steps did (the error that stopped them early, if any: the copy keeps its last
+    /// good state).
+    pub run: RunOutcome,
+    /// Milliseconds per step, measured on the worker (the twin's included).
     pub ms_per_step: f64,
-    /// The twin, stepped beside it (the same number of steps), if the lab had one.
-    pub twin: Option<Twin>,
-    /// The annealing schedule that drove the steps, if the lab was annealing.
-    pub annealer: Option<Annealer>,
 }
 
 /// The stepping mode and the job in flight.
 #[derive(Default)]
-pub struct Stepper {
+pub struct Worker {
     job: Option<JoinHandle<Outcome>>,
     /// Stepping on the worker thread (else on the UI thread).
     pub threaded: bool,
@@ -69,7 +37,7 @@ pub struct Stepper {
     pub ms_per_step: f64,
 }
 
-impl Stepper {
+impl Worker {
     /// Whether a job is running.
     #[must_use]
     pub fn busy(&self) -> bool {
@@ -91,37 +59,17 @@ impl Stepper {
         }
     }
 
-    /// Starts `steps` paired steps of a detached copy of `experiment` on a worker thread, and of
-    /// `twin` beside it (one twin step after each of the lab's, as on the UI thread). With an
-    /// `annealer` the steps are its steps (which cool and perturb between them); they stop
-    /// early when it finishes.
-    pub fn start(&mut self, experiment: &Experiment, twin: Option<&Twin>, annealer: Option<&Annealer>, steps: usize) {
-        let mut copy = experiment.detached();
-        let mut annealer = annealer.cloned();
-        let mut twin = twin.map(Twin::detached);
+    /// Starts `steps` steps of a detached copy of `session` on a worker thread (they stop
+    /// early when its annealing schedule finishes).
+    pub fn start(&mut self, session: &Session, steps: usize) {
+        let mut copy = session.detached();
         self.job = Some(std::thread::spawn(move || {
             let started = Instant::now();
-            let (mut done, mut error, mut residual_max) = (0usize, None, 0.0f64);
-            for _ in 0..steps {
-                match lab_step(&mut copy, annealer.as_mut(), twin.as_mut()) {
-                    None => break,
-                    Some(Ok(residual)) => {
-                        residual_max = residual_max.max(residual);
-                        done += 1;
-                    }
-                    Some(Err(e)) => {
-                        error = Some(e);
-                        break;
-                    }
-                }
-            }
+            let run = copy.run(steps, |_| ());
             Outcome {
+                ms_per_step: started.elapsed().as_secs_f64() * 1e3 / run.steps.max(1) as f64,
                 stepped: copy,
-                error,
-                residual_max,
-                ms_per_step: started.elapsed().as_secs_f64() * 1e3 / done.max(1) as f64,
-                twin,
-                annealer,
+                run,
             }
         }));
     }

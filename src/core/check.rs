@@ -1,10 +1,12 @@
 //! The identity and every exact gradient checked against an independent derivative
 //! (MATH.md §2, §7). The command line prints the table; the window shows it.
 
-use super::model::{Regime, Score, State};
-use super::objective::{Problem, evaluate, point_row};
-use super::reference::{self, Method, Params};
-use super::step::{RateMode, em_prototype_step, gd_prototype_step};
+use crate::core::eval::{evaluate, point_row};
+use crate::core::model::RateMode;
+use crate::core::model::{Regime, Score, State};
+use crate::core::problem::Problem;
+use crate::core::reference::{self, Method, Params};
+use crate::core::step::{em_prototype_step, gd_prototype_step};
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,12 +89,14 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
         );
     }
     let law = match problem.spec.regime {
-        Regime::Mixture if problem.spec.unnormalised => "∂J/∂E_ij = e^{−E_ij/T}/N (no normalisation: not r)",
+        Regime::Mixture if problem.spec.settings.unnormalised => "∂J/∂E_ij = e^{−E_ij/T}/N (no normalisation: not r)",
         Regime::Mixture => "∂J/∂E_ij = r_ij/N (mixture)",
-        Regime::CrossEntropy if problem.spec.semi_supervised && !problem.soft.is_empty() => {
+        Regime::CrossEntropy if problem.spec.settings.semi_supervised && !problem.soft.is_empty() => {
             "∂J/∂E_ij = q_ij/N or r_ij/N (semi, soft labels)"
         }
-        Regime::CrossEntropy if problem.spec.semi_supervised => "∂J/∂E_ij = q_ij/N or r_ij/N (semi-supervised)",
+        Regime::CrossEntropy if problem.spec.settings.semi_supervised => {
+            "∂J/∂E_ij = q_ij/N or r_ij/N (semi-supervised)"
+        }
         Regime::CrossEntropy if !problem.soft.is_empty() => "∂J/∂E_ij = (q_ij − r_ij)/N (soft labels)",
         Regime::CrossEntropy => "∂J/∂E_ij = (q_ij − r_ij)/N (cross-entropy)",
         Regime::Attention { .. } => "∂J/∂E_ij = −α_ij(a_ij − ā_i)/T (attention)",
@@ -137,7 +141,7 @@ pub fn check(problem: &Problem, state: &State, method: Method, relative_toleranc
         1e-12,
     ));
     if problem.spec.regime == Regime::Mixture
-        && !problem.spec.unnormalised
+        && !problem.spec.settings.unnormalised
         && problem.spec.regime.score() == Score::Distance
     {
         let gd = gd_prototype_step(problem, state, &eval, 1.0, RateMode::Em);

@@ -2,9 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::model::State;
-use super::objective::{Evaluation, Problem, point_row};
-use super::reference::{self, Method};
+use crate::core::eval::{Evaluation, point_row};
+use crate::core::model::State;
+use crate::core::problem::Problem;
+use crate::core::reference::{self, Method};
 
 /// A component whose mass `N_j` falls below this fraction of `N` is reported dead.
 pub const DEAD_FRACTION: f64 = 1e-6;
@@ -109,14 +110,14 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
         }
     }
     let spec = &problem.spec;
-    if spec.learn_scales {
+    if spec.settings.learn_scales {
         for (j, s) in state.scales().into_iter().enumerate() {
-            if s <= spec.scale_floor * (1.0 + 1e-9) {
+            if s <= spec.settings.scale_floor * (1.0 + 1e-9) {
                 out.push(format!(
                     "{run}: scale of component {j} is at its floor {:e} (collapsing onto few points)",
-                    spec.scale_floor
+                    spec.settings.scale_floor
                 ));
-            } else if s * spec.temperature > RUNAWAY_FACTOR * spread {
+            } else if s * spec.settings.temperature > RUNAWAY_FACTOR * spread {
                 out.push(format!(
                     "{run}: scale of component {j} is running away (s = {s:.3e}; metric collapse: responsibilities go uniform)"
                 ));

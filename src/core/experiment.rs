@@ -5,22 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dataset::Dataset;
-use super::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
-use super::model::{ModelSpec, Regime, State};
-use super::objective::{Evaluation, Problem, evaluate, evaluate_em};
-use super::preset::make_problem;
-use super::reference::Method;
-use super::step::{RateMode, em_prototype_step, em_step, gd_prototype_step, gd_step};
-
-/// The knobs that may change between steps without rebuilding the experiment.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RunSettings {
-    /// `η > 0`.
-    pub learning_rate: f64,
-    /// Shared or EM-preconditioned rate.
-    pub rate: RateMode,
-}
+use crate::core::data::Dataset;
+use crate::core::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
+use crate::core::eval::{Evaluation, evaluate, evaluate_em};
+use crate::core::model::{Optimiser, Regime, RunSettings, State};
+use crate::core::problem::Problem;
+use crate::core::reference::Method;
+use crate::core::step::{em_prototype_step, em_step, gd_prototype_step, gd_step};
 
 /// One run's state and numbers at one step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,7 +117,6 @@ impl std::error::Error for StepError {}
 #[derive(Clone, Debug)]
 pub struct Experiment {
     problem: Problem,
-    settings: RunSettings,
     gd: State,
     em: State,
     gd_eval: Evaluation,
@@ -145,6 +135,8 @@ pub struct Experiment {
     /// Changes with every edit (never with a step); unique across experiments, so a copy stepped
     /// elsewhere can tell whether its origin was edited meanwhile.
     revision: u64,
+    /// The run's line of steps: the same from `new` or `reset` on, through steps and edits.
+    lineage: u64,
     /// For a [`Experiment::detached`] copy, the revision of the experiment it was detached from
     /// (the copy may change its own revision, as annealing does when it cools, and still be
     /// adopted); unused otherwise.
@@ -177,19 +169,20 @@ fn check_finite(state: &State, eval: &Evaluation, run: &str, step: usize) -> Res
 }
 
 impl Experiment {
-    /// Starts both runs at `initial` and records step 0.
+    /// Starts both runs at `initial` and records step 0; gradient descent steps with
+    /// `optimiser` (it replaces the problem's).
     ///
     /// # Errors
     /// When the initial state or its loss is not finite.
-    pub fn new(problem: Problem, initial: State, settings: RunSettings) -> Result<Self, StepError> {
+    pub fn new(mut problem: Problem, initial: State, optimiser: Optimiser) -> Result<Self, StepError> {
+        problem.spec.settings.optimiser = optimiser;
         let eval = evaluate(&problem, &initial);
         check_finite(&initial, &eval, "initial", 0)?;
-        let spread = data_spread(&problem);
+        let spread = problem.data_spread();
         let residual_rows = diagnostics::sample_rows(&problem, RESIDUAL_SAMPLE);
         let revision = next_revision();
         let mut exp = Self {
             problem,
-            settings,
             gd: initial.clone(),
             em: initial.clone(),
             initial,
@@ -203,6 +196,7 @@ impl Experiment {
             history_limit: None,
             history_stride: 1,
             revision,
+            lineage: revision,
             origin: revision,
         };
         let record = exp.record(Vec::new());
@@ -216,10 +210,10 @@ impl Experiment {
         &self.problem
     }
 
-    /// The current knobs.
+    /// What may change live (temperature, optimiser, learned parameters, …).
     #[must_use]
     pub fn settings(&self) -> RunSettings {
-        self.settings
+        self.problem.spec.settings
     }
 
     /// Steps taken.
@@ -271,12 +265,13 @@ impl Experiment {
     /// When either new state, loss or gradient is non-finite; nothing changes then.
     pub fn step(&mut self) -> Result<&StepRecord, StepError> {
         let next = self.step + 1;
+        let optimiser = self.problem.spec.settings.optimiser;
         let gd = gd_step(
             &self.problem,
             &self.gd,
             &self.gd_eval,
-            self.settings.learning_rate,
-            self.settings.rate,
+            optimiser.learning_rate,
+            optimiser.rate,
         );
         let em = em_step(&self.problem, &self.em, &self.em_eval);
         let gd_eval = evaluate(&self.problem, &gd);
@@ -341,7 +336,6 @@ impl Experiment {
     pub fn detached(&self) -> Experiment {
         Experiment {
             problem: self.problem.clone(),
-            settings: self.settings,
             gd: self.gd.clone(),
             em: self.em.clone(),
             gd_eval: self.gd_eval.clone(),
@@ -355,8 +349,44 @@ impl Experiment {
             history_limit: None,
             history_stride: 1,
             revision: self.revision,
+            lineage: self.lineage,
             origin: self.revision,
         }
+    }
+
+    /// A copy holding only the latest record of the history, for an undo snapshot: cheap (the
+    /// data are shared, the states are per component), and it does not grow with the run.
+    #[must_use]
+    pub fn snapshot(&self) -> Experiment {
+        let mut copy = self.detached();
+        copy.trace.push(self.latest().clone());
+        copy.history_limit = self.history_limit;
+        copy.history_stride = self.history_stride;
+        copy
+    }
+
+    /// The run's line of steps: equal for two experiments when one was copied from the other
+    /// with no reset or rebuild between, so their records at one step are the same run's.
+    #[must_use]
+    pub fn lineage(&self) -> u64 {
+        self.lineage
+    }
+
+    /// Removes and returns the records before `step` (never the latest record).
+    pub fn take_history_before(&mut self, step: usize) -> Vec<StepRecord> {
+        let keep_from = self.trace[..self.trace.len() - 1].partition_point(|r| r.step < step);
+        let rest = self.trace.split_off(keep_from);
+        std::mem::replace(&mut self.trace, rest)
+    }
+
+    /// Puts `earlier` records of the same run in front of the history: those before its first
+    /// record (an undo joins the history it kept to the snapshot it restores).
+    pub fn prepend_history(&mut self, mut earlier: Vec<StepRecord>) {
+        let first = self.trace.first().map_or(usize::MAX, |r| r.step);
+        earlier.retain(|r| r.step < first);
+        earlier.append(&mut self.trace);
+        self.trace = earlier;
+        self.thin_history();
     }
 
     /// Takes over the steps a [`Experiment::detached`] copy made: its states, its records and
@@ -400,18 +430,33 @@ impl Experiment {
         Ok(())
     }
 
-    /// Changes the learning rate or rate mode; takes effect at the next step.
+    /// Changes what may change live. Both runs are re-evaluated only when something that
+    /// enters the evaluation changed ([`RunSettings::changes_evaluation`]); an optimiser change
+    /// takes effect at the next step. Either way the latest record is rewritten once.
     pub fn set_settings(&mut self, settings: RunSettings) {
+        let old = self.problem.spec.settings;
+        if old == settings {
+            return;
+        }
         self.revision = next_revision();
-        self.settings = settings;
-        self.refresh_latest();
+        self.problem.spec.settings = settings;
+        if old.semi_supervised != settings.semi_supervised {
+            // Which points count changed: so do the rows the identity residual watches.
+            self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
+        }
+        if old.changes_evaluation(&settings) {
+            self.reevaluate();
+        } else {
+            self.refresh_latest();
+        }
     }
 
-    /// Changes the temperature live: both runs are re-evaluated and the latest record rewritten.
+    /// Changes the temperature live ([`Experiment::set_settings`]).
     pub fn set_temperature(&mut self, temperature: f64) {
-        self.revision = next_revision();
-        self.problem.spec.temperature = temperature;
-        self.reevaluate();
+        self.set_settings(RunSettings {
+            temperature,
+            ..self.settings()
+        });
     }
 
     /// Replaces both runs' states (a drag in the window): both runs continue from `state`.
@@ -433,54 +478,28 @@ impl Experiment {
         Ok(())
     }
 
-    /// Changes the model's options live (learned parameters, volume term, scale floor): both
-    /// runs are re-evaluated from their current states. The regime and the component classes
-    /// must not be changed this way (rebuild the experiment instead).
-    pub fn update_spec(&mut self, change: impl FnOnce(&mut ModelSpec)) {
-        self.revision = next_revision();
-        let regime = self.problem.spec.regime;
-        change(&mut self.problem.spec);
-        debug_assert_eq!(
-            regime, self.problem.spec.regime,
-            "rebuild the experiment to change the regime"
-        );
-        self.reevaluate();
-    }
-
     /// Replaces the data (points added or removed in the window); both runs continue from their
     /// current states. The trace is kept.
     ///
     /// # Errors
     /// When the new data does not fit the objective (no points, missing labels or targets).
     pub fn replace_data(&mut self, data: Dataset) -> Result<(), String> {
-        let problem = make_problem(data, self.problem.spec.clone()).map_err(|e| e.message)?;
+        let problem = Problem::bind(data, self.problem.spec.clone()).map_err(|e| e.0)?;
         if problem.target_dim != self.problem.target_dim {
             return Err("the new data has a different target dimension".into());
         }
         self.revision = next_revision();
         self.problem = problem;
+        self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
+        self.spread = self.problem.data_spread();
         self.reevaluate();
         Ok(())
-    }
-
-    /// The data as a [`Dataset`] (what the window edits and saves).
-    #[must_use]
-    pub fn dataset(&self) -> Dataset {
-        let p = &self.problem;
-        let attention = matches!(p.spec.regime, Regime::Attention { .. });
-        Dataset {
-            dim: p.dim,
-            points: p.points.to_vec(),
-            labels: p.labels.to_vec(),
-            target_dim: if attention { p.target_dim } else { 0 },
-            targets: if attention { p.targets.to_vec() } else { Vec::new() },
-            soft: (*p.soft).clone(),
-        }
     }
 
     /// Back to step 0: both runs at the initial state, the trace cleared.
     pub fn reset(&mut self) {
         self.revision = next_revision();
+        self.lineage = self.revision;
         let initial = self.initial.clone();
         self.gd = initial.clone();
         self.em = initial;
@@ -498,6 +517,17 @@ impl Experiment {
     /// trace), counted from the capacities of its buffers. Shared data count in full.
     #[must_use]
     pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes_counting(true)
+    }
+
+    /// [`Experiment::heap_bytes`] without the data buffers it shares with another experiment
+    /// (a copy's points, labels and targets are the original's).
+    #[must_use]
+    pub fn owned_heap_bytes(&self) -> usize {
+        self.heap_bytes_counting(false)
+    }
+
+    fn heap_bytes_counting(&self, shared: bool) -> usize {
         fn v<T>(x: &Vec<T>) -> usize {
             x.capacity() * std::mem::size_of::<T>()
         }
@@ -524,13 +554,24 @@ impl Experiment {
                 + v(&r.scales)
                 + v(&r.counts)
         }
+        fn arc<T>(x: &std::sync::Arc<Vec<T>>, shared: bool) -> usize {
+            if shared || std::sync::Arc::strong_count(x) == 1 {
+                v(x)
+            } else {
+                0
+            }
+        }
         let p = &self.problem;
-        let data = v(&p.points)
-            + v(&p.labels)
-            + v(&p.targets)
+        let soft = if shared || std::sync::Arc::strong_count(&p.soft) == 1 {
+            v(&p.soft.index) + v(&p.soft.probs)
+        } else {
+            0
+        };
+        let data = arc(&p.points, shared)
+            + arc(&p.labels, shared)
+            + arc(&p.targets, shared)
             + v(&p.spec.classes)
-            + v(&p.soft.index)
-            + v(&p.soft.probs)
+            + soft
             + v(&self.residual_rows);
         let trace: usize = self
             .trace
@@ -563,8 +604,6 @@ impl Experiment {
         self.gd_eval = evaluate(&self.problem, &self.gd);
         self.em_eval = evaluate_em(&self.problem, &self.em);
         self.previous_em_objective = None;
-        self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
-        self.spread = data_spread(&self.problem);
         self.refresh_latest();
     }
 
@@ -602,12 +641,13 @@ impl Experiment {
     fn record(&self, mut warnings: Vec<String>) -> StepRecord {
         let problem = &self.problem;
         let attention = matches!(problem.spec.regime, Regime::Attention { .. });
+        let optimiser = problem.spec.settings.optimiser;
         let gd_step = gd_prototype_step(
             problem,
             &self.gd,
             &self.gd_eval,
-            self.settings.learning_rate,
-            self.settings.rate,
+            optimiser.learning_rate,
+            optimiser.rate,
         );
         let em_step = em_prototype_step(problem, &self.gd, &self.gd_eval);
         let dim = problem.dim;
@@ -639,8 +679,8 @@ impl Experiment {
         let em = RunRecord::new(&self.em, &self.em_eval, attention);
         StepRecord {
             step: self.step,
-            temperature: problem.spec.temperature,
-            learning_rate: self.settings.learning_rate,
+            temperature: problem.spec.settings.temperature,
+            learning_rate: optimiser.learning_rate,
             identity_residual: diagnostics::identity_residual(
                 problem,
                 &self.gd,
@@ -660,27 +700,4 @@ impl Experiment {
             warnings,
         }
     }
-}
-
-/// Variance per coordinate of the points: `Σ_i ||x_i − x̄||² / (N D)`.
-#[must_use]
-pub fn data_spread(problem: &Problem) -> f64 {
-    let n = problem.len();
-    let dim = problem.dim;
-    if n == 0 || dim == 0 {
-        return 0.0;
-    }
-    let mut mean = vec![0.0; dim];
-    for i in 0..n {
-        for (m, x) in mean.iter_mut().zip(problem.point(i)) {
-            *m += x / n as f64;
-        }
-    }
-    let mut total = 0.0;
-    for i in 0..n {
-        for (m, x) in mean.iter().zip(problem.point(i)) {
-            total += (x - m) * (x - m);
-        }
-    }
-    total / (n * dim) as f64
 }

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
-use super::model::{ComponentTerms, ModelSpec, State};
-use super::objective::{Row, field_row};
+use crate::core::eval::{Row, field_row};
+use crate::core::model::{ComponentTerms, ModelSpec, State};
 
 /// Fixed-point iterations before giving up.
 pub const MAX_ITERATIONS: usize = 500;

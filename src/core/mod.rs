@@ -1,21 +1,28 @@
-//! The numerical core. Knows nothing of the window: no egui, no printing.
+//! The numerical core: numbers only. No egui, no printing, no files, no text formats, no
+//! threads of its own (rayon's data parallelism only).
+//!
+//! From the bottom up:
+//! - [`math`]: stable log-sum-exp, softmax and entropy; dual numbers for the reference.
+//! - [`data`]: point sets, soft labels, seeded generators, CSV text, initialisation.
+//! - [`model`]: the regimes, the parameters ([`model::State`]) and the model settings.
+//! - [`problem`]: data bound to a model ([`problem::Problem::bind`]).
+//! - [`eval`]: one pass over the points giving loss, exact gradients and EM statistics
+//!   (a plain row-by-row path and the vectorised lane path, which must agree to 1e-12).
+//! - [`reference`]: an independent derivative (dual numbers or finite differences) that
+//!   shares no code with [`eval`]; [`check`] and [`diagnostics`] compare the two.
+//! - [`step`]: one gradient step and one EM step; [`experiment`]: both runs in lockstep with
+//!   their records; [`hopfield`]: retrieval as iterated attention.
+//! - [`workload`]: the standard benchmark experiments.
 
-pub mod anneal;
-pub mod bench;
 pub mod check;
-pub mod dataset;
+pub mod data;
 pub mod diagnostics;
-pub mod dual;
+pub mod eval;
 pub mod experiment;
-pub mod fast;
 pub mod hopfield;
-pub mod init;
-pub mod io;
-pub mod lse;
+pub mod math;
 pub mod model;
-pub mod objective;
-pub mod preset;
+pub mod problem;
 pub mod reference;
-pub mod report;
 pub mod step;
-pub mod trace;
+pub mod workload;

@@ -52,14 +52,27 @@ impl Regime {
     }
 }
 
-/// Validated model settings. Build one through the preset's `validate` (or by hand in tests);
-/// the steppers trust it.
+/// The model: what forces a rebuild (the regime, each component's class) and the run settings
+/// that may change between steps ([`RunSettings`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     /// Which objective.
     pub regime: Regime,
+    /// Class of each component (cross-entropy); empty for the other regimes.
+    pub classes: Vec<usize>,
+    /// What may change live.
+    pub settings: RunSettings,
+}
+
+/// Everything that may change between steps without rebuilding the experiment: the one
+/// settings type, mapped from a preset by `Preset::run_settings` and applied by
+/// `Experiment::set_settings`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSettings {
     /// `T > 0`.
     pub temperature: f64,
+    /// How gradient descent steps (explicit EM ignores it).
+    pub optimiser: Optimiser,
     /// Learn the mixing logits `w`.
     pub learn_weights: bool,
     /// Learn the log-scales `ρ`.
@@ -68,13 +81,11 @@ pub struct ModelSpec {
     pub volume: bool,
     /// Smallest scale a step may leave (`s_j ≥ scale_floor`), `> 0`.
     pub scale_floor: f64,
-    /// Class of each component (cross-entropy); empty for the other regimes.
-    pub classes: Vec<usize>,
     /// A prior on the scales (MAP), the remedy for both volume failures.
     pub scale_prior: Option<ScalePrior>,
-    /// A background component of fixed energy `E₀` ("none of the above", the reject option;
-    /// mixture only): every log-sum-exp also runs over `−E₀/T`, so `Σ_j r_ij = 1 − r_i0`.
-    pub background: Option<f64>,
+    /// The reject option (mixture only): a background component of fixed energy `E₀` ("none
+    /// of the above"); every log-sum-exp also runs over `−E₀/T`, so `Σ_j r_ij = 1 − r_i0`.
+    pub reject_energy: Option<f64>,
     /// The normalisation boundary (mixture only): `J = −(T/N) Σ_i Σ_j e^{−E_ij/T}`, a sum of
     /// independent kernels instead of `(1/N) Σ_i F_i`. Its `∂J/∂E_ij = e^{−E_ij/T}/N` are no
     /// responsibilities; the EM run keeps the normalised (log-sum-exp) objective beside it.
@@ -83,6 +94,78 @@ pub struct ModelSpec {
     /// to their class, unlabelled ones stay latent, and the objective is the generative
     /// `J_S = (1/N)(Σ_labelled F^y_i + Σ_unlabelled F_i)` (MATH.md §5), EM-able with E-step `q` or `r`.
     pub semi_supervised: bool,
+}
+
+impl RunSettings {
+    /// Only the prototypes learned, volume term on, scale floor `1e-6`, the default optimiser.
+    #[must_use]
+    pub fn new(temperature: f64) -> Self {
+        Self {
+            temperature,
+            optimiser: Optimiser::default(),
+            learn_weights: false,
+            learn_scales: false,
+            volume: true,
+            scale_floor: 1e-6,
+            scale_prior: None,
+            reject_energy: None,
+            unnormalised: false,
+            semi_supervised: false,
+        }
+    }
+
+    /// Whether going from `self` to `other` changes what an evaluation computes: everything
+    /// but the optimiser, which only the next gradient step reads.
+    #[must_use]
+    pub fn changes_evaluation(&self, other: &RunSettings) -> bool {
+        let same_optimiser = RunSettings {
+            optimiser: other.optimiser,
+            ..*self
+        };
+        same_optimiser != *other
+    }
+}
+
+/// Gradient descent's step rule: `θ ← θ − η ∂J/∂θ`, with one rate or EM-preconditioned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Optimiser {
+    /// `η > 0`.
+    pub learning_rate: f64,
+    /// Shared or EM-preconditioned rate.
+    pub rate: RateMode,
+}
+
+impl Default for Optimiser {
+    /// `η = 0.1`, shared.
+    fn default() -> Self {
+        Self {
+            learning_rate: 0.1,
+            rate: RateMode::Shared,
+        }
+    }
+}
+
+/// How gradient descent scales its steps (MATH.md §3, "the exact bridge").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RateMode {
+    /// One learning rate `η` for every parameter.
+    #[default]
+    Shared,
+    /// Per-component rate `η_j = η·N·s_j/n_j` on prototypes (and `η·N/n_j` on attention
+    /// values), `n_j` the EM responsibility mass. At `η = 1` a mixture prototype step lands
+    /// exactly on EM's `m_j`. Weights and scales keep the shared `η`.
+    Em,
+}
+
+impl RateMode {
+    /// `shared` or `em`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            RateMode::Shared => "shared",
+            RateMode::Em => "em",
+        }
+    }
 }
 
 /// An inverse-gamma-type prior on each scale: the objective gains
@@ -118,30 +201,23 @@ impl ModelSpec {
     /// left out of the objective).
     #[must_use]
     pub fn active_scale_prior(&self) -> Option<ScalePrior> {
-        self.scale_prior.filter(|_| self.learn_scales)
+        self.settings.scale_prior.filter(|_| self.settings.learn_scales)
     }
 
     /// `−E₀/T` of the background component, `−∞` without one.
     #[must_use]
     pub fn background_arg(&self) -> f64 {
-        self.background.map_or(f64::NEG_INFINITY, |e0| -e0 / self.temperature)
+        let s = &self.settings;
+        s.reject_energy.map_or(f64::NEG_INFINITY, |e0| -e0 / s.temperature)
     }
 
-    /// A spec with only the prototypes learned, volume term on, scale floor `1e-6`.
+    /// A spec with [`RunSettings::new`] and no component classes.
     #[must_use]
     pub fn new(regime: Regime, temperature: f64) -> Self {
         Self {
             regime,
-            temperature,
-            learn_weights: false,
-            learn_scales: false,
-            volume: true,
-            scale_floor: 1e-6,
             classes: Vec::new(),
-            scale_prior: None,
-            background: None,
-            unnormalised: false,
-            semi_supervised: false,
+            settings: RunSettings::new(temperature),
         }
     }
 }
@@ -203,7 +279,7 @@ impl State {
     /// `log π = w − lse(w)`.
     #[must_use]
     pub fn log_mixing(&self) -> Vec<f64> {
-        let l = super::lse::log_sum_exp(&self.log_weights);
+        let l = crate::core::math::lse::log_sum_exp(&self.log_weights);
         self.log_weights.iter().map(|w| w - l).collect()
     }
 
@@ -247,8 +323,8 @@ impl ComponentTerms {
     /// The constants for `state` under `spec`.
     #[must_use]
     pub fn new(spec: &ModelSpec, state: &State) -> Self {
-        let t = spec.temperature;
-        let v = if spec.volume { 1.0 } else { 0.0 };
+        let t = spec.settings.temperature;
+        let v = if spec.settings.volume { 1.0 } else { 0.0 };
         let half_d = state.dim as f64 / 2.0;
         let log_mixing = state.log_mixing();
         let offset = state

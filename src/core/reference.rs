@@ -1,14 +1,15 @@
 //! An independent, plainly written implementation of every objective, generic over
 //! [`Scalar`], used only to check the closed forms.
 //!
-//! It shares no code with [`super::objective`]: energies are built from the parameters
+//! It shares no code with [`crate::core::eval`]: energies are built from the parameters
 //! directly, every objective is written out as in MATH.md, and derivatives come from forward-
 //! mode dual numbers ([`Method::Dual`]) or central finite differences
 //! ([`Method::FiniteDifference`]), never from a gradient formula.
 
-use super::dual::{Duals, Scalar, log_sum_exp_generic};
-use super::model::{Regime, Score, State};
-use super::objective::{Gradient, Problem};
+use crate::core::eval::Gradient;
+use crate::core::math::dual::{Duals, Scalar, log_sum_exp_generic};
+use crate::core::model::{Regime, Score, State};
+use crate::core::problem::Problem;
 
 /// How the independent derivative is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,10 +63,10 @@ pub fn energies<S: Scalar>(problem: &Problem, params: &Params<S>, i: usize) -> V
     let spec = &problem.spec;
     let dim = problem.dim;
     let k = params.log_weights.len();
-    let t = S::constant(spec.temperature);
+    let t = S::constant(spec.settings.temperature);
     let lse_w = log_sum_exp_generic(&params.log_weights);
     let x = problem.point(i);
-    let half_d = S::constant(if spec.volume { dim as f64 / 2.0 } else { 0.0 });
+    let half_d = S::constant(if spec.settings.volume { dim as f64 / 2.0 } else { 0.0 });
     (0..k)
         .map(|j| {
             let mu = &params.prototypes[j * dim..(j + 1) * dim];
@@ -107,18 +108,22 @@ pub fn free_energy<S: Scalar>(temperature: f64, background: Option<f64>, energie
 /// attention).
 pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i: usize) -> S {
     let spec = &problem.spec;
-    let t = S::constant(spec.temperature);
+    let t = S::constant(spec.settings.temperature);
     let a: Vec<S> = energies.iter().map(|&e| -e / t).collect();
     match spec.regime {
-        Regime::Mixture if spec.unnormalised => {
+        Regime::Mixture if spec.settings.unnormalised => {
             // A sum of independent kernels, written out: −T Σ_j e^{−E_j/T} (+ the background's).
-            let mut total = S::constant(spec.background.map_or(0.0, |e0| (-e0 / spec.temperature).exp()));
+            let mut total = S::constant(
+                spec.settings
+                    .reject_energy
+                    .map_or(0.0, |e0| (-e0 / spec.settings.temperature).exp()),
+            );
             for &aj in &a {
                 total += aj.exp();
             }
             -t * total
         }
-        Regime::Mixture => free_energy(spec.temperature, spec.background, energies),
+        Regime::Mixture => free_energy(spec.settings.temperature, spec.settings.reject_energy, energies),
         Regime::CrossEntropy => {
             let y = problem.labels[i].map(|y| y as usize);
             let own = |c: usize| -> S {
@@ -143,7 +148,7 @@ pub fn point_loss<S: Scalar>(problem: &Problem, values: &[S], energies: &[S], i:
                 }
                 None => y.map(own),
             };
-            if spec.semi_supervised {
+            if spec.settings.semi_supervised {
                 // Generative: F^y (or F^p) for a labelled point, F for an unlabelled one.
                 match clamped {
                     Some(lse) => -t * lse,
@@ -188,7 +193,7 @@ pub fn loss<S: Scalar>(problem: &Problem, params: &Params<S>) -> S {
     let mut j = total / n;
     // The scale prior, written out: (T a / N) Σ_j (ρ_j + s₀ e^{−ρ_j}).
     if let Some(p) = problem.spec.active_scale_prior() {
-        let c = S::constant(problem.spec.temperature * p.strength) / n;
+        let c = S::constant(problem.spec.settings.temperature * p.strength) / n;
         for &rho in &params.log_scales {
             j += c * (rho + S::constant(p.scale) * (-rho).exp());
         }
@@ -256,8 +261,8 @@ fn energy_step(temperature: f64) -> f64 {
 #[must_use]
 pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
-    let t = problem.spec.temperature;
-    let bg = problem.spec.background;
+    let t = problem.spec.settings.temperature;
+    let bg = problem.spec.settings.reject_energy;
     gradient_of(&e, method, &|_| energy_step(t), &|v| free_energy(t, bg, v), &|v| {
         free_energy(t, bg, v)
     })
@@ -269,7 +274,7 @@ pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: 
 pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let values_d: Vec<Dual> = state.values.iter().map(|&v| Dual::constant(v)).collect();
-    let h = energy_step(problem.spec.temperature);
+    let h = energy_step(problem.spec.settings.temperature);
     gradient_of(&e, method, &|_| h, &|v| point_loss(problem, &values_d, v, i), &|v| {
         point_loss(problem, &state.values, v, i)
     })
@@ -279,7 +284,7 @@ pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method:
 /// (dual numbers) or two (finite differences).
 #[must_use]
 pub fn parameter_gradient(problem: &Problem, state: &State, method: Method) -> Gradient {
-    let t = problem.spec.temperature;
+    let t = problem.spec.settings.temperature;
     let block = |get: fn(&State) -> &Vec<f64>,
                  set: fn(&mut Params<Dual>, Vec<Dual>),
                  set_f: fn(&mut Params<f64>, Vec<f64>)|

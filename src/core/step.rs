@@ -1,33 +1,9 @@
 //! One gradient-descent step and one explicit EM step, each from a state and the
 //! [`Evaluation`] at that state (the E-step is the forward pass).
 
-use serde::{Deserialize, Serialize};
-
-use super::model::{Regime, Score, State};
-use super::objective::{Evaluation, Problem};
-
-/// How gradient descent scales its steps (MATH.md §3, "the exact bridge").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum RateMode {
-    /// One learning rate `η` for every parameter.
-    #[default]
-    Shared,
-    /// Per-component rate `η_j = η·N·s_j/n_j` on prototypes (and `η·N/n_j` on attention
-    /// values), `n_j` the EM responsibility mass. At `η = 1` a mixture prototype step lands
-    /// exactly on EM's `m_j`. Weights and scales keep the shared `η`.
-    Em,
-}
-
-impl RateMode {
-    /// `shared` or `em`.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            RateMode::Shared => "shared",
-            RateMode::Em => "em",
-        }
-    }
-}
+use crate::core::eval::Evaluation;
+use crate::core::model::{RateMode, Regime, Score, State};
+use crate::core::problem::Problem;
 
 /// The displacement gradient descent gives prototype `j`'s block, `K × D`:
 /// `−η_j ∂J/∂μ_j`. Zero for a component with no EM mass in [`RateMode::Em`].
@@ -110,13 +86,13 @@ pub fn gd_step(problem: &Problem, state: &State, eval: &Evaluation, learning_rat
             }
         }
     }
-    if spec.learn_weights {
+    if spec.settings.learn_weights {
         for (w, g) in next.log_weights.iter_mut().zip(&eval.gradient.log_weights) {
             *w -= learning_rate * g;
         }
     }
-    if spec.learn_scales {
-        let floor = spec.scale_floor.ln();
+    if spec.settings.learn_scales {
+        let floor = spec.settings.scale_floor.ln();
         for (r, g) in next.log_scales.iter_mut().zip(&eval.gradient.log_scales) {
             *r = (*r - learning_rate * g).max(floor);
         }
@@ -148,7 +124,7 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
             }
         }
     }
-    if spec.learn_weights {
+    if spec.settings.learn_weights {
         let total: f64 = mass.iter().sum();
         for (w, m) in next.log_weights.iter_mut().zip(mass) {
             // A dead component keeps a tiny positive weight so every energy stays finite.
@@ -158,12 +134,12 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
     // The scale step: the complete-data optimum Σ ρ||x − m||²/(D n_j T), or with a prior the MAP
     // step (S + 2Ta s₀)/(T(V D n_j + 2a)); without the volume term and without a prior there is
     // no finite optimum and the scales stay.
-    if spec.learn_scales
-        && (spec.volume || spec.active_scale_prior().is_some())
+    if spec.settings.learn_scales
+        && (spec.settings.volume || spec.active_scale_prior().is_some())
         && spec.regime.score() == Score::Distance
     {
-        let t = spec.temperature;
-        let v = if spec.volume { 1.0 } else { 0.0 };
+        let t = spec.settings.temperature;
+        let v = if spec.settings.volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
             if mass[j] > 0.0 || spec.active_scale_prior().is_some() {
                 let shift: f64 = step[j * dim..(j + 1) * dim].iter().map(|v| v * v).sum();
@@ -175,7 +151,7 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
                     }
                     None => sq / (dim as f64 * mass[j] * t),
                 };
-                next.log_scales[j] = s.max(spec.scale_floor).ln();
+                next.log_scales[j] = s.max(spec.settings.scale_floor).ln();
             }
         }
     }

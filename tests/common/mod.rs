@@ -2,10 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 #![allow(dead_code)]
 
-use implicit_em_lab::core::dataset::{self, Dataset};
+use implicit_em_lab::core::data::{self, Dataset};
+use implicit_em_lab::core::eval::Evaluation;
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
-use implicit_em_lab::core::objective::{Evaluation, Problem};
-use implicit_em_lab::core::preset::make_problem;
+use implicit_em_lab::core::problem::Problem;
 use rand::RngExt;
 
 /// Options for a random test case.
@@ -40,7 +40,7 @@ impl Case {
 
 /// Random labelled data (3 classes, every class present), targets of dimension 2 for attention.
 pub fn random_data(case: &Case) -> Dataset {
-    let mut rng = dataset::rng(case.seed);
+    let mut rng = data::rng(case.seed);
     let mut data = Dataset {
         dim: case.dim,
         target_dim: 2,
@@ -58,9 +58,9 @@ pub fn random_data(case: &Case) -> Dataset {
 pub fn random_case(case: &Case) -> (Problem, State) {
     let data = random_data(case);
     let mut spec = ModelSpec::new(case.regime, case.temperature);
-    spec.learn_weights = case.learn_weights;
-    spec.learn_scales = case.learn_scales;
-    spec.volume = case.volume;
+    spec.settings.learn_weights = case.learn_weights;
+    spec.settings.learn_scales = case.learn_scales;
+    spec.settings.volume = case.volume;
     let k = if case.regime == Regime::CrossEntropy {
         3 * (case.k / 3).max(1)
     } else {
@@ -69,8 +69,8 @@ pub fn random_case(case: &Case) -> (Problem, State) {
     if case.regime == Regime::CrossEntropy {
         spec.classes = (0..k).map(|j| j % 3).collect();
     }
-    let problem = make_problem(data, spec).expect("valid problem");
-    let mut rng = dataset::rng(case.seed.wrapping_mul(31).wrapping_add(7));
+    let problem = Problem::bind(data, spec).expect("valid problem");
+    let mut rng = data::rng(case.seed.wrapping_mul(31).wrapping_add(7));
     let positions: Vec<f64> = (0..k * case.dim).map(|_| rng.random_range(-2.0..2.0)).collect();
     let mut state = State::new(case.dim, positions, problem.target_dim);
     state.log_weights = (0..k).map(|_| rng.random_range(-1.0..1.0)).collect();

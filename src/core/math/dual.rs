@@ -187,7 +187,7 @@ mod tests {
     fn generic_lse_gradient_is_softmax() {
         let a = [0.5, -0.25, 1.75];
         let mut p = [0.0; 3];
-        crate::core::lse::softmax_into(&a, &mut p);
+        crate::core::math::lse::softmax_into(&a, &mut p);
         for j in 0..3 {
             let d: Vec<Dual> = a
                 .iter()

@@ -2,12 +2,13 @@
 //! criterion benches, the `bench` command (which the numpy / scikit-learn comparison calls) and
 //! the equivalence tests.
 
-use super::dataset::{self, Dataset};
-use super::experiment::{Experiment, RunSettings};
-use super::init;
-use super::model::{ModelSpec, Regime, Score, State};
-use super::preset::make_problem;
-use super::step::RateMode;
+use crate::core::data::init;
+use crate::core::data::{self, Dataset};
+use crate::core::experiment::Experiment;
+use crate::core::model::Optimiser;
+use crate::core::model::RateMode;
+use crate::core::model::{ModelSpec, Regime, Score, State};
+use crate::core::problem::Problem;
 
 /// Which objective a workload runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,10 +45,10 @@ impl Objective {
 /// Never for `n ≥ 4`, `k ≥ 4`, `dim ≥ 1` (the workload is always valid).
 #[must_use]
 pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> Experiment {
-    let mut data: Dataset = dataset::blobs(4, n, dim, 6.0, 1.0, seed);
+    let mut data: Dataset = data::blobs(4, n, dim, 6.0, 1.0, seed);
     if objective == Objective::AttentionRegression {
         data.target_dim = 1;
-        data.targets = (0..data.len()).map(|i| dataset::wave_target(data.point(i))).collect();
+        data.targets = (0..data.len()).map(|i| data::wave_target(data.point(i))).collect();
     }
     let regime = match objective {
         Objective::Mixture => Regime::Mixture,
@@ -68,12 +69,12 @@ pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> E
         let all: Vec<usize> = (0..data.len()).collect();
         init::uniform_in_box(&data, &all, k, seed + 7)
     };
-    let problem = make_problem(data, spec).expect("the benchmark workload is valid");
+    let problem = Problem::bind(data, spec).expect("the benchmark workload is valid");
     let state = State::new(dim, positions, problem.target_dim);
     Experiment::new(
         problem,
         state,
-        RunSettings {
+        Optimiser {
             learning_rate: 0.5,
             rate: RateMode::Shared,
         },

@@ -2,7 +2,7 @@
 
 use rand::RngExt;
 
-use super::dataset::{Dataset, rng};
+use crate::core::data::{Dataset, rng};
 
 /// k-means++ seeding (Arthur & Vassilvitskii 2007) over the points `subset` of `data`:
 /// the first centre uniform, each next one with probability proportional to the squared
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn kmeans_pp_picks_distinct_data_points() {
-        let data = crate::core::dataset::blobs(4, 200, 2, 10.0, 0.3, 1);
+        let data = crate::core::data::blobs(4, 200, 2, 10.0, 0.3, 1);
         let all: Vec<usize> = (0..data.len()).collect();
         let c = kmeans_plus_plus(&data, &all, 4, 3).unwrap();
         assert_eq!(c.len(), 8);
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn kmeans_pp_too_many_prototypes() {
-        let data = crate::core::dataset::blobs(1, 3, 2, 1.0, 1.0, 1);
+        let data = crate::core::data::blobs(1, 3, 2, 1.0, 1.0, 1);
         let e = kmeans_plus_plus(&data, &[0, 1, 2], 4, 0).unwrap_err();
         assert!(e.contains("4 prototypes, 3 points"), "{e}");
     }

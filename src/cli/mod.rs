@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::core::anneal::{Annealer, Schedule};
 use crate::core::check::{self, CheckRow};
-use crate::core::dataset;
-use crate::core::model::Score;
-use crate::core::preset::{self, Built, DataSpec, InitSpec, ObjectiveSpec, Preset};
+use crate::core::model::{RateMode, Score};
 use crate::core::reference::Method;
-use crate::core::step::RateMode;
-use crate::core::trace::{self, FORMAT_VERSION, TraceDocument};
+use crate::export::trace::{self, TraceDocument};
+use crate::preset::{self, DataSpec, InitSpec, ObjectiveSpec, Preset};
+use crate::session::Session;
+use crate::session::anneal::Schedule;
 
 /// Exit code for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -86,8 +85,8 @@ pub struct BenchArgs {
 /// # Errors
 /// Sizes the workload cannot take (exit code 2).
 pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
-    use crate::core::bench::{Objective, lab};
-    use crate::core::objective::evaluate_straightforward;
+    use crate::core::eval::evaluate_rows;
+    use crate::core::workload::{Objective, lab};
     if args.n < 4 || args.k < 4 || args.dim < 1 || args.repeat < 1 {
         return Err(bad("bench needs --n ≥ 4, --k ≥ 4, --dim ≥ 1, --repeat ≥ 1"));
     }
@@ -115,8 +114,8 @@ pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
     let mut plain = Vec::new();
     for _ in 0..args.repeat.min(5) {
         let t = Instant::now();
-        std::hint::black_box(evaluate_straightforward(exp.problem(), exp.gd_state()));
-        std::hint::black_box(evaluate_straightforward(exp.problem(), exp.em_state()));
+        std::hint::black_box(evaluate_rows(exp.problem(), exp.gd_state()));
+        std::hint::black_box(evaluate_rows(exp.problem(), exp.em_state()));
         plain.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(format!(
@@ -332,7 +331,7 @@ pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
         };
     }
     if let Some(path) = &args.prototypes {
-        let table = dataset::read_csv(path).map_err(|e| bad(format!("--prototypes: {e}")))?;
+        let table = crate::preset::io::read_csv(path).map_err(|e| bad(format!("--prototypes: {e}")))?;
         let positions: Vec<Vec<f64>> = (0..table.len()).map(|i| table.point(i).to_vec()).collect();
         let classes = if table.labels.iter().any(Option::is_some) {
             if let Some(i) = table.labels.iter().position(Option::is_none) {
@@ -374,11 +373,11 @@ fn overridden_flag(args: &PresetArgs, field: &str) -> Option<&'static str> {
     }
 }
 
-/// Builds the experiment of a validated preset.
+/// Builds the session of a validated preset.
 ///
 /// # Errors
 /// Bad input (exit code 2).
-pub fn build(p: &Preset, base: &Path) -> Result<Built, Failure> {
+pub fn build(p: &Preset, base: &Path) -> Result<Session, Failure> {
     p.validate().and_then(|v| v.build(base)).map_err(|e| bad(e.message))
 }
 
@@ -431,53 +430,30 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
     } else {
         preset.steps
     });
-    let Built {
-        mut experiment,
-        critical_temperature,
-    } = build(&preset, &base)?;
-    let mut annealer = match preset.anneal {
-        Some(schedule) => Some(Annealer::new(schedule, &mut experiment, preset.seed).map_err(|e| bad(e.to_string()))?),
-        None => None,
-    };
+    let mut session = build(&preset, &base)?;
     let start = Instant::now();
     let mut last_report = start;
-    let mut paused = None;
-    for s in 0..steps {
-        let stepped = match annealer.as_mut() {
-            Some(a) if a.finished() => break,
-            Some(a) => a.step(&mut experiment),
-            None => experiment.step().map(|_| ()),
-        };
-        if let Err(e) = stepped {
-            paused = Some(e.to_string());
-            break;
-        }
+    let outcome = session.run(steps, |done| {
         if last_report.elapsed() > Duration::from_secs(1) {
             last_report = Instant::now();
             let _ = writeln!(
                 progress,
-                "step {}/{steps} ({:.0}%), {:.1} s",
-                s + 1,
-                100.0 * (s + 1) as f64 / steps as f64,
+                "step {done}/{steps} ({:.0}%), {:.1} s",
+                100.0 * done as f64 / steps as f64,
                 start.elapsed().as_secs_f64()
             );
         }
-    }
+    });
+    let paused = outcome.error.map(|e| e.to_string());
     if let (Some(out), Some(format)) = (&args.out, format) {
         let text = match format {
-            OutFormat::Json => trace::to_json(&TraceDocument {
-                preset: &preset,
-                steps: experiment.trace(),
-                format_version: FORMAT_VERSION,
-                critical_temperature,
-                paused: paused.clone(),
-                splits: annealer.as_ref().map_or(&[], |a| &a.splits),
-                settled: annealer.as_ref().map_or(&[], |a| &a.settled),
-            }),
-            OutFormat::Csv => trace::to_csv(experiment.trace()),
+            OutFormat::Json => trace::to_json(&TraceDocument::of(&preset, &session, paused.clone())),
+            OutFormat::Csv => trace::to_csv(session.experiment().trace()),
         };
-        crate::core::io::write_atomic(out, text.as_bytes()).map_err(bad)?;
+        crate::preset::io::write_atomic(out, text.as_bytes()).map_err(bad)?;
     }
+    let experiment = session.experiment();
+    let critical_temperature = session.critical_temperature();
     let last = experiment.latest();
     let mut summary = format!(
         "{} ({}), N = {}, K = {}, D = {}, T = {}, η = {}, rate {}\n",
@@ -495,11 +471,11 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
     );
     summary += &format!("critical temperature (λ_max of the data covariance): {critical_temperature:.6}\n");
-    if let Some(a) = &annealer {
+    if let Some(a) = session.annealer() {
         summary += &format!(
             "annealing: settled at {} temperatures, T now {:.6}{}\n",
             a.settled.len(),
-            experiment.problem().spec.temperature,
+            experiment.problem().spec.settings.temperature,
             if a.finished() {
                 " (schedule done)"
             } else {
@@ -573,14 +549,17 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     {
         return Err(bad(format!("--report {}: exists and is not a folder", dir.display())));
     }
-    let Built { mut experiment, .. } = build(&preset, &base)?;
+    let mut session = build(&preset, &base)?;
     let steps = args
         .steps
         .unwrap_or(if args.report.is_some() { preset.steps } else { 0 });
-    experiment.run(steps).map_err(|e| Failure {
-        code: EXIT_PAUSED,
-        message: format!("check {e}"),
-    })?;
+    if let Some(e) = session.run(steps, |_| ()).error {
+        return Err(Failure {
+            code: EXIT_PAUSED,
+            message: format!("check {e}"),
+        });
+    }
+    let experiment = session.experiment();
     let method = match args.method {
         MethodArg::Dual => Method::Dual,
         MethodArg::FiniteDifference => Method::FiniteDifference,
@@ -591,7 +570,7 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
         return Err(bad(format!("--tolerance: must be a finite number > 0, got {t}")));
     }
     let rows = check::check(experiment.problem(), experiment.gd_state(), method, args.tolerance);
-    let t = experiment.problem().spec.temperature;
+    let t = experiment.problem().spec.settings.temperature;
     let mut text = format!(
         "{} ({}) at step {}, T = {t}, N = {}, K = {}; independent derivative: {}\n",
         preset.name,
@@ -607,9 +586,9 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     text += &table;
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(|e| bad(format!("--report {}: {e}", dir.display())))?;
-        let page = crate::core::report::html(&preset, &experiment, &rows, method, &table);
+        let page = crate::export::report::html(&preset, experiment, &rows, method, &table);
         let path = dir.join("report.html");
-        crate::core::io::write_atomic(&path, page.as_bytes()).map_err(bad)?;
+        crate::preset::io::write_atomic(&path, page.as_bytes()).map_err(bad)?;
         text += &format!("\nreport written to {}\n", path.display());
     }
     if rows.iter().all(CheckRow::passed) {

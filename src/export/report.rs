@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
-use super::check::CheckRow;
-use super::experiment::{Experiment, StepRecord};
-use super::preset::Preset;
-use super::reference::Method;
+use crate::core::check::CheckRow;
+use crate::core::experiment::{Experiment, StepRecord};
+use crate::core::reference::Method;
+use crate::preset::Preset;
 
 /// One series of a plot.
 pub struct Series<'a> {
@@ -173,7 +173,7 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
         problem.effective_n(),
         experiment.gd_state().k,
         problem.dim,
-        problem.spec.temperature,
+        problem.spec.settings.temperature,
         preset.learning_rate,
         preset.rate.name(),
         last.step,

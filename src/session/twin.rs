@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::experiment::Experiment;
-use crate::core::model::{ModelSpec, Regime, ScalePrior};
+use crate::core::model::{ModelSpec, Regime, RunSettings, ScalePrior};
 
 /// Which choice the twin flips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,18 +50,20 @@ impl Flip {
     pub fn applies(self, spec: &ModelSpec) -> bool {
         match self {
             Flip::Volume => true,
-            Flip::ScalePrior => spec.learn_scales,
+            Flip::ScalePrior => spec.settings.learn_scales,
             Flip::SemiSupervised => spec.regime == Regime::CrossEntropy,
             Flip::Normalisation | Flip::RejectOption => spec.regime == Regime::Mixture,
         }
     }
 
-    /// `spec` with the choice flipped.
-    pub fn apply(self, spec: &mut ModelSpec) {
+    /// `settings` with the choice flipped.
+    #[must_use]
+    pub fn apply(self, mut settings: RunSettings) -> RunSettings {
+        let s = &mut settings;
         match self {
-            Flip::Volume => spec.volume = !spec.volume,
+            Flip::Volume => s.volume = !s.volume,
             Flip::ScalePrior => {
-                spec.scale_prior = match spec.scale_prior {
+                s.scale_prior = match s.scale_prior {
                     Some(_) => None,
                     None => Some(ScalePrior {
                         strength: 2.0,
@@ -69,15 +71,16 @@ impl Flip {
                     }),
                 }
             }
-            Flip::SemiSupervised => spec.semi_supervised = !spec.semi_supervised,
-            Flip::Normalisation => spec.unnormalised = !spec.unnormalised,
-            Flip::RejectOption => spec.background = if spec.background.is_some() { None } else { Some(8.0) },
+            Flip::SemiSupervised => s.semi_supervised = !s.semi_supervised,
+            Flip::Normalisation => s.unnormalised = !s.unnormalised,
+            Flip::RejectOption => s.reject_energy = if s.reject_energy.is_some() { None } else { Some(8.0) },
         }
+        settings
     }
 }
 
 /// The twin experiment.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Twin {
     /// What it flips.
     pub flip: Flip,
@@ -92,7 +95,7 @@ impl Twin {
     #[must_use]
     pub fn of(main: &Experiment, flip: Flip) -> Self {
         let mut experiment = main.clone();
-        experiment.update_spec(|spec| flip.apply(spec));
+        experiment.set_settings(flip.apply(main.settings()));
         Self {
             flip,
             experiment,
@@ -100,13 +103,9 @@ impl Twin {
         }
     }
 
-    /// Follows a live change of the lab's settings: the lab's spec with the flip applied, and
-    /// its learning rate and rate mode.
+    /// Follows a live change of the lab's settings: the lab's settings with the flip applied.
     pub fn follow(&mut self, main: &Experiment) {
-        let mut spec = main.problem().spec.clone();
-        self.flip.apply(&mut spec);
-        self.experiment.update_spec(|s| *s = spec);
-        self.experiment.set_settings(main.settings());
+        self.experiment.set_settings(self.flip.apply(main.settings()));
     }
 
     /// A copy to be stepped on the worker thread (its experiment [`Experiment::detached`]).

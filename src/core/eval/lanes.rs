@@ -1,4 +1,4 @@
-//! The fast one-pass evaluation: the same sums as [`super::objective::sum_range`], computed
+//! The fast one-pass evaluation: the same sums as [`crate::core::eval::sum_range`], computed
 //! with points as vector lanes (blocks of [`B`], every loop over one component and all lanes),
 //! a branch-free exponential and logarithm, regime-specialised accumulation into sums folded
 //! to `W` lanes, and fixed chunks of points summed in parallel and merged in order (so the
@@ -9,9 +9,11 @@
 
 use rayon::prelude::*;
 
-use super::dataset::SoftLabels;
-use super::model::{ComponentTerms, ModelSpec, Regime, Score, State};
-use super::objective::{Problem, Sums, clamp};
+use crate::core::data::SoftLabels;
+use crate::core::eval::rows::clamp;
+use crate::core::eval::sums::Sums;
+use crate::core::model::{ComponentTerms, ModelSpec, Regime, Score, State};
+use crate::core::problem::Problem;
 
 /// Points per parallel chunk. Fixed, so the order of floating-point sums is fixed.
 pub const CHUNK: usize = 2048;
@@ -1054,7 +1056,7 @@ impl<'a> Fields<'a> {
             mu: &state.prototypes,
             inv_two_scale: &terms.inv_two_scale,
             offset: &terms.offset,
-            t: spec.temperature,
+            t: spec.settings.temperature,
             dot_form: spec.regime.score() == Score::DotProduct,
             a_bg: spec.background_arg(),
         }
@@ -1237,7 +1239,7 @@ pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
 pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradient: bool) -> Sums {
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
     let (t, dot_form) = (
-        problem.spec.temperature,
+        problem.spec.settings.temperature,
         problem.spec.regime.score() == Score::DotProduct,
     );
     let prep = Prepared {
@@ -1251,8 +1253,8 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
         regime: problem.spec.regime,
         dot_form,
         a_bg: problem.spec.background_arg(),
-        unnormalised: problem.spec.unnormalised,
-        semi: problem.spec.semi_supervised,
+        unnormalised: problem.spec.settings.unnormalised,
+        semi: problem.spec.settings.semi_supervised,
         classes: problem.spec.classes.clone(),
         gradient,
         terms: (0..k)

@@ -1,7 +1,11 @@
-//! File output that never leaves a half-written file.
+//! The files the lab reads and writes: presets, CSV data, and output that never leaves a
+//! half-written file. The only module below the window and the command line that touches the
+//! file system.
 
 use std::io::Write;
 use std::path::Path;
+
+use crate::core::data::{Dataset, parse_csv};
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
 /// `path`. On any error the temporary file is removed and `path` is untouched.
@@ -27,4 +31,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot write {}: {e}", path.display())
     })
+}
+
+/// Reads and parses a CSV file ([`parse_csv`]).
+///
+/// # Errors
+/// A missing or unreadable file, or a parse error.
+pub fn read_csv(path: &Path) -> Result<Dataset, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_csv(&text, &path.display().to_string())
 }

@@ -4,17 +4,20 @@
 //! range and returns a [`ValidPreset`]; [`ValidPreset::build`] makes the data and the initial
 //! state and starts the [`Experiment`]. Saving is atomic (a temporary file, then a rename).
 
+pub mod io;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::anneal::Schedule;
-use super::dataset::{self, Cloud, Dataset};
-use super::experiment::{Experiment, RunSettings};
-use super::init;
-use super::model::{ModelSpec, Regime, ScalePrior, Score, State};
-use super::objective::Problem;
-use super::step::RateMode;
+use crate::core::data::init;
+use crate::core::data::{self, Cloud, Dataset};
+use crate::core::experiment::Experiment;
+use crate::core::model::RateMode;
+use crate::core::model::{ModelSpec, Optimiser, Regime, RunSettings, ScalePrior, Score, State};
+use crate::core::problem::Problem;
+use crate::session::Session;
+use crate::session::anneal::Schedule;
 
 /// Which objective, with its options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -430,7 +433,7 @@ pub fn to_ron(preset: &Preset) -> String {
 /// # Errors
 /// When the file cannot be written; an existing file is left as it was.
 pub fn save(path: &Path, preset: &Preset) -> Result<(), String> {
-    super::io::write_atomic(path, to_ron(preset).as_bytes())
+    crate::preset::io::write_atomic(path, to_ron(preset).as_bytes())
 }
 
 /// The 1-based line of a field in the preset text, found by walking the field path
@@ -455,15 +458,6 @@ pub fn locate_field(text: &str, path: &str) -> Option<usize> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidPreset {
     preset: Preset,
-}
-
-/// What building a preset yields.
-#[derive(Debug)]
-pub struct Built {
-    /// Both runs at step 0.
-    pub experiment: Experiment,
-    /// `T_c = λ_max` of the data covariance.
-    pub critical_temperature: f64,
 }
 
 fn range_error(field: &str, rule: &str, got: impl std::fmt::Display) -> PresetError {
@@ -535,7 +529,7 @@ fn check_inline_soft(soft: &[Option<Vec<f64>>], n: usize, labels: Option<&[Optio
             ));
         }
         classes = Some(p.len());
-        dataset::check_soft(p).map_err(|e| field_error("data.soft", format!("point {i}: {e}")))?;
+        data::check_soft(p).map_err(|e| field_error("data.soft", format!("point {i}: {e}")))?;
         if labels.is_some_and(|l| l[i].is_some()) {
             return Err(field_error(
                 "data.soft",
@@ -550,7 +544,7 @@ fn check_inline_soft(soft: &[Option<Vec<f64>>], n: usize, labels: Option<&[Optio
 /// point of each class, so every class stays present.
 pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
     use rand::RngExt;
-    let mut rng = super::dataset::rng(seed ^ 0x1abe_11ed);
+    let mut rng = crate::core::data::rng(seed ^ 0x1abe_11ed);
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..data.labels.len() {
         let keep = rng.random_range(0.0..1.0) < fraction;
@@ -571,6 +565,54 @@ pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
 pub const MAX_COMPONENTS: usize = 1024;
 
 impl Preset {
+    /// What of this preset may change live: the one mapping from a preset to
+    /// [`RunSettings`] (its inverse is [`Preset::set_run_settings`]).
+    #[must_use]
+    pub fn run_settings(&self) -> RunSettings {
+        RunSettings {
+            temperature: self.temperature,
+            optimiser: Optimiser {
+                learning_rate: self.learning_rate,
+                rate: self.rate,
+            },
+            learn_weights: self.learn.weights,
+            learn_scales: self.learn.scales,
+            volume: self.learn.volume,
+            scale_floor: self.scale_floor,
+            scale_prior: self.scale_prior,
+            reject_energy: self.background,
+            unnormalised: self.unnormalised,
+            semi_supervised: self.semi_supervised,
+        }
+    }
+
+    /// Writes `settings` into the preset's fields (the inverse of [`Preset::run_settings`]).
+    pub fn set_run_settings(&mut self, settings: RunSettings) {
+        let RunSettings {
+            temperature,
+            optimiser,
+            learn_weights,
+            learn_scales,
+            volume,
+            scale_floor,
+            scale_prior,
+            reject_energy,
+            unnormalised,
+            semi_supervised,
+        } = settings;
+        self.temperature = temperature;
+        self.learning_rate = optimiser.learning_rate;
+        self.rate = optimiser.rate;
+        self.learn.weights = learn_weights;
+        self.learn.scales = learn_scales;
+        self.learn.volume = volume;
+        self.scale_floor = scale_floor;
+        self.scale_prior = scale_prior;
+        self.background = reject_energy;
+        self.unnormalised = unnormalised;
+        self.semi_supervised = semi_supervised;
+    }
+
     /// Checks every value that can be checked without the data.
     ///
     /// # Errors
@@ -811,7 +853,7 @@ impl Preset {
 pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, PresetError> {
     let err = PresetError::new;
     Ok(match spec {
-        DataSpec::Blobs { k, n, dim, spread, std } => dataset::blobs(*k, *n, *dim, *spread, *std, seed),
+        DataSpec::Blobs { k, n, dim, spread, std } => data::blobs(*k, *n, *dim, *spread, *std, seed),
         DataSpec::Gaussians { clouds } => {
             let clouds: Vec<Cloud> = clouds
                 .iter()
@@ -826,10 +868,10 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
                     label: c.label,
                 })
                 .collect();
-            dataset::gaussians(&clouds, seed)
+            data::gaussians(&clouds, seed)
         }
-        DataSpec::Moons { n, noise } => dataset::moons(*n, *noise, seed),
-        DataSpec::Wave { n, dim, noise } => dataset::wave(*n, *dim, *noise, seed),
+        DataSpec::Moons { n, noise } => data::moons(*n, *noise, seed),
+        DataSpec::Wave { n, dim, noise } => data::wave(*n, *dim, *noise, seed),
         DataSpec::Inline {
             points,
             labels,
@@ -857,11 +899,11 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
                 .find(|(name, _)| *name == path.as_str())
                 .map(|(_, text)| *text)
                 .ok_or_else(|| err(format!("{path} is not one of the data files compiled into the lab")))?;
-            dataset::parse_csv(text, path).map_err(err)?
+            data::parse_csv(text, path).map_err(err)?
         }
         DataSpec::Csv { path } => {
             let full: PathBuf = base.join(path);
-            dataset::read_csv(&full).map_err(err)?
+            crate::preset::io::read_csv(&full).map_err(err)?
         }
     })
 }
@@ -903,78 +945,6 @@ impl DataSpec {
     }
 }
 
-/// Binds data to a model: checks labels and targets against the regime and materialises the
-/// attention targets (explicit, or one-hot labels).
-///
-/// # Errors
-/// Cross-entropy without labels, attention without targets or labels, a label with no
-/// prototype of its class.
-pub fn make_problem(data: Dataset, spec: ModelSpec) -> Result<Problem, PresetError> {
-    let err = PresetError::new;
-    if data.is_empty() {
-        return Err(err("the data set has no points".into()));
-    }
-    let (target_dim, targets) = match spec.regime {
-        Regime::Attention { .. } => {
-            if data.target_dim > 0 {
-                (data.target_dim, data.targets)
-            } else {
-                if let Some(i) = data.labels.iter().position(Option::is_none) {
-                    return Err(err(format!(
-                        "attention needs a target for every point: point {i} has neither a target nor a label"
-                    )));
-                }
-                // One-hot labels, or a point's soft label as its target.
-                let c = data.class_count();
-                let mut t = vec![0.0; data.len() * c];
-                for (i, y) in data.labels.iter().enumerate() {
-                    match data.soft.get(i) {
-                        Some(p) => t[i * c..i * c + p.len()].copy_from_slice(p),
-                        None => t[i * c + y.expect("checked above") as usize] = 1.0,
-                    }
-                }
-                (c, t)
-            }
-        }
-        _ => (0, Vec::new()),
-    };
-    if spec.regime == Regime::CrossEntropy {
-        if data.labels.iter().all(Option::is_none) {
-            return Err(err(
-                "cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)"
-                    .into(),
-            ));
-        }
-        for y in data.labels.iter().flatten() {
-            if !spec.classes.contains(&(*y as usize)) {
-                return Err(err(format!(
-                    "cross-entropy: label {y} has no prototype of its class (prototype classes: {:?})",
-                    spec.classes
-                )));
-            }
-        }
-        for i in 0..data.labels.len() {
-            if let Some(p) = data.soft.get(i)
-                && let Some(c) = (0..p.len()).find(|&c| p[c] > 0.0 && !spec.classes.contains(&c))
-            {
-                return Err(err(format!(
-                    "cross-entropy: point {i}'s soft label gives class {c} probability {}, but no prototype has class {c} (prototype classes: {:?})",
-                    p[c], spec.classes
-                )));
-            }
-        }
-    }
-    Ok(Problem {
-        spec,
-        dim: data.dim,
-        points: std::sync::Arc::new(data.points),
-        labels: std::sync::Arc::new(data.labels),
-        target_dim,
-        targets: std::sync::Arc::new(targets),
-        soft: std::sync::Arc::new(data.soft),
-    })
-}
-
 impl ValidPreset {
     /// The preset.
     #[must_use]
@@ -982,13 +952,13 @@ impl ValidPreset {
         &self.preset
     }
 
-    /// Makes the data and the initial state and starts both runs. `base` is the folder CSV
-    /// paths are relative to (the preset's folder).
+    /// Makes the data and the initial state, starts both runs and, when the preset anneals,
+    /// the schedule. `base` is the folder CSV paths are relative to (the preset's folder).
     ///
     /// # Errors
     /// Data that cannot be read or does not fit the objective, an initialisation that cannot
     /// be made (k-means++ with more prototypes than points), or a non-finite start.
-    pub fn build(&self, base: &Path) -> Result<Built, PresetError> {
+    pub fn build(&self, base: &Path) -> Result<Session, PresetError> {
         let p = &self.preset;
         let err = PresetError::new;
         let mut data = make_data(&p.data, p.seed, base)?;
@@ -1008,16 +978,15 @@ impl ValidPreset {
         let classes_in_data = data.class_count();
         let (positions, classes) = self.initial_positions(&data)?;
         let k = positions.len() / dim;
-        let mut spec = ModelSpec::new(regime, p.anneal.map_or(p.temperature, |a| a.t0));
-        spec.learn_weights = p.learn.weights;
-        spec.learn_scales = p.learn.scales;
-        spec.volume = p.learn.volume;
-        spec.scale_floor = p.scale_floor;
-        spec.scale_prior = p.scale_prior;
-        spec.background = p.background;
-        spec.unnormalised = p.unnormalised;
-        spec.semi_supervised = p.semi_supervised;
-        spec.classes = classes;
+        let mut settings = p.run_settings();
+        if let Some(schedule) = p.anneal {
+            settings.temperature = schedule.t0;
+        }
+        let spec = ModelSpec {
+            regime,
+            classes,
+            settings,
+        };
         if regime == Regime::CrossEntropy && classes_in_data == 0 {
             return Err(err(
                 "cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)"
@@ -1025,7 +994,7 @@ impl ValidPreset {
             ));
         }
         let critical_temperature = data.critical_temperature();
-        let problem = make_problem(data, spec)?;
+        let problem = Problem::bind(data, spec).map_err(|e| PresetError::new(e.0))?;
         let mut state = State::new(dim, positions, problem.target_dim);
         state.log_scales = vec![p.initial_scale.ln(); k];
         if let InitSpec::Explicit {
@@ -1051,15 +1020,9 @@ impl ValidPreset {
                 state.log_scales = s.iter().map(|s| s.ln()).collect();
             }
         }
-        let settings = RunSettings {
-            learning_rate: p.learning_rate,
-            rate: p.rate,
-        };
-        let experiment = Experiment::new(problem, state, settings).map_err(|e| err(e.reason))?;
-        Ok(Built {
-            experiment,
-            critical_temperature,
-        })
+        let experiment = Experiment::new(problem, state, settings.optimiser).map_err(|e| err(e.reason))?;
+        Session::new(experiment, critical_temperature, p.anneal, p.seed)
+            .map_err(|e| err(format!("annealing not started: {e}")))
     }
 
     /// Initial positions (`K × D`) and, for cross-entropy, each prototype's class.

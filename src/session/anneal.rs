@@ -9,10 +9,10 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use super::dataset::{self, Dataset, weighted_covariance};
-use super::experiment::{Experiment, StepError};
-use super::model::{ComponentTerms, State};
-use super::objective::{Row, field_row};
+use crate::core::data::{self, weighted_covariance};
+use crate::core::eval::{Row, field_row};
+use crate::core::experiment::{Experiment, StepError};
+use crate::core::model::{ComponentTerms, State};
 
 /// A run has settled at a temperature when no prototype of either run moves more than this
 /// (relative to the data's scale `√λ_max`) in one step.
@@ -171,12 +171,12 @@ fn count(groups: &[usize]) -> usize {
 }
 
 impl Annealer {
-    /// Sets the experiment to `T₀`, perturbs both runs, and starts settling.
+    /// Sets the experiment to `T₀`, perturbs both runs, and starts settling. `lambda` is
+    /// `λ_max` of the data covariance (the length scale `√λ_max` of the tolerances).
     ///
     /// # Errors
     /// When the perturbed state is not finite.
-    pub fn new(schedule: Schedule, experiment: &mut Experiment, seed: u64) -> Result<Self, StepError> {
-        let lambda = experiment.dataset().critical_temperature();
+    pub fn new(schedule: Schedule, experiment: &mut Experiment, seed: u64, lambda: f64) -> Result<Self, StepError> {
         let mut a = Self {
             schedule,
             scale: lambda.sqrt().max(1e-12),
@@ -184,7 +184,7 @@ impl Annealer {
             settled: Vec::new(),
             steps_here: 0,
             groups: [0, 0],
-            rng: dataset::rng(seed ^ 0x00a1_1ea1),
+            rng: data::rng(seed ^ 0x00a1_1ea1),
             finished: false,
         };
         experiment.set_temperature(schedule.t0);
@@ -235,7 +235,7 @@ impl Annealer {
     }
 
     fn settle(&mut self, experiment: &mut Experiment, converged: bool) -> Result<(), StepError> {
-        let t = experiment.problem().spec.temperature;
+        let t = experiment.problem().spec.settings.temperature;
         let step = experiment.step_count();
         let within = MERGE_DISTANCE * self.scale;
         let gd_groups = groups(experiment.gd_state(), within);
@@ -312,7 +312,6 @@ pub fn group_critical_temperatures(experiment: &Experiment, group: &[usize]) -> 
             weights[group[j]][i] += r;
         }
     }
-    let data: Dataset = experiment.dataset();
     let scales = state.scales();
     (0..n_groups)
         .map(|g| {
@@ -321,7 +320,7 @@ pub fn group_critical_temperatures(experiment: &Experiment, group: &[usize]) -> 
             if weights[g].iter().sum::<f64>() <= 0.0 {
                 return 0.0;
             }
-            let eig = nalgebra::SymmetricEigen::new(weighted_covariance(&data, &weights[g]));
+            let eig = nalgebra::SymmetricEigen::new(weighted_covariance(&problem.points, problem.dim, &weights[g]));
             eig.eigenvalues.iter().copied().fold(0.0, f64::max) / s
         })
         .collect()

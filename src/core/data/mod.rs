@@ -1,9 +1,16 @@
-//! Data sets: seeded generators, CSV import, and the statistics the lab marks (the critical
+//! Data sets: points with labels, targets and soft labels; seeded generators ([`generate`]), CSV
+//! text ([`csv`]), and the statistics the lab marks (the critical
 //! temperature of the first split).
 
+mod csv;
+mod generate;
+pub mod init;
+
+pub use csv::parse_csv;
+pub use generate::{Cloud, blobs, gaussians, moons, wave, wave_target};
+
+use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, StandardNormal};
 
 /// Points with optional labels and optional regression targets.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -190,8 +197,7 @@ impl Dataset {
     /// longer (0 when nothing is labelled).
     #[must_use]
     pub fn class_count(&self) -> usize {
-        let hard = self.labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0);
-        hard.max(self.soft.classes)
+        class_count(&self.labels, &self.soft)
     }
 
     /// Appends a point.
@@ -224,7 +230,7 @@ impl Dataset {
     /// The covariance matrix of the points (`1/N` normalisation).
     #[must_use]
     pub fn covariance(&self) -> nalgebra::DMatrix<f64> {
-        weighted_covariance(self, &vec![1.0; self.len()])
+        weighted_covariance(&self.points, self.dim, &vec![1.0; self.len()])
     }
 
     /// `T_c = λ_max` of the data covariance: below it, prototypes at the data mean split
@@ -239,20 +245,29 @@ impl Dataset {
     }
 }
 
-/// Covariance of the points under non-negative weights (`Σ w (x − m)(x − m)ᵀ / Σ w`).
+/// The number of classes hard and soft labels name: the largest label + 1, or the soft labels'
+/// class count if larger (0 without labels).
 #[must_use]
-pub fn weighted_covariance(data: &Dataset, weights: &[f64]) -> nalgebra::DMatrix<f64> {
-    let dim = data.dim;
+pub fn class_count(labels: &[Option<u32>], soft: &SoftLabels) -> usize {
+    let hard = labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0);
+    hard.max(soft.classes)
+}
+
+/// Covariance of the points (`N × dim`, row-major) under non-negative weights
+/// (`Σ w (x − m)(x − m)ᵀ / Σ w`), in two passes (the mean first).
+#[must_use]
+pub fn weighted_covariance(points: &[f64], dim: usize, weights: &[f64]) -> nalgebra::DMatrix<f64> {
+    let point = |i: usize| &points[i * dim..(i + 1) * dim];
     let total: f64 = weights.iter().sum();
     let mut mean = vec![0.0; dim];
     for (i, w) in weights.iter().enumerate() {
-        for (m, x) in mean.iter_mut().zip(data.point(i)) {
+        for (m, x) in mean.iter_mut().zip(point(i)) {
             *m += w * x / total;
         }
     }
     let mut cov = nalgebra::DMatrix::zeros(dim, dim);
     for (i, w) in weights.iter().enumerate() {
-        let x = data.point(i);
+        let x = point(i);
         for a in 0..dim {
             for b in 0..dim {
                 cov[(a, b)] += w * (x[a] - mean[a]) * (x[b] - mean[b]) / total;
@@ -260,269 +275,6 @@ pub fn weighted_covariance(data: &Dataset, weights: &[f64]) -> nalgebra::DMatrix
         }
     }
     cov
-}
-
-/// One Gaussian cloud of a generated data set.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Cloud {
-    /// Centre.
-    pub mean: Vec<f64>,
-    /// Standard deviation per axis.
-    pub std: Vec<f64>,
-    /// Number of points.
-    pub count: usize,
-    /// Label of its points.
-    pub label: Option<u32>,
-}
-
-/// Axis-aligned Gaussian clouds.
-#[must_use]
-pub fn gaussians(clouds: &[Cloud], seed: u64) -> Dataset {
-    let mut rng = rng(seed);
-    let dim = clouds.first().map_or(0, |c| c.mean.len());
-    let mut data = Dataset {
-        dim,
-        ..Dataset::default()
-    };
-    for cloud in clouds {
-        for _ in 0..cloud.count {
-            let x: Vec<f64> = cloud
-                .mean
-                .iter()
-                .zip(&cloud.std)
-                .map(|(m, s)| {
-                    let z: f64 = StandardNormal.sample(&mut rng);
-                    m + s * z
-                })
-                .collect();
-            data.push(&x, cloud.label, &[]);
-        }
-    }
-    data
-}
-
-/// `k` isotropic blobs of `n` points in all (split as evenly as possible), centres uniform in
-/// `[−spread, spread]^dim`, labelled by blob.
-#[must_use]
-pub fn blobs(k: usize, n: usize, dim: usize, spread: f64, std: f64, seed: u64) -> Dataset {
-    let mut rng = rng(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let clouds: Vec<Cloud> = (0..k)
-        .map(|c| Cloud {
-            mean: (0..dim).map(|_| rng.random_range(-spread..=spread)).collect(),
-            std: vec![std; dim],
-            count: n / k + usize::from(c < n % k),
-            label: Some(c as u32),
-        })
-        .collect();
-    gaussians(&clouds, seed)
-}
-
-/// Two interleaving half-moons in 2-D (labels 0 and 1), with Gaussian noise.
-#[must_use]
-pub fn moons(n: usize, noise: f64, seed: u64) -> Dataset {
-    let mut rng = rng(seed);
-    let mut data = Dataset {
-        dim: 2,
-        ..Dataset::default()
-    };
-    for i in 0..n {
-        let upper = i % 2 == 0;
-        let a = rng.random_range(0.0..std::f64::consts::PI);
-        let (x, y) = if upper {
-            (a.cos(), a.sin())
-        } else {
-            (1.0 - a.cos(), 0.5 - a.sin())
-        };
-        let zx: f64 = StandardNormal.sample(&mut rng);
-        let zy: f64 = StandardNormal.sample(&mut rng);
-        data.push(&[x + noise * zx, y + noise * zy], Some(u32::from(!upper)), &[]);
-    }
-    data
-}
-
-/// The noise-free regression target of [`wave`]: `sin(x₁)·cos(x₂/2)` (`sin(x₁)` in 1-D).
-#[must_use]
-pub fn wave_target(x: &[f64]) -> f64 {
-    x[0].sin() * x.get(1).map_or(1.0, |y| (y / 2.0).cos())
-}
-
-/// A regression task for attention: points uniform in `[−3, 3]^dim`, one target
-/// `t = sin(x_1)·cos(x_2/2)` (`sin(x_1)` in 1-D) plus Gaussian noise.
-#[must_use]
-pub fn wave(n: usize, dim: usize, noise: f64, seed: u64) -> Dataset {
-    let mut rng = rng(seed);
-    let mut data = Dataset {
-        dim,
-        target_dim: 1,
-        ..Dataset::default()
-    };
-    for _ in 0..n {
-        let x: Vec<f64> = (0..dim).map(|_| rng.random_range(-3.0..3.0)).collect();
-        let z: f64 = StandardNormal.sample(&mut rng);
-        let t = wave_target(&x) + noise * z;
-        data.push(&x, None, &[t]);
-    }
-    data
-}
-
-/// A parsed CSV table: coordinate columns, an optional `label` column, optional `target…`
-/// columns, optional soft-label columns `soft0 … soft{C−1}`.
-///
-/// With a header (a first row with any field that is not a number) columns are named: `label`
-/// holds integer labels (an empty cell is unlabelled), names starting with `target` hold
-/// regression targets, `soft` followed by a class number holds that class's probability, every
-/// other column is a coordinate. A row gives either a label or soft probabilities (all of them,
-/// non-negative, summing to 1) or neither. Without a header every column is a coordinate.
-/// `source` names the file in messages.
-///
-/// # Errors
-/// A message naming the line and column of the first field that does not parse, a row of the
-/// wrong length, or a soft label that is not a probability vector.
-pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Col {
-        Coord,
-        Label,
-        Target,
-        Soft(usize),
-    }
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(n, l)| (n + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .peekable();
-    let Some(&(_, first)) = lines.peek() else {
-        return Err(format!("{source}: no rows"));
-    };
-    let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim().to_string()).collect() };
-    let first_fields = split(first);
-    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
-    let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
-        lines.next();
-        first_fields
-            .iter()
-            .map(|f| {
-                let lower = f.to_ascii_lowercase();
-                let kind = if lower == "label" {
-                    Col::Label
-                } else if let Some(c) = lower.strip_prefix("soft").and_then(|c| c.parse::<usize>().ok()) {
-                    Col::Soft(c)
-                } else if lower.starts_with("target") {
-                    Col::Target
-                } else {
-                    Col::Coord
-                };
-                (f.clone(), kind)
-            })
-            .unzip()
-    } else {
-        (
-            (1..=first_fields.len()).map(|c| format!("column {c}")).collect(),
-            vec![Col::Coord; first_fields.len()],
-        )
-    };
-    let dim = kinds.iter().filter(|&&k| k == Col::Coord).count();
-    let target_dim = kinds.iter().filter(|&&k| k == Col::Target).count();
-    if dim == 0 {
-        return Err(format!(
-            "{source}: no coordinate columns (a header names them, e.g. `x,y,label`)"
-        ));
-    }
-    if kinds.iter().filter(|&&k| k == Col::Label).count() > 1 {
-        return Err(format!("{source}: more than one `label` column"));
-    }
-    let soft_classes = kinds.iter().filter(|k| matches!(k, Col::Soft(_))).count();
-    for c in 0..soft_classes {
-        if kinds.iter().filter(|&&k| k == Col::Soft(c)).count() != 1 {
-            return Err(format!(
-                "{source}: soft-label columns must be soft0 … soft{} (one per class, each once); `soft{c}` is {}",
-                soft_classes - 1,
-                if kinds.contains(&Col::Soft(c)) {
-                    "repeated"
-                } else {
-                    "missing"
-                }
-            ));
-        }
-    }
-    let mut data = Dataset {
-        dim,
-        target_dim,
-        ..Dataset::default()
-    };
-    let mut x = Vec::with_capacity(dim);
-    let mut t = Vec::with_capacity(target_dim);
-    let mut soft = vec![f64::NAN; soft_classes];
-    for (line, l) in lines {
-        let fields = split(l);
-        if fields.len() != kinds.len() {
-            return Err(format!(
-                "{source}, line {line}: {} fields, expected {} ({})",
-                fields.len(),
-                kinds.len(),
-                names.join(",")
-            ));
-        }
-        x.clear();
-        t.clear();
-        soft.fill(f64::NAN);
-        let mut label = None;
-        for ((f, kind), name) in fields.iter().zip(&kinds).zip(&names) {
-            match kind {
-                Col::Soft(c) => {
-                    if !f.is_empty() {
-                        soft[*c] = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                            format!("{source}, line {line}, column `{name}`: `{f}` is not a probability")
-                        })?;
-                    }
-                }
-                Col::Label => {
-                    if !f.is_empty() {
-                        label = Some(f.parse::<u32>().map_err(|_| {
-                            format!("{source}, line {line}, column `{name}`: `{f}` is not a non-negative integer label")
-                        })?);
-                    }
-                }
-                Col::Coord | Col::Target => {
-                    let v = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                        format!("{source}, line {line}, column `{name}`: `{f}` is not a finite number")
-                    })?;
-                    if *kind == Col::Coord { x.push(v) } else { t.push(v) }
-                }
-            }
-        }
-        let given = soft.iter().filter(|v| !v.is_nan()).count();
-        if given == 0 {
-            data.push(&x, label, &t);
-            continue;
-        }
-        if given < soft_classes {
-            return Err(format!(
-                "{source}, line {line}: a soft label needs all {soft_classes} soft columns, {given} given (leave all empty for none)"
-            ));
-        }
-        if label.is_some() {
-            return Err(format!(
-                "{source}, line {line}: both a `label` and soft labels; give one (the soft label's most probable class becomes its label)"
-            ));
-        }
-        check_soft(&soft).map_err(|e| format!("{source}, line {line}, soft label: {e}"))?;
-        data.push_soft(&x, &soft, &t);
-    }
-    if data.is_empty() {
-        return Err(format!("{source}: a header but no data rows"));
-    }
-    Ok(data)
-}
-
-/// Reads and parses a CSV file ([`parse_csv`]).
-///
-/// # Errors
-/// A missing or unreadable file, or a parse error.
-pub fn read_csv(path: &std::path::Path) -> Result<Dataset, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse_csv(&text, &path.display().to_string())
 }
 
 #[cfg(test)]

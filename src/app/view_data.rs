@@ -3,9 +3,10 @@
 
 use eframe::egui::Color32;
 
-use crate::core::fast::{Colouring, field_colours};
+use crate::core::eval::lanes::{Colouring, field_colours};
+use crate::core::eval::{Row, field_row, point_row};
 use crate::core::model::{ComponentTerms, Regime, State};
-use crate::core::objective::{Problem, Row, field_row, point_row};
+use crate::core::problem::Problem;
 
 /// Distinct component colours (Tableau 10).
 pub const PALETTE: [Color32; 10] = [
@@ -364,11 +365,11 @@ mod tests {
 
     #[test]
     fn lane_kernel_colours_and_winners_match_the_plain_blend() {
-        use crate::core::dataset;
+        use crate::core::data;
+        use crate::core::eval::field_row;
         use crate::core::model::{ModelSpec, Score};
-        use crate::core::objective::field_row;
-        use crate::core::preset::make_problem;
-        let data = dataset::blobs(3, 300, 2, 4.0, 1.0, 3);
+        use crate::core::problem::Problem;
+        let data = data::blobs(3, 300, 2, 4.0, 1.0, 3);
         for regime in [
             Regime::Mixture,
             Regime::CrossEntropy,
@@ -386,7 +387,7 @@ mod tests {
                 data.target_dim = 1;
                 data.targets = (0..data.len()).map(|i| i as f64 * 0.01).collect();
             }
-            let problem = make_problem(data, spec).expect("valid");
+            let problem = Problem::bind(data, spec).expect("valid");
             let protos: Vec<f64> = (0..2 * k).map(|q| (q as f64 * 1.7).sin() * 4.0).collect();
             let state = State::new(2, protos, problem.target_dim);
             let terms = ComponentTerms::new(&problem.spec, &state);

@@ -4,9 +4,10 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::anneal::{Settled, Split};
-use super::experiment::{RunRecord, StepRecord};
-use super::preset::Preset;
+use crate::core::experiment::{RunRecord, StepRecord};
+use crate::preset::Preset;
+use crate::session::Session;
+use crate::session::anneal::{Settled, Split};
 
 /// Version of the trace format; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -29,6 +30,23 @@ pub struct TraceDocument<'a> {
     /// Annealing: each temperature the runs settled at, with the critical temperatures of the
     /// gradient-descent run's prototype groups (empty otherwise).
     pub settled: &'a [Settled],
+}
+
+impl<'a> TraceDocument<'a> {
+    /// The document of `session` run from `preset`, with the reason it paused, if it did.
+    #[must_use]
+    pub fn of(preset: &'a Preset, session: &'a Session, paused: Option<String>) -> Self {
+        let annealer = session.annealer();
+        Self {
+            preset,
+            steps: session.experiment().trace(),
+            format_version: FORMAT_VERSION,
+            critical_temperature: session.critical_temperature(),
+            paused,
+            splits: annealer.map_or(&[], |a| &a.splits),
+            settled: annealer.map_or(&[], |a| &a.settled),
+        }
+    }
 }
 
 /// The JSON text of a trace.

@@ -1,0 +1,155 @@
+//! CSV text to a [`Dataset`]: header detection, label, target and soft-label columns. Text
+//! only; reading the file is the preset layer's.
+
+use crate::core::data::{Dataset, check_soft};
+
+/// A parsed CSV table: coordinate columns, an optional `label` column, optional `target…`
+/// columns, optional soft-label columns `soft0 … soft{C−1}`.
+///
+/// With a header (a first row with any field that is not a number) columns are named: `label`
+/// holds integer labels (an empty cell is unlabelled), names starting with `target` hold
+/// regression targets, `soft` followed by a class number holds that class's probability, every
+/// other column is a coordinate. A row gives either a label or soft probabilities (all of them,
+/// non-negative, summing to 1) or neither. Without a header every column is a coordinate.
+/// `source` names the file in messages.
+///
+/// # Errors
+/// A message naming the line and column of the first field that does not parse, a row of the
+/// wrong length, or a soft label that is not a probability vector.
+pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Col {
+        Coord,
+        Label,
+        Target,
+        Soft(usize),
+    }
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+        .peekable();
+    let Some(&(_, first)) = lines.peek() else {
+        return Err(format!("{source}: no rows"));
+    };
+    let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim().to_string()).collect() };
+    let first_fields = split(first);
+    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
+    let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
+        lines.next();
+        first_fields
+            .iter()
+            .map(|f| {
+                let lower = f.to_ascii_lowercase();
+                let kind = if lower == "label" {
+                    Col::Label
+                } else if let Some(c) = lower.strip_prefix("soft").and_then(|c| c.parse::<usize>().ok()) {
+                    Col::Soft(c)
+                } else if lower.starts_with("target") {
+                    Col::Target
+                } else {
+                    Col::Coord
+                };
+                (f.clone(), kind)
+            })
+            .unzip()
+    } else {
+        (
+            (1..=first_fields.len()).map(|c| format!("column {c}")).collect(),
+            vec![Col::Coord; first_fields.len()],
+        )
+    };
+    let dim = kinds.iter().filter(|&&k| k == Col::Coord).count();
+    let target_dim = kinds.iter().filter(|&&k| k == Col::Target).count();
+    if dim == 0 {
+        return Err(format!(
+            "{source}: no coordinate columns (a header names them, e.g. `x,y,label`)"
+        ));
+    }
+    if kinds.iter().filter(|&&k| k == Col::Label).count() > 1 {
+        return Err(format!("{source}: more than one `label` column"));
+    }
+    let soft_classes = kinds.iter().filter(|k| matches!(k, Col::Soft(_))).count();
+    for c in 0..soft_classes {
+        if kinds.iter().filter(|&&k| k == Col::Soft(c)).count() != 1 {
+            return Err(format!(
+                "{source}: soft-label columns must be soft0 … soft{} (one per class, each once); `soft{c}` is {}",
+                soft_classes - 1,
+                if kinds.contains(&Col::Soft(c)) {
+                    "repeated"
+                } else {
+                    "missing"
+                }
+            ));
+        }
+    }
+    let mut data = Dataset {
+        dim,
+        target_dim,
+        ..Dataset::default()
+    };
+    let mut x = Vec::with_capacity(dim);
+    let mut t = Vec::with_capacity(target_dim);
+    let mut soft = vec![f64::NAN; soft_classes];
+    for (line, l) in lines {
+        let fields = split(l);
+        if fields.len() != kinds.len() {
+            return Err(format!(
+                "{source}, line {line}: {} fields, expected {} ({})",
+                fields.len(),
+                kinds.len(),
+                names.join(",")
+            ));
+        }
+        x.clear();
+        t.clear();
+        soft.fill(f64::NAN);
+        let mut label = None;
+        for ((f, kind), name) in fields.iter().zip(&kinds).zip(&names) {
+            match kind {
+                Col::Soft(c) => {
+                    if !f.is_empty() {
+                        soft[*c] = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                            format!("{source}, line {line}, column `{name}`: `{f}` is not a probability")
+                        })?;
+                    }
+                }
+                Col::Label => {
+                    if !f.is_empty() {
+                        label = Some(f.parse::<u32>().map_err(|_| {
+                            format!("{source}, line {line}, column `{name}`: `{f}` is not a non-negative integer label")
+                        })?);
+                    }
+                }
+                Col::Coord | Col::Target => {
+                    let v = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                        format!("{source}, line {line}, column `{name}`: `{f}` is not a finite number")
+                    })?;
+                    if *kind == Col::Coord { x.push(v) } else { t.push(v) }
+                }
+            }
+        }
+        let given = soft.iter().filter(|v| !v.is_nan()).count();
+        if given == 0 {
+            data.push(&x, label, &t);
+            continue;
+        }
+        if given < soft_classes {
+            return Err(format!(
+                "{source}, line {line}: a soft label needs all {soft_classes} soft columns, {given} given (leave all empty for none)"
+            ));
+        }
+        if label.is_some() {
+            return Err(format!(
+                "{source}, line {line}: both a `label` and soft labels; give one (the soft label's most probable class becomes its label)"
+            ));
+        }
+        check_soft(&soft).map_err(|e| format!("{source}, line {line}, soft label: {e}"))?;
+        data.push_soft(&x, &soft, &t);
+    }
+    if data.is_empty() {
+        return Err(format!("{source}: a header but no data rows"));
+    }
+    Ok(data)
+}
