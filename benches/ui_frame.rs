@@ -38,6 +38,47 @@ fn frame(c: &mut Criterion) {
             });
         });
     }
+    // A temperature slider tick: what one frame of dragging the slider costs on the UI thread
+    // (the draft's live settings applied to the session, which re-evaluates both runs once).
+    for (n, k) in [(20_000, 16), (100_000, 16)] {
+        let mut app = LabApp::from_experiment(lab(Objective::Mixture, n, k, 2, 1));
+        app.playing = false;
+        app.advance(200);
+        let mut tick = 0u32;
+        group.bench_function(format!("temperature tick N={n} K={k}"), |b| {
+            b.iter(|| {
+                tick += 1;
+                app.draft.temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
+                app.apply_live();
+                black_box(app.experiment().latest().gd.loss)
+            });
+        });
+        // The same while the worker takes the steps: the evaluation goes with them.
+        app.playing = true;
+        app.worker.measured(20.0, 1);
+        group.bench_function(format!("temperature tick N={n} K={k}, stepping on the worker"), |b| {
+            b.iter(|| {
+                tick += 1;
+                app.draft.temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
+                app.apply_live();
+                black_box(app.session().is_stale())
+            });
+        });
+    }
+    // The first tick of a gesture records an undo snapshot: after a long play (20,000 steps,
+    // the window's full history) what that costs.
+    {
+        let mut app = LabApp::from_experiment(lab(Objective::Mixture, 20_000, 16, 2, 1));
+        app.playing = false;
+        app.advance(20_000);
+        let mut gesture = 0u64;
+        group.bench_function("undo snapshot after 20000 steps N=20000 K=16", |b| {
+            b.iter(|| {
+                gesture += 1;
+                app.before_change(gesture, 0.0);
+            });
+        });
+    }
     let exp = lab(Objective::Mixture, 20_000, 16, 2, 1);
     let grid = Grid {
         min: [-8.0, -8.0],

@@ -7,13 +7,14 @@ use std::path::Path;
 
 use common::{Case, assert_paths_agree, random_data};
 use implicit_em_lab::core::check::check;
-use implicit_em_lab::core::data::{Dataset, parse_csv};
+use implicit_em_lab::core::data::Dataset;
 use implicit_em_lab::core::eval::lanes::CHUNK;
 use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
 use implicit_em_lab::core::problem::Problem;
 use implicit_em_lab::core::reference::Method;
 use implicit_em_lab::core::step::em_step;
+use implicit_em_lab::preset::csv::parse_csv;
 use implicit_em_lab::preset::{self, DataSpec, hide_labels, parse};
 
 /// A soft label for point `i` over 3 classes (some with a zero entry), deterministic.

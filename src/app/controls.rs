@@ -8,21 +8,21 @@ use crate::core::model::RateMode;
 use crate::core::model::{ScalePrior, Score};
 use crate::preset::{DataSpec, InitSpec, ObjectiveSpec};
 
-/// A change that takes effect live, recorded for undo.
+/// A change to the draft that takes effect live, recorded for undo; the session follows at the
+/// end of the frame (`LabApp::reconcile`).
 fn live(app: &mut LabApp, r: &egui::Response, change: impl FnOnce(&mut LabApp)) {
     if r.changed() {
         app.before_change(r.id, r.ctx.input(|i| i.time));
         change(app);
-        app.apply_live();
     }
 }
 
-/// A change that rebuilds the experiment, recorded for undo.
+/// A change to the draft that rebuilds the session at the end of the frame, recorded for undo.
 fn restart(app: &mut LabApp, r: &egui::Response, reason: &str, change: impl FnOnce(&mut LabApp)) {
     if r.changed() {
         app.before_change(r.id, r.ctx.input(|i| i.time));
         change(app);
-        app.rebuild(reason);
+        app.command(Command::Rebuild(reason.into()));
     }
 }
 
@@ -64,28 +64,28 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         let label = if app.playing { "Pause" } else { "Play" };
         if ui
             .button(label)
-            .on_hover_text("Play or pause both runs (Space)")
+            .on_hover_text(Command::TogglePlay.hover_text(ui.ctx()))
             .clicked()
         {
             app.command(Command::TogglePlay);
         }
         if ui
             .button("Step")
-            .on_hover_text("One paired step: a gradient step and an EM step (->)")
+            .on_hover_text(Command::Step.hover_text(ui.ctx()))
             .clicked()
         {
             app.command(Command::Step);
         }
         if ui
             .button("Reset")
-            .on_hover_text("Back to step 0 on the same data and start (R)")
+            .on_hover_text(Command::Reset.hover_text(ui.ctx()))
             .clicked()
         {
             app.command(Command::Reset);
         }
         if ui
             .button("Regenerate")
-            .on_hover_text("New data from the next seed, and a new start")
+            .on_hover_text(Command::Regenerate.hover_text(ui.ctx()))
             .clicked()
         {
             app.command(Command::Regenerate);
@@ -95,10 +95,17 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         let can_undo = app.undo_depth() > 0;
         if ui
             .add_enabled(can_undo, egui::Button::new("Undo"))
-            .on_hover_text("Undo the last change, drag or edit (Ctrl+Z)")
+            .on_hover_text(Command::Undo.hover_text(ui.ctx()))
             .clicked()
         {
             app.command(Command::Undo);
+        }
+        if ui
+            .add_enabled(app.redo_depth() > 0, egui::Button::new("Redo"))
+            .on_hover_text(Command::Redo.hover_text(ui.ctx()))
+            .clicked()
+        {
+            app.command(Command::Redo);
         }
         ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
             .on_hover_text("Paired steps taken per drawn frame while playing");
@@ -213,7 +220,7 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
         app.draft.unnormalised = false;
     }
     app.draft.objective = objective;
-    app.rebuild("objective changed");
+    app.command(Command::Rebuild("objective changed".into()));
 }
 
 /// Position of `value` on a logarithmic slider from `lo` to `hi`, as a fraction.
@@ -248,7 +255,6 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 t = 0.9 * app.session.critical_temperature();
                 app.before_change("tc", f64::NEG_INFINITY);
                 app.draft.temperature = t;
-                app.apply_live();
             }
         });
     }
@@ -393,7 +399,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                         k: positions.len(),
                         seed: None,
                     };
-                    app.rebuild("start from k-means++");
+                    app.command(Command::Rebuild("start from k-means++".into()));
                 }
             });
         }
@@ -468,7 +474,7 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 };
             }
         }
-        app.rebuild("new data");
+        app.command(Command::Rebuild("new data".into()));
     }
     let mut data = app.draft.data.clone();
     let mut changed: Option<egui::Response> = None;
@@ -571,7 +577,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .response
         .on_hover_text("A twin: this experiment with one choice flipped, from the current states, stepped beside it. Its gradient-descent prototypes are drawn as triangles and its loss beside the lab's (not while annealing)");
     if chosen != current {
-        app.set_twin(chosen);
+        app.command(Command::SetTwin(chosen));
     }
     ui.horizontal(|ui| {
         ui.label("click");

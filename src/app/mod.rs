@@ -4,6 +4,7 @@
 //! comparison and the inspector only read. App-wide actions go through [`Command`], drained in
 //! one place at the end of each frame.
 
+mod command;
 mod compare;
 mod controls;
 mod files;
@@ -24,6 +25,7 @@ use crate::preset::{self, Preset};
 use crate::session::Session;
 use crate::session::twin::Flip;
 
+pub use command::Command;
 pub use files::BUNDLED;
 
 /// What the scene's background shows.
@@ -97,41 +99,6 @@ impl Default for ViewOptions {
             steps_per_frame: 1,
         }
     }
-}
-
-/// App-wide actions, queued by widgets and shortcuts and run in one place.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Play or pause.
-    TogglePlay,
-    /// One paired step (pauses).
-    Step,
-    /// Back to step 0 on the same data.
-    Reset,
-    /// New data and start from the next seed.
-    Regenerate,
-    /// Undo the last parameter change, drag or edit.
-    Undo,
-    /// Redo what the last undo took back.
-    Redo,
-    /// Open a preset file (dialog).
-    Open,
-    /// Save to the current file (or Save As).
-    Save,
-    /// Save to a new file (dialog).
-    SaveAs,
-    /// Load a bundled preset by index into [`BUNDLED`].
-    LoadBundled(usize),
-    /// Load a preset file.
-    LoadPath(PathBuf),
-    /// Export a PNG of the scene (dialog).
-    ExportScene,
-    /// Export a PNG of the whole window (dialog).
-    ExportWindow,
-    /// Export the trace as CSV (dialog).
-    ExportTraceCsv,
-    /// Export the trace as JSON (dialog).
-    ExportTraceJson,
 }
 
 /// A message under the controls.
@@ -447,9 +414,16 @@ impl LabApp {
 
     /// Applies the draft's live settings (T, η, rate, learned parameters, …) to the session
     /// without restarting: one mapping ([`Preset::run_settings`]), one call.
+    /// While a worker takes the steps, the evaluation at the new settings is left to it (the
+    /// next step starts with it), so a slider tick costs the UI thread nothing; otherwise the
+    /// session re-evaluates now.
     pub fn apply_live(&mut self) {
         let settings = self.draft.run_settings();
-        self.session.set_settings(settings);
+        if self.playing && self.worker.threaded {
+            self.session.set_settings_deferred(settings);
+        } else {
+            self.session.set_settings(settings);
+        }
         self.running.set_run_settings(settings);
     }
 
@@ -491,6 +465,10 @@ impl LabApp {
             self.adopt(outcome);
         }
         if !self.playing || self.scrub.is_some() || self.screenshot.is_some() {
+            // Nobody steps: a settings change left for the worker is evaluated here.
+            if self.session.is_stale() && !self.worker.busy() {
+                self.session.refresh();
+            }
             return;
         }
         let steps = self.view.steps_per_frame;
@@ -677,38 +655,40 @@ impl LabApp {
                 Command::ExportTraceJson => {
                     self.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceJson, None))
                 }
+                Command::Rebuild(reason) => self.rebuild(&reason),
+                Command::SetTwin(flip) => self.set_twin(flip),
+                Command::DragPrototype { index, to } => scene::drag_to(self, index, to),
+                Command::AddPoint(at) => scene::add_point(self, at),
+                Command::RemovePoint(i) => scene::remove_point(self, i),
+                Command::AddProbe(at) => scene::add_probe(self, at),
+                Command::ClearProbes => {
+                    self.before_change("probe", f64::NEG_INFINITY);
+                    self.draft.probes.clear();
+                    self.running.probes.clear();
+                }
             }
+        }
+        self.reconcile();
+    }
+
+    /// The one point in the frame where the draft meets the running session: live settings the
+    /// controls changed in the draft reach the session here ([`LabApp::apply_live`]), so every
+    /// panel of a frame saw the same session.
+    fn reconcile(&mut self) {
+        if self.draft.run_settings() != self.running.run_settings() {
+            self.apply_live();
         }
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
-        use egui::{Key, Modifiers};
         let typing = ctx.egui_wants_keyboard_input();
         ctx.input_mut(|i| {
-            if i.consume_key(Modifiers::COMMAND, Key::S) {
-                self.commands.push(Command::Save);
-            }
-            if i.consume_key(Modifiers::COMMAND, Key::O) {
-                self.commands.push(Command::Open);
-            }
-            // Redo first: egui matches Ctrl+Z logically, ignoring Shift, so Ctrl+Shift+Z would
-            // otherwise undo.
-            if i.consume_key(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z) || i.consume_key(Modifiers::COMMAND, Key::Y)
-            {
-                self.commands.push(Command::Redo);
-            }
-            if i.consume_key(Modifiers::COMMAND, Key::Z) {
-                self.commands.push(Command::Undo);
-            }
-            if !typing {
-                if i.consume_key(Modifiers::NONE, Key::Space) {
-                    self.commands.push(Command::TogglePlay);
+            for c in Command::WITH_KEYS {
+                if typing && c.plain_keys() {
+                    continue;
                 }
-                if i.consume_key(Modifiers::NONE, Key::ArrowRight) {
-                    self.commands.push(Command::Step);
-                }
-                if i.consume_key(Modifiers::NONE, Key::R) {
-                    self.commands.push(Command::Reset);
+                if c.shortcuts().iter().any(|s| i.consume_shortcut(s)) {
+                    self.commands.push(c);
                 }
             }
             for f in &i.raw.dropped_files {
@@ -760,31 +740,42 @@ impl LabApp {
         self.run_commands();
     }
 
+    /// One menu item: the command's label, its keys on the right, its tooltip.
+    fn menu_item_ui(&mut self, ui: &mut egui::Ui, c: Command) {
+        let keys = c.shortcuts().first().map(|s| ui.ctx().format_shortcut(s));
+        let mut button = egui::Button::new(c.label());
+        if let Some(k) = keys {
+            button = button.shortcut_text(k);
+        }
+        let enabled = match c {
+            Command::Undo => self.undo_depth() > 0,
+            Command::Redo => self.redo_depth() > 0,
+            _ => true,
+        };
+        if ui
+            .add_enabled(enabled, button)
+            .on_hover_text(c.hover_text(ui.ctx()))
+            .clicked()
+        {
+            self.command(c);
+        }
+    }
+
     fn menu_ui(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                if ui.button("Open…  (Ctrl+O)").clicked() {
-                    self.command(Command::Open);
+                for c in Command::FILE_MENU {
+                    match c {
+                        Some(c) => self.menu_item_ui(ui, c),
+                        None => {
+                            ui.separator();
+                        }
+                    }
                 }
-                if ui.button("Save  (Ctrl+S)").clicked() {
-                    self.command(Command::Save);
-                }
-                if ui.button("Save As…").clicked() {
-                    self.command(Command::SaveAs);
-                }
-                ui.separator();
-                if ui.button("Export scene as PNG…").clicked() {
-                    self.command(Command::ExportScene);
-                }
-                if ui.button("Export window as PNG…").clicked() {
-                    self.command(Command::ExportWindow);
-                }
-                if ui.button("Export trace as CSV…").clicked() {
-                    self.command(Command::ExportTraceCsv);
-                }
-                if ui.button("Export trace as JSON…").clicked() {
-                    self.command(Command::ExportTraceJson);
-                }
+            });
+            ui.menu_button("Edit", |ui| {
+                self.menu_item_ui(ui, Command::Undo);
+                self.menu_item_ui(ui, Command::Redo);
             });
             ui.menu_button("Presets", |ui| {
                 for (i, (name, text)) in BUNDLED.iter().enumerate() {

@@ -11,7 +11,7 @@ use egui_plot::{
 };
 
 use super::view_data::{self, Fields, Grid};
-use super::{Background, LabApp, Tool};
+use super::{Background, Command, LabApp, Tool};
 use crate::core::experiment::RunRecord;
 use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
@@ -525,7 +525,10 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 }
                 // Follow the pointer while the button is held, and once more on release.
                 if let (Some(j), Some(c)) = (app.scene.dragging, pointer_coord) {
-                    drag_to(app, j, [c.x, c.y]);
+                    app.command(Command::DragPrototype {
+                        index: j,
+                        to: [c.x, c.y],
+                    });
                 }
                 if !down && app.scene.dragging.take().is_some() {
                     app.info("dragged: both runs continue from the new position");
@@ -538,21 +541,21 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 if resp.clicked()
                     && let Some(c) = pointer_coord
                 {
-                    add_point(app, [c.x, c.y]);
+                    app.command(Command::AddPoint([c.x, c.y]));
                 }
             }
             Tool::RemovePoint => {
                 if resp.clicked()
                     && let Some(i) = app.hovered
                 {
-                    remove_point(app, i);
+                    app.command(Command::RemovePoint(i));
                 }
             }
             Tool::Probe => {
                 if resp.clicked()
                     && let Some(c) = pointer_coord
                 {
-                    add_probe(app, [c.x, c.y]);
+                    app.command(Command::AddProbe([c.x, c.y]));
                 }
             }
         }
@@ -575,7 +578,7 @@ fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval>
 /// Most probes kept (the oldest goes first).
 pub const MAX_PROBES: usize = 16;
 
-fn add_probe(app: &mut LabApp, at: [f64; 2]) {
+pub fn add_probe(app: &mut LabApp, at: [f64; 2]) {
     let problem = app.session.experiment().problem();
     let mut x = mean_point(problem);
     x[0] = at[0];
@@ -619,9 +622,7 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .on_hover_text("Fixed point of ξ := Σ_j r_j(ξ) μ_j at the current T: a single key when T is low, an average over a few keys at intermediate T (metastable), the average of all keys when T is high");
     }
     if ui.button("clear probes").clicked() {
-        app.before_change("probe", f64::NEG_INFINITY);
-        app.draft.probes.clear();
-        app.running.probes.clear();
+        app.command(Command::ClearProbes);
     }
 }
 

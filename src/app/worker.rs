@@ -35,9 +35,18 @@ pub struct Worker {
     pub threaded: bool,
     /// Milliseconds per paired step, as last measured (moving average).
     pub ms_per_step: f64,
+    /// Stepping stays on the UI thread whatever the steps take ([`Worker::pin_to_ui_thread`]).
+    pinned: bool,
 }
 
 impl Worker {
+    /// Keeps stepping on the UI thread whatever a frame's steps take: for tests that count
+    /// steps by frames, which a loaded machine would otherwise hand to the worker.
+    pub fn pin_to_ui_thread(&mut self) {
+        self.pinned = true;
+        self.threaded = false;
+    }
+
     /// Whether a job is running.
     #[must_use]
     pub fn busy(&self) -> bool {
@@ -51,6 +60,9 @@ impl Worker {
         } else {
             ms_per_step
         };
+        if self.pinned {
+            return;
+        }
         let frame = self.ms_per_step * steps as f64;
         if frame > THREAD_ABOVE_MS {
             self.threaded = true;

@@ -137,6 +137,10 @@ pub struct Experiment {
     revision: u64,
     /// The run's line of steps: the same from `new` or `reset` on, through steps and edits.
     lineage: u64,
+    /// The evaluations (and the latest record) are from before a settings change
+    /// ([`Experiment::set_settings_deferred`]); the next step or [`Experiment::refresh`] redoes
+    /// them.
+    stale: bool,
     /// For a [`Experiment::detached`] copy, the revision of the experiment it was detached from
     /// (the copy may change its own revision, as annealing does when it cools, and still be
     /// adopted); unused otherwise.
@@ -197,6 +201,7 @@ impl Experiment {
             history_stride: 1,
             revision,
             lineage: revision,
+            stale: false,
             origin: revision,
         };
         let record = exp.record(Vec::new());
@@ -264,6 +269,7 @@ impl Experiment {
     /// # Errors
     /// When either new state, loss or gradient is non-finite; nothing changes then.
     pub fn step(&mut self) -> Result<&StepRecord, StepError> {
+        self.refresh();
         let next = self.step + 1;
         let optimiser = self.problem.spec.settings.optimiser;
         let gd = gd_step(
@@ -345,11 +351,17 @@ impl Experiment {
             residual_rows: self.residual_rows.clone(),
             initial: self.initial.clone(),
             previous_em_objective: self.previous_em_objective,
-            trace: Vec::new(),
+            // A stale copy carries the latest record, which its refresh rewrites.
+            trace: if self.stale {
+                vec![self.latest().clone()]
+            } else {
+                Vec::new()
+            },
             history_limit: None,
             history_stride: 1,
             revision: self.revision,
             lineage: self.lineage,
+            stale: self.stale,
             origin: self.revision,
         }
     }
@@ -359,7 +371,7 @@ impl Experiment {
     #[must_use]
     pub fn snapshot(&self) -> Experiment {
         let mut copy = self.detached();
-        copy.trace.push(self.latest().clone());
+        copy.trace = vec![self.latest().clone()];
         copy.history_limit = self.history_limit;
         copy.history_stride = self.history_stride;
         copy
@@ -394,12 +406,20 @@ impl Experiment {
     /// experiment. Returns `false` and changes nothing when this experiment was edited or
     /// stepped since the copy was made (the copy's steps would not follow on).
     pub fn adopt(&mut self, stepped: Experiment) -> bool {
+        // A copy detached while stale brings back its refreshed record of this step first.
+        let refreshed = stepped.trace.first().is_some_and(|r| r.step == self.step);
+        let new = stepped.trace.len() - usize::from(refreshed);
         let follows = stepped.origin == self.revision
-            && stepped.trace.first().is_some_and(|r| r.step == self.step + 1)
-            && stepped.step == self.step + stepped.trace.len();
+            && stepped.step == self.step + new
+            && (refreshed || stepped.trace.first().is_some_and(|r| r.step == self.step + 1));
         if !follows {
             return false;
         }
+        let mut records = stepped.trace.into_iter();
+        if refreshed && let (Some(last), Some(record)) = (self.trace.last_mut(), records.next()) {
+            *last = record;
+        }
+        self.stale = stepped.stale;
         self.gd = stepped.gd;
         self.em = stepped.em;
         self.gd_eval = stepped.gd_eval;
@@ -412,7 +432,7 @@ impl Experiment {
             self.problem.spec = stepped.problem.spec;
             self.revision = stepped.revision;
         }
-        for record in stepped.trace {
+        for record in records {
             self.trace.push(record);
             self.thin_history();
         }
@@ -444,10 +464,45 @@ impl Experiment {
             // Which points count changed: so do the rows the identity residual watches.
             self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
         }
-        if old.changes_evaluation(&settings) {
+        if old.changes_evaluation(&settings) || self.stale {
             self.reevaluate();
         } else {
             self.refresh_latest();
+        }
+    }
+
+    /// [`Experiment::set_settings`] without the re-evaluation: the evaluations and the latest
+    /// record stay as they were until the next step (on whatever thread takes it) or
+    /// [`Experiment::refresh`]. What a window does while a worker steps, so that a slider tick
+    /// costs the UI thread nothing.
+    pub fn set_settings_deferred(&mut self, settings: RunSettings) {
+        let old = self.problem.spec.settings;
+        if old == settings {
+            return;
+        }
+        self.revision = next_revision();
+        self.problem.spec.settings = settings;
+        if old.semi_supervised != settings.semi_supervised {
+            self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
+        }
+        if old.changes_evaluation(&settings) {
+            self.stale = true;
+        } else if !self.stale {
+            self.refresh_latest();
+        }
+    }
+
+    /// Whether the evaluations are from before a deferred settings change.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Redoes the evaluations and the latest record after a deferred settings change (nothing
+    /// otherwise).
+    pub fn refresh(&mut self) {
+        if self.stale {
+            self.reevaluate();
         }
     }
 
@@ -473,6 +528,7 @@ impl Experiment {
         self.em = em;
         self.gd_eval = gd_eval;
         self.em_eval = em_eval;
+        self.stale = false;
         self.previous_em_objective = None;
         self.refresh_latest();
         Ok(())
@@ -508,6 +564,7 @@ impl Experiment {
         self.history_stride = 1;
         self.gd_eval = evaluate(&self.problem, &self.gd);
         self.em_eval = self.gd_eval.clone();
+        self.stale = false;
         self.previous_em_objective = None;
         let record = self.record(Vec::new());
         self.trace.push(record);
@@ -601,6 +658,7 @@ impl Experiment {
     }
 
     fn reevaluate(&mut self) {
+        self.stale = false;
         self.gd_eval = evaluate(&self.problem, &self.gd);
         self.em_eval = evaluate_em(&self.problem, &self.em);
         self.previous_em_objective = None;

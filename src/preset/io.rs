@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::core::data::{Dataset, parse_csv};
+use crate::core::data::Dataset;
+use crate::preset::csv::parse_csv;
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk, then renames it over
 /// `path`. On any error the temporary file is removed and `path` is untouched.

@@ -4,6 +4,7 @@
 //! range and returns a [`ValidPreset`]; [`ValidPreset::build`] makes the data and the initial
 //! state and starts the [`Experiment`]. Saving is atomic (a temporary file, then a rename).
 
+pub mod csv;
 pub mod io;
 
 use std::path::{Path, PathBuf};
@@ -899,7 +900,7 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
                 .find(|(name, _)| *name == path.as_str())
                 .map(|(_, text)| *text)
                 .ok_or_else(|| err(format!("{path} is not one of the data files compiled into the lab")))?;
-            data::parse_csv(text, path).map_err(err)?
+            csv::parse_csv(text, path).map_err(err)?
         }
         DataSpec::Csv { path } => {
             let full: PathBuf = base.join(path);

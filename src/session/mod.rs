@@ -199,6 +199,32 @@ impl Session {
         }
     }
 
+    /// [`Session::set_settings`] without re-evaluating now: the next step (on whatever thread
+    /// takes it) or [`Session::refresh`] does ([`Experiment::set_settings_deferred`]).
+    pub fn set_settings_deferred(&mut self, mut settings: RunSettings) {
+        if self.annealer.is_some() {
+            settings.temperature = self.temperature();
+        }
+        self.experiment.set_settings_deferred(settings);
+        if let Some(t) = self.twin.as_mut() {
+            t.follow_deferred(&self.experiment);
+        }
+    }
+
+    /// Whether a deferred settings change still waits for its evaluation.
+    #[must_use]
+    pub fn is_stale(&self) -> bool {
+        self.experiment.is_stale() || self.twin.as_ref().is_some_and(|t| t.experiment.is_stale())
+    }
+
+    /// Evaluates after a deferred settings change (the experiment and the twin).
+    pub fn refresh(&mut self) {
+        self.experiment.refresh();
+        if let Some(t) = self.twin.as_mut() {
+            t.experiment.refresh();
+        }
+    }
+
     /// Turns the twin on with `flip` (from the experiment's current states) or off. A flip
     /// that does not apply to this model, or any twin while annealing (it could not follow
     /// the schedule's temperatures), leaves the twin off. Returns whether a twin runs.

@@ -108,6 +108,11 @@ impl Twin {
         self.experiment.set_settings(self.flip.apply(main.settings()));
     }
 
+    /// [`Twin::follow`] without re-evaluating now ([`Experiment::set_settings_deferred`]).
+    pub fn follow_deferred(&mut self, main: &Experiment) {
+        self.experiment.set_settings_deferred(self.flip.apply(main.settings()));
+    }
+
     /// A copy to be stepped on the worker thread (its experiment [`Experiment::detached`]).
     #[must_use]
     pub fn detached(&self) -> Self {

@@ -1,12 +1,9 @@
-//! Data sets: points with labels, targets and soft labels; seeded generators ([`generate`]), CSV
-//! text ([`csv`]), and the statistics the lab marks (the critical
+//! Data sets: points with labels, targets and soft labels; seeded generators ([`generate`]), and the statistics the lab marks (the critical
 //! temperature of the first split).
 
-mod csv;
 mod generate;
 pub mod init;
 
-pub use csv::parse_csv;
 pub use generate::{Cloud, blobs, gaussians, moons, wave, wave_target};
 
 use rand::SeedableRng;
@@ -301,34 +298,5 @@ mod tests {
         assert_eq!(a.len(), 100);
         assert_eq!(a.labels.iter().filter(|l| **l == Some(0)).count(), 34);
         assert_ne!(a, blobs(3, 100, 2, 5.0, 0.5, 8));
-    }
-
-    #[test]
-    fn csv_with_header_labels_and_targets() {
-        let d = parse_csv("x,y,label,target\n1,2,0,0.5\n3,4,,1.5\n", "t.csv").unwrap();
-        assert_eq!(d.dim, 2);
-        assert_eq!(d.points, vec![1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(d.labels, vec![Some(0), None]);
-        assert_eq!(d.targets, vec![0.5, 1.5]);
-    }
-
-    #[test]
-    fn csv_without_header_is_all_coordinates() {
-        let d = parse_csv("1,2,3\n4,5,6\n", "t.csv").unwrap();
-        assert_eq!(d.dim, 3);
-        assert_eq!(d.labels, vec![None, None]);
-    }
-
-    #[test]
-    fn csv_errors_name_the_line() {
-        let e = parse_csv("x,y\n1,2\n3,abc\n", "t.csv").unwrap_err();
-        assert!(
-            e.contains("line 3") && e.contains("`abc`") && e.contains("column `y`"),
-            "{e}"
-        );
-        let e = parse_csv("x,y\n1,2\n3\n", "t.csv").unwrap_err();
-        assert!(e.contains("line 3") && e.contains("1 fields, expected 2"), "{e}");
-        let e = parse_csv("x,label\n1,-1\n", "t.csv").unwrap_err();
-        assert!(e.contains("line 2") && e.contains("label"), "{e}");
     }
 }
