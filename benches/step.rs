@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use implicit_em_lab::core::eval::{evaluate, evaluate_rows};
-use implicit_em_lab::core::workload::{Objective, lab};
+use implicit_em_lab::core::workload::{Workload, workload};
 
 fn paired_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("paired");
@@ -19,14 +19,14 @@ fn paired_step(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
     for objective in [
-        Objective::Mixture,
-        Objective::Attention,
-        Objective::AttentionRegression,
-        Objective::CrossEntropy,
+        Workload::Mixture,
+        Workload::Attention,
+        Workload::AttentionRegression,
+        Workload::CrossEntropy,
     ] {
         for n in [1_000, 10_000, 100_000, 1_000_000] {
             for k in [4, 16, 64] {
-                let exp = lab(objective, n, k, 2, 1);
+                let exp = workload(objective, n, k, 2, 1);
                 group.bench_with_input(
                     BenchmarkId::new(objective.name(), format!("N={n}/K={k}")),
                     &exp,
@@ -48,7 +48,7 @@ fn baseline(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
     for n in [10_000, 100_000] {
-        let exp = lab(Objective::Mixture, n, 16, 2, 1);
+        let exp = workload(Workload::Mixture, n, 16, 2, 1);
         group.bench_function(BenchmarkId::new("two-evaluations", format!("N={n}/K=16")), |b| {
             b.iter(|| {
                 black_box(evaluate_rows(exp.problem(), exp.gd_state()));

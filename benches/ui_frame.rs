@@ -9,7 +9,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use eframe::egui;
 use implicit_em_lab::app::LabApp;
 use implicit_em_lab::app::view_data::{Grid, fields, point_colours};
-use implicit_em_lab::core::workload::{Objective, lab};
+use implicit_em_lab::core::workload::{Workload, workload};
 
 fn frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("ui");
@@ -18,7 +18,7 @@ fn frame(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
     for (n, k) in [(10_000, 16), (20_000, 16), (100_000, 16)] {
-        let exp = lab(Objective::Mixture, n, k, 2, 1);
+        let exp = workload(Workload::Mixture, n, k, 2, 1);
         let mut app = LabApp::from_experiment(exp);
         app.playing = true;
         let ctx = egui::Context::default();
@@ -41,7 +41,7 @@ fn frame(c: &mut Criterion) {
     // A temperature slider tick: what one frame of dragging the slider costs on the UI thread
     // (the draft's live settings applied to the session, which re-evaluates both runs once).
     for (n, k) in [(20_000, 16), (100_000, 16)] {
-        let mut app = LabApp::from_experiment(lab(Objective::Mixture, n, k, 2, 1));
+        let mut app = LabApp::from_experiment(workload(Workload::Mixture, n, k, 2, 1));
         app.playing = false;
         app.advance(200);
         let mut tick = 0u32;
@@ -68,7 +68,7 @@ fn frame(c: &mut Criterion) {
     // The first tick of a gesture records an undo snapshot: after a long play (20,000 steps,
     // the window's full history) what that costs.
     {
-        let mut app = LabApp::from_experiment(lab(Objective::Mixture, 20_000, 16, 2, 1));
+        let mut app = LabApp::from_experiment(workload(Workload::Mixture, 20_000, 16, 2, 1));
         app.playing = false;
         app.advance(20_000);
         let mut gesture = 0u64;
@@ -79,7 +79,7 @@ fn frame(c: &mut Criterion) {
             });
         });
     }
-    let exp = lab(Objective::Mixture, 20_000, 16, 2, 1);
+    let exp = workload(Workload::Mixture, 20_000, 16, 2, 1);
     let grid = Grid {
         min: [-8.0, -8.0],
         max: [8.0, 8.0],

@@ -1,14 +1,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use implicit_em_lab::cli::{self, Cli, Command};
+use implicit_em_lab::cli::{self, Action, Cli};
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match &args.command {
-        Some(Command::Run(run)) => cli::run(run, &mut std::io::stderr()),
-        Some(Command::Check(check)) => cli::check(check),
-        Some(Command::Bench(b)) => cli::bench(b),
+        Some(Action::Run(run)) => cli::run(run, &mut std::io::stderr()),
+        Some(Action::Check(check)) => cli::check(check),
+        Some(Action::Bench(b)) => cli::bench(b),
         None => return launch(&args),
     };
     match result {

@@ -339,6 +339,7 @@ fn assert_bad(args: &[&str], needle: &str, dir: &TempDir) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // a table of bad inputs, one case a line
 fn every_bad_input_gets_a_clear_message_exit_2_and_writes_nothing() {
     let dir = TempDir::new("bad");
     let out = dir.path("out.json").display().to_string();

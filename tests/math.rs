@@ -14,12 +14,12 @@ use implicit_em_lab::core::model::Optimiser;
 use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::{self, Method};
+use implicit_em_lab::core::reference::{self, Derivative};
 use implicit_em_lab::core::step::{em_step, gd_step};
 
 /// Every check row passes, and the largest deviation is below `bound` (absolute, on values of
 /// order one).
-fn assert_checks(case: &Case, method: Method, bound: f64) {
+fn assert_checks(case: &Case, method: Derivative, bound: f64) {
     let (problem, state) = random_case(case);
     let rows = check(&problem, &state, method, None);
     assert!(rows.len() >= 6, "{rows:?}");
@@ -54,7 +54,7 @@ fn identity_and_gradients_match_dual_numbers_in_every_regime_and_dimension() {
                 case.learn_weights = weights;
                 case.learn_scales = scales;
                 case.volume = volume;
-                assert_checks(&case, Method::Dual, 1e-12);
+                assert_checks(&case, Derivative::Dual, 1e-12);
                 cases += 1;
             }
         }
@@ -68,7 +68,7 @@ fn identity_and_gradients_match_finite_differences() {
         for dim in [1, 2, 5] {
             let mut case = Case::new(regime, dim, 7 + s as u64);
             case.learn_weights = true;
-            assert_checks(&case, Method::FiniteDifference, 1e-7);
+            assert_checks(&case, Derivative::FiniteDifference, 1e-7);
         }
     }
 }
@@ -81,7 +81,7 @@ fn theorem_one_holds_at_extreme_temperatures() {
         let (problem, state) = random_case(&case);
         for i in 0..problem.len() {
             let row = point_row(&problem, &state, i).unwrap();
-            let dual = reference::free_energy_gradient(&problem, &state, i, Method::Dual);
+            let dual = reference::free_energy_gradient(&problem, &state, i, Derivative::Dual);
             for (r, d) in row.responsibilities.iter().zip(&dual) {
                 assert!((r - d).abs() < 1e-13, "T = {t}: r = {r}, ∂F/∂E = {d}");
             }
@@ -485,7 +485,7 @@ fn eight_seeded_duals_equal_one_seed_at_a_time() {
         let values: Vec<Dual> = state.values.iter().map(|&v| Dual::constant(v)).collect();
         for i in [0, 7, 23] {
             let e = reference::energies(&problem, &params, i);
-            let seeded = reference::point_energy_gradient(&problem, &state, i, Method::Dual);
+            let seeded = reference::point_energy_gradient(&problem, &state, i, Derivative::Dual);
             assert_eq!(seeded.len(), e.len(), "{regime:?}");
             for (j, &d) in seeded.iter().enumerate() {
                 let mut v: Vec<Dual> = e.iter().map(|x| Dual::constant(x.re)).collect();
@@ -499,7 +499,7 @@ fn eight_seeded_duals_equal_one_seed_at_a_time() {
             }
         }
         // Every parameter's derivative of the loss (33 prototype coordinates: groups of 8 and 1).
-        let grad = reference::parameter_gradient(&problem, &state, Method::Dual);
+        let grad = reference::parameter_gradient(&problem, &state, Derivative::Dual);
         for (j, &d) in grad.prototypes.iter().enumerate() {
             let mut p = reference::Params::<Dual>::constant(&state);
             p.prototypes[j] = Dual::variable(state.prototypes[j]);

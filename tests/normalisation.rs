@@ -12,7 +12,7 @@ use implicit_em_lab::core::eval::lanes::CHUNK;
 use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 use implicit_em_lab::preset::{self, parse};
 
 #[test]
@@ -26,7 +26,7 @@ fn kernel_sums_are_checked_and_the_fast_path_agrees() {
             let (mut problem, state) = random_case(&case);
             problem.spec.settings.unnormalised = true;
             problem.spec.settings.reject_energy = background;
-            for row in check(&problem, &state, Method::Dual, None) {
+            for row in check(&problem, &state, Derivative::Dual, None) {
                 assert!(row.passed(), "D = {dim}: {row:?}");
             }
             let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));

@@ -14,7 +14,7 @@ use implicit_em_lab::core::model::Optimiser;
 use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 use implicit_em_lab::preset::parse;
 
 #[test]
@@ -62,7 +62,7 @@ fn the_identity_holds_and_the_fast_path_agrees_with_a_background() {
             case.n = CHUNK + 33;
             let (mut problem, state) = random_case(&case);
             problem.spec.settings.reject_energy = Some(e0);
-            for row in check(&problem, &state, Method::Dual, None) {
+            for row in check(&problem, &state, Derivative::Dual, None) {
                 assert!(row.passed(), "D = {dim}, E₀ = {e0}: {row:?}");
             }
             let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));

@@ -12,7 +12,7 @@ use implicit_em_lab::core::data;
 use implicit_em_lab::core::eval::lanes::CHUNK;
 use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::Regime;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 use implicit_em_lab::preset::{self, hide_labels, parse};
 
 #[test]
@@ -33,7 +33,7 @@ fn semi_supervised_sums_are_checked_and_equal_on_both_paths() {
             }
         }
         assert_eq!(problem.effective_n(), problem.len(), "every point counts");
-        for row in check(&problem, &state, Method::Dual, None) {
+        for row in check(&problem, &state, Derivative::Dual, None) {
             assert!(row.passed(), "D = {dim}, T = {t}: {row:?}");
         }
         let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));

@@ -12,7 +12,7 @@ use implicit_em_lab::core::eval::lanes::CHUNK;
 use implicit_em_lab::core::eval::{evaluate, evaluate_rows, point_row};
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 use implicit_em_lab::core::step::em_step;
 use implicit_em_lab::preset::csv::parse_csv;
 use implicit_em_lab::preset::{self, DataSpec, hide_labels, parse};
@@ -86,7 +86,7 @@ fn soft_labels_are_checked_by_dual_numbers_and_equal_on_both_paths() {
             let context = format!("semi {semi}, D = {dim}, K = {k}, T = {t}");
             let (problem, state) = soft_case(dim, k, t, CHUNK + 45, semi, 40 + dim as u64);
             assert_eq!(problem.soft.count(), (CHUNK + 45).div_ceil(3), "{context}");
-            for row in check(&problem, &state, Method::Dual, None) {
+            for row in check(&problem, &state, Derivative::Dual, None) {
                 assert!(row.passed(), "{context}: {row:?}");
             }
             let (f, p) = (evaluate(&problem, &state), evaluate_rows(&problem, &state));
@@ -396,7 +396,7 @@ fn the_bundled_soft_label_preset_learns_from_its_csv() {
         "{} soft labels",
         exp.problem().soft.count()
     );
-    for row in check(exp.problem(), exp.gd_state(), Method::Dual, None) {
+    for row in check(exp.problem(), exp.gd_state(), Derivative::Dual, None) {
         assert!(row.passed(), "{row:?}");
     }
     exp.run(200).unwrap();

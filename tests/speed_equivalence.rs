@@ -8,7 +8,7 @@ mod common;
 use common::{Case, all_regimes, random_case};
 use implicit_em_lab::core::eval::lanes::CHUNK;
 use implicit_em_lab::core::eval::{Evaluation, evaluate, evaluate_rows};
-use implicit_em_lab::core::workload::{Objective, lab};
+use implicit_em_lab::core::workload::{Workload, workload};
 
 fn close(name: &str, a: &[f64], b: &[f64]) {
     assert_eq!(a.len(), b.len(), "{name}");
@@ -57,13 +57,13 @@ fn fast_equals_straightforward_on_random_cases() {
 #[test]
 fn fast_equals_straightforward_on_the_benchmark_workloads() {
     for objective in [
-        Objective::Mixture,
-        Objective::Attention,
-        Objective::AttentionRegression,
-        Objective::CrossEntropy,
+        Workload::Mixture,
+        Workload::Attention,
+        Workload::AttentionRegression,
+        Workload::CrossEntropy,
     ] {
         for k in [4, 16, 64] {
-            let exp = lab(objective, 20_000, k, 2, 3);
+            let exp = workload(objective, 20_000, k, 2, 3);
             assert_same(
                 &evaluate(exp.problem(), exp.gd_state()),
                 &evaluate_rows(exp.problem(), exp.gd_state()),
@@ -74,7 +74,7 @@ fn fast_equals_straightforward_on_the_benchmark_workloads() {
 
 #[test]
 fn fast_path_is_deterministic() {
-    let exp = lab(Objective::Mixture, 50_000, 16, 2, 9);
+    let exp = workload(Workload::Mixture, 50_000, 16, 2, 9);
     let a = evaluate(exp.problem(), exp.gd_state());
     for _ in 0..3 {
         assert_eq!(evaluate(exp.problem(), exp.gd_state()), a);
@@ -145,7 +145,7 @@ fn the_lab_state_at_a_million_points_stays_under_200_bytes_per_point() {
     // N = 1M in optimised builds (`cargo test --release`); the bound is per point, so debug
     // builds, where our crate is unoptimised, check it at 100k.
     let n = if cfg!(debug_assertions) { 100_000 } else { 1_000_000 };
-    let mut exp = lab(Objective::Mixture, n, 16, 2, 5);
+    let mut exp = workload(Workload::Mixture, n, 16, 2, 5);
     exp.run(20).unwrap();
     let per_point = exp.heap_bytes() as f64 / n as f64;
     assert!(per_point < 200.0, "{per_point} bytes per point");
@@ -177,7 +177,7 @@ fn cross_entropy_agrees_when_the_own_class_is_far_below_the_best() {
 
 #[test]
 fn a_detached_copy_steps_and_is_adopted_only_if_nothing_changed() {
-    let exp = lab(Objective::CrossEntropy, 5_000, 8, 2, 9);
+    let exp = workload(Workload::CrossEntropy, 5_000, 8, 2, 9);
     let mut sequential = exp.clone();
     sequential.run(4).unwrap();
 

@@ -12,7 +12,7 @@ use implicit_em_lab::core::model::Optimiser;
 use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, Score, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 
 fn problem(points: Vec<f64>, dim: usize, labels: Vec<Option<u32>>, regime: Regime, t: f64) -> Problem {
     let n = labels.len();
@@ -57,7 +57,7 @@ fn tiny_temperature_and_huge_distances() {
             "{}",
             row.free_energy
         );
-        let rows = check(&p, &state, Method::Dual, None);
+        let rows = check(&p, &state, Derivative::Dual, None);
         assert!(rows.iter().all(|r| r.passed()), "{regime:?}: {rows:?}");
         let mut exp = Experiment::new(
             p,
@@ -132,7 +132,7 @@ fn one_component_one_point() {
 fn duplicate_points_and_coincident_prototypes() {
     let p = problem(vec![1.0; 10], 2, vec![None; 5], Regime::Mixture, 1.0);
     let state = State::new(2, vec![0.0, 0.0, 0.0, 0.0], 0);
-    let rows = check(&p, &state, Method::Dual, None);
+    let rows = check(&p, &state, Derivative::Dual, None);
     assert!(rows.iter().all(|r| r.passed()), "{rows:?}");
     let row = point_row(&p, &state, 0).unwrap();
     assert_eq!(row.responsibilities, vec![0.5, 0.5]);

@@ -455,8 +455,8 @@ fn light_theme_and_paper_convention_render() {
 
 #[test]
 fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
-    use implicit_em_lab::core::workload::{Objective, lab};
-    let exp = lab(Objective::Mixture, 30_000, 16, 2, 4);
+    use implicit_em_lab::core::workload::{Workload, workload};
+    let exp = workload(Workload::Mixture, 30_000, 16, 2, 4);
     let mut reference = exp.clone();
     let mut app = LabApp::from_experiment(exp);
     // What the window decides from a measured 20 ms per step: hand the steps to the worker.
@@ -493,9 +493,9 @@ fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
 
 #[test]
 fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
-    use implicit_em_lab::core::workload::{Objective, lab};
+    use implicit_em_lab::core::workload::{Workload, workload};
     use implicit_em_lab::session::twin::Flip;
-    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
+    let mut app = LabApp::from_experiment(workload(Workload::Mixture, 30_000, 16, 2, 4));
     let spec = app.experiment().problem().spec.clone();
     let flip = Flip::ALL
         .into_iter()
@@ -537,8 +537,8 @@ fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
 
 #[test]
 fn an_edit_while_the_worker_runs_wins_over_its_steps() {
-    use implicit_em_lab::core::workload::{Objective, lab};
-    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 30_000, 16, 2, 4));
+    use implicit_em_lab::core::workload::{Workload, workload};
+    let mut app = LabApp::from_experiment(workload(Workload::Mixture, 30_000, 16, 2, 4));
     app.start_worker(5);
     app.draft.temperature = 2.0;
     app.apply_live();
@@ -922,9 +922,9 @@ fn undo_of_a_reset_brings_the_history_back() {
 
 #[test]
 fn an_undo_snapshot_after_30000_steps_of_a_100000_point_lab_holds_under_1_mb() {
-    use implicit_em_lab::core::workload::{Objective, lab};
+    use implicit_em_lab::core::workload::{Workload, workload};
     // K = 2 keeps the 30,000 steps affordable; the history's size does not depend on K much.
-    let mut app = LabApp::from_experiment(lab(Objective::Mixture, 100_000, 2, 2, 4));
+    let mut app = LabApp::from_experiment(workload(Workload::Mixture, 100_000, 2, 2, 4));
     app.playing = false;
     app.advance(30_000);
     assert_eq!(app.experiment().step_count(), 30_000);
@@ -949,8 +949,8 @@ fn an_undo_snapshot_after_30000_steps_of_a_100000_point_lab_holds_under_1_mb() {
 
 #[test]
 fn a_settings_change_while_the_worker_steps_is_evaluated_there_with_the_same_numbers() {
-    use implicit_em_lab::core::workload::{Objective, lab};
-    let exp = lab(Objective::Mixture, 30_000, 16, 2, 4);
+    use implicit_em_lab::core::workload::{Workload, workload};
+    let exp = workload(Workload::Mixture, 30_000, 16, 2, 4);
     let mut reference = exp.clone();
     let mut app = LabApp::from_experiment(exp);
     app.playing = true;
@@ -981,4 +981,53 @@ fn a_settings_change_while_the_worker_steps_is_evaluated_there_with_the_same_num
     assert_eq!(h.state().experiment().latest().temperature, 0.9);
     reference.set_settings(h.state().draft.run_settings());
     assert_eq!(h.state().experiment().latest(), reference.latest());
+}
+
+#[test]
+fn the_scene_is_plain_data_that_follows_the_shown_step() {
+    use implicit_em_lab::app::scene_data::SceneData;
+    use implicit_em_lab::session::twin::Flip;
+    let mut app = bundled_lab("three-blobs.ron");
+    app.playing = false;
+    app.set_twin(Some(Flip::Volume));
+    app.advance(20);
+    let session = app.session();
+    let exp = session.experiment();
+    let n = exp.problem().len();
+    let probes = vec![vec![0.5, 0.5]];
+    let live = SceneData::new(session, &app.view, None, Some(3), &probes);
+    assert_eq!((live.shown_step, live.live_step), (None, 20));
+    assert_eq!((live.total_points, live.points.len(), live.colours.len()), (n, n, n));
+    assert_eq!(
+        live.selected,
+        Some([exp.problem().point(3)[0], exp.problem().point(3)[1]])
+    );
+    let k = exp.gd_state().k;
+    assert_eq!((live.gd_trails.len(), live.em_trails.len()), (k, k));
+    for j in 0..k {
+        // Each trail runs through every record and ends at the prototype drawn.
+        assert_eq!(live.gd_trails[j].len(), 21);
+        assert_eq!(*live.gd_trails[j].last().unwrap(), live.gd_prototype(j));
+        assert_eq!(*live.em_trails[j].last().unwrap(), live.em_prototype(j));
+        assert_eq!(live.gd_prototype(j)[0], exp.gd_state().prototype(j)[0]);
+    }
+    let twin = live.twin.as_ref().expect("the twin");
+    assert_eq!(twin.1.len(), k);
+    assert_eq!(
+        twin.1[0][0],
+        session.twin().unwrap().experiment.gd_state().prototype(0)[0]
+    );
+    assert_eq!(live.probes.len(), 1);
+    assert!(live.readouts.is_empty(), "no read-outs for a mixture");
+    // Scrubbed back to step 5: the states, trails and probes are those of step 5.
+    let past = SceneData::new(session, &app.view, Some(5), None, &probes);
+    assert_eq!(past.shown_step, Some(5));
+    assert_eq!(past.gd_trails[0].len(), 6);
+    assert_eq!(past.gd.prototypes, exp.trace()[5].gd.prototypes.concat());
+    assert_eq!(past.em.prototypes, exp.trace()[5].em.prototypes.concat());
+    assert_ne!(past.probes[0].path, live.probes[0].path);
+    // Without trails or EM shown, none are computed.
+    let mut view = app.view.clone();
+    view.trails = false;
+    assert!(SceneData::new(session, &view, None, None, &[]).gd_trails.is_empty());
 }

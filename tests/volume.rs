@@ -14,7 +14,7 @@ use implicit_em_lab::core::model::Optimiser;
 use implicit_em_lab::core::model::RateMode;
 use implicit_em_lab::core::model::{ModelSpec, Regime, ScalePrior, State};
 use implicit_em_lab::core::problem::Problem;
-use implicit_em_lab::core::reference::Method;
+use implicit_em_lab::core::reference::Derivative;
 use implicit_em_lab::core::step::em_step;
 
 const PRIOR: ScalePrior = ScalePrior {
@@ -33,7 +33,7 @@ fn the_prior_gradient_and_loss_match_dual_numbers() {
                 case.volume = volume;
                 let (mut problem, state) = random_case(&case);
                 problem.spec.settings.scale_prior = Some(PRIOR);
-                for row in check(&problem, &state, Method::Dual, None) {
+                for row in check(&problem, &state, Derivative::Dual, None) {
                     assert!(row.passed(), "{regime:?} V = {volume} D = {dim}: {row:?}");
                 }
                 // The penalty is in the loss: (T a / N) Σ (ln s + s₀/s) more than without it.

@@ -5,26 +5,39 @@ use egui_plot::{Legend, Line, Plot, VLine};
 
 use super::LabApp;
 use super::view_data;
+use crate::core::experiment::StepRecord;
 use crate::core::model::Regime;
+use crate::session::twin::Twin;
 
 /// Draws the comparison and the step slider.
 pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    ui.strong("Explicit EM beside gradient descent");
+    if let Some(a) = app.session.annealer() {
+        bifurcation_ui(ui, a, app.session.critical_temperature(), app.session.temperature());
+    }
+    scrub_ui(app, ui);
+    let trace = app.session.experiment().trace();
+    let last = trace.len() - 1;
+    let rec = &trace[app.scrub.unwrap_or(last).min(last)];
     let twin = app.session.twin();
+    losses_plot_ui(ui, trace, rec, twin);
+    distance_plot_ui(ui, trace, rec);
+    masses_plot_ui(ui, trace, rec);
+    numbers_ui(app, ui, rec);
+    per_prototype_ui(app, ui, rec);
+}
+
+/// Every `every`-th record's `f`, against its step (the series a history plot draws).
+fn series(trace: &[StepRecord], most: usize, f: impl Fn(&StepRecord) -> f64) -> Vec<[f64; 2]> {
+    let every = (trace.len() / most).max(1);
+    trace.iter().step_by(every).map(|r| [r.step as f64, f(r)]).collect()
+}
+
+/// The step slider: scrub back through the history (pauses).
+fn scrub_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let trace = app.session.experiment().trace();
     let last = trace.len() - 1;
     let shown = app.scrub.unwrap_or(last).min(last);
-    let rec = &trace[shown];
-    ui.strong("Explicit EM beside gradient descent");
-    if let Some(a) = app.session.annealer() {
-        bifurcation_ui(
-            ui,
-            a,
-            app.session.critical_temperature(),
-            app.session.experiment().problem().spec.settings.temperature,
-        );
-    }
-
-    // Step slider: scrub back through the history.
     let mut s = shown;
     let r = ui
         .add(
@@ -42,11 +55,10 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         app.playing = false;
         app.scrub = (s < last).then_some(s);
     }
+}
 
-    let losses = |f: fn(&crate::core::experiment::StepRecord) -> f64| -> Vec<[f64; 2]> {
-        let every = (trace.len() / 600).max(1);
-        trace.iter().step_by(every).map(|r| [r.step as f64, f(r)]).collect()
-    };
+/// Each run's loss over the steps, the twin's dashed.
+fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twin: Option<&Twin>) {
     ui.label("loss J of each run");
     Plot::new("losses")
         .height(150.0)
@@ -54,23 +66,17 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .allow_scroll(false)
         .show(ui, |plot| {
             plot.line(
-                Line::new("gradient descent", losses(|r| r.gd.loss))
+                Line::new("gradient descent", series(trace, 600, |r| r.gd.loss))
                     .color(view_data::colour(0))
                     .width(2.0),
             );
             plot.line(
-                Line::new("explicit EM", losses(|r| r.em.loss))
+                Line::new("explicit EM", series(trace, 600, |r| r.em.loss))
                     .color(view_data::colour(1))
                     .width(1.5),
             );
             if let Some(t) = twin {
-                let trace = t.experiment.trace();
-                let every = (trace.len() / 600).max(1);
-                let path: Vec<[f64; 2]> = trace
-                    .iter()
-                    .step_by(every)
-                    .map(|r| [r.step as f64, r.gd.loss])
-                    .collect();
+                let path = series(t.experiment.trace(), 600, |r| r.gd.loss);
                 plot.line(
                     Line::new(format!("twin GD ({})", t.flip.label()), path)
                         .color(egui::Color32::GRAY)
@@ -80,16 +86,23 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             }
             plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
         });
+}
+
+/// The distance between the two runs' prototype sets over the steps.
+fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
     Plot::new("distance").height(90.0).allow_scroll(false).show(ui, |plot| {
         plot.line(
-            Line::new("distance", losses(|r| r.prototype_distance))
+            Line::new("distance", series(trace, 600, |r| r.prototype_distance))
                 .color(view_data::colour(2))
                 .width(1.5),
         );
         plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
     });
+}
 
+/// Each component's mass over the steps (GD; EM dashed for a few components).
+fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM, for K ≤ 8)")
         .on_hover_text("The rich get richer: a component that holds more points pulls harder and gains more. A component whose mass falls below 1e-6·N is reported dead");
     let k = rec.gd.counts.len();
@@ -121,7 +134,11 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
         plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
     });
+}
 
+/// The shown step's numbers: losses, distance, effective components, residual, rate.
+fn numbers_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
+    let twin = app.session.twin();
     egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {
         ui.label("GD loss");
         ui.monospace(format!("{:.10}", rec.gd.loss));
@@ -171,7 +188,11 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ));
         ui.end_row();
     });
+}
 
+/// Per prototype: the cosine and fraction of EM's step GD takes, mass, weight, scale; then the
+/// value alignments and the warnings.
+fn per_prototype_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
     ui.separator();
     ui.label("per prototype (from the GD state)").on_hover_text(
         "cos: cosine between the GD step and the EM step of μ_j. α_j: the fraction of EM's step GD takes, (Δ_GD·Δ_EM)/||Δ_EM||² (η N_j/(N s_j) for the mixture with a shared rate). N_j = Σ_i r_ij.",

@@ -136,7 +136,7 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 }
 
 fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.strong("Objective");
+    ui.strong("Workload");
     let current = app.draft.objective.clone();
     let mut chosen = current.clone();
     let options = [
@@ -230,6 +230,19 @@ fn log_fraction(value: f64, lo: f64, hi: f64) -> f32 {
 
 fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Temperature and learning");
+    temperature_ui(app, ui);
+    rate_ui(app, ui);
+    learn_ui(app, ui);
+    if app.draft.objective == ObjectiveSpec::Mixture {
+        mixture_options_ui(app, ui);
+    }
+    if app.draft.learn.scales {
+        scale_options_ui(app, ui);
+    }
+}
+
+/// The temperature slider, with the critical temperature marked on it (mixture).
+fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut t = app.draft.temperature;
     let r = ui
         .add(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true).text("temperature T"))
@@ -259,6 +272,10 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         });
     }
     live(app, &r, |app| app.draft.temperature = t);
+}
+
+/// The learning rate and the rate mode.
+fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut eta = app.draft.learning_rate;
     let r = ui
         .add(egui::Slider::new(&mut eta, 1e-9..=1e2).logarithmic(true).text("learning rate η"))
@@ -285,6 +302,10 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         })
         .small(),
     );
+}
+
+/// Which parameters are learned, and the volume term.
+fn learn_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut learn = app.draft.learn.clone();
     let dot = app.draft.objective
         == ObjectiveSpec::Attention {
@@ -301,74 +322,84 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     );
     let r = r1.union(r2).union(r3);
     live(app, &r, |app| app.draft.learn = learn);
-    if app.draft.objective == ObjectiveSpec::Mixture {
-        let mut on = app.draft.background.is_some();
-        let mut e0 = app.draft.background.unwrap_or(8.0);
-        let mut r = ui.checkbox(&mut on, "reject option (background E₀)").on_hover_text(
-            "A background component of fixed energy E₀ joins every log-sum-exp: F = −T log(Σ_j e^{−E_j/T} + e^{−E₀/T}). Points far from every prototype go to it (r₀ near 1: 'none of the above'); the prototypes' responsibilities no longer sum to one. The scene darkens where it takes over",
+}
+
+/// The mixture's reject option and normalisation.
+fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let mut on = app.draft.background.is_some();
+    let mut e0 = app.draft.background.unwrap_or(8.0);
+    let mut r = ui.checkbox(&mut on, "reject option (background E₀)").on_hover_text(
+        "A background component of fixed energy E₀ joins every log-sum-exp: F = −T log(Σ_j e^{−E_j/T} + e^{−E₀/T}). Points far from every prototype go to it (r₀ near 1: 'none of the above'); the prototypes' responsibilities no longer sum to one. The scene darkens where it takes over",
+    );
+    if on {
+        r = r.union(
+            ui.add(egui::DragValue::new(&mut e0).range(-1e6..=1e6).speed(0.1).prefix("E₀ "))
+                .on_hover_text("The background's energy, in the units of E_ij: a point is rejected where every E_ij exceeds it by a few T"),
         );
-        if on {
+    }
+    live(app, &r, |app| app.draft.background = on.then_some(e0));
+    let mut kernels = app.draft.unnormalised;
+    let r = ui.checkbox(&mut kernels, "no normalisation (sum of kernels)").on_hover_text(
+        "Gradient descent on J = −(T/N) Σ_i Σ_j e^{−E_ij/T}, a sum of independent kernels, instead of the log-sum-exp free energy: N ∂J/∂E_ij = e^{−E_ij/T} are no responsibilities (they do not sum to one), far points stop pulling, nothing competes and prototypes pile onto the densest mode. Explicit EM keeps the normalised objective beside it",
+    );
+    live(app, &r, |app| app.draft.unnormalised = kernels);
+}
+
+/// The scale floor and the scale prior (learned scales).
+fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let mut floor = app.draft.scale_floor;
+    let r = ui
+        .add(
+            egui::Slider::new(&mut floor, 1e-8..=1.0)
+                .logarithmic(true)
+                .text("scale floor"),
+        )
+        .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
+    live(app, &r, |app| app.draft.scale_floor = floor);
+    let mut prior = app.draft.scale_prior;
+    let mut on = prior.is_some();
+    let mut p = prior.unwrap_or(ScalePrior {
+        strength: 2.0,
+        scale: app.draft.initial_scale,
+    });
+    let mut r = ui.checkbox(&mut on, "scale prior").on_hover_text(
+        "Adds (T a/N) Σ_j (ln s_j + s₀/s_j) to J: scales can neither run away (metric collapse) nor shrink onto one point. EM's scale step becomes the MAP step (S + 2Ta s₀)/(T(V D N_j + 2a))",
+    );
+    if on {
+        ui.horizontal(|ui| {
             r = r.union(
-                ui.add(egui::DragValue::new(&mut e0).range(-1e6..=1e6).speed(0.1).prefix("E₀ "))
-                    .on_hover_text("The background's energy, in the units of E_ij: a point is rejected where every E_ij exceeds it by a few T"),
+                ui.add(
+                    egui::DragValue::new(&mut p.strength)
+                        .range(1e-3..=1e4)
+                        .speed(0.05)
+                        .prefix("a "),
+                )
+                .on_hover_text("strength a: points' worth of evidence"),
             );
-        }
-        live(app, &r, |app| app.draft.background = on.then_some(e0));
-        let mut kernels = app.draft.unnormalised;
-        let r = ui.checkbox(&mut kernels, "no normalisation (sum of kernels)").on_hover_text(
-            "Gradient descent on J = −(T/N) Σ_i Σ_j e^{−E_ij/T}, a sum of independent kernels, instead of the log-sum-exp free energy: N ∂J/∂E_ij = e^{−E_ij/T} are no responsibilities (they do not sum to one), far points stop pulling, nothing competes and prototypes pile onto the densest mode. Explicit EM keeps the normalised objective beside it",
-        );
-        live(app, &r, |app| app.draft.unnormalised = kernels);
-    }
-    if app.draft.learn.scales {
-        let mut floor = app.draft.scale_floor;
-        let r = ui
-            .add(
-                egui::Slider::new(&mut floor, 1e-8..=1.0)
-                    .logarithmic(true)
-                    .text("scale floor"),
-            )
-            .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
-        live(app, &r, |app| app.draft.scale_floor = floor);
-        let mut prior = app.draft.scale_prior;
-        let mut on = prior.is_some();
-        let mut p = prior.unwrap_or(ScalePrior {
-            strength: 2.0,
-            scale: app.draft.initial_scale,
+            r = r.union(
+                ui.add(
+                    egui::DragValue::new(&mut p.scale)
+                        .range(1e-6..=1e6)
+                        .speed(0.01)
+                        .prefix("s₀ "),
+                )
+                .on_hover_text("the scale the prior favours"),
+            );
         });
-        let mut r = ui.checkbox(&mut on, "scale prior").on_hover_text(
-            "Adds (T a/N) Σ_j (ln s_j + s₀/s_j) to J: scales can neither run away (metric collapse) nor shrink onto one point. EM's scale step becomes the MAP step (S + 2Ta s₀)/(T(V D N_j + 2a))",
-        );
-        if on {
-            ui.horizontal(|ui| {
-                r = r.union(
-                    ui.add(
-                        egui::DragValue::new(&mut p.strength)
-                            .range(1e-3..=1e4)
-                            .speed(0.05)
-                            .prefix("a "),
-                    )
-                    .on_hover_text("strength a: points' worth of evidence"),
-                );
-                r = r.union(
-                    ui.add(
-                        egui::DragValue::new(&mut p.scale)
-                            .range(1e-6..=1e6)
-                            .speed(0.01)
-                            .prefix("s₀ "),
-                    )
-                    .on_hover_text("the scale the prior favours"),
-                );
-            });
-        }
-        prior = on.then_some(p);
-        live(app, &r, |app| app.draft.scale_prior = prior);
     }
+    prior = on.then_some(p);
+    live(app, &r, |app| app.draft.scale_prior = prior);
 }
 
 fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Data and prototypes");
-    // K (not for cross-entropy, where K = classes × M).
+    prototype_count_ui(app, ui);
+    generator_ui(app, ui);
+    generator_parameters_ui(app, ui);
+}
+
+/// `K` (not for cross-entropy, where `K = classes × M`), or k-means++ for a given start.
+fn prototype_count_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     match app.draft.prototypes.clone() {
         InitSpec::KMeansPlusPlus { k, seed } | InitSpec::Random { k, seed }
             if !matches!(app.draft.objective, ObjectiveSpec::CrossEntropy { .. }) =>
@@ -407,7 +438,11 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             ui.label(format!("K = {} (classes × M)", app.session.experiment().gd_state().k));
         }
     }
-    // Generator.
+}
+
+/// Which generator makes the data (a new one restarts the runs, fixing up the objective and
+/// `K` where the new data need it).
+fn generator_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let kind = match &app.draft.data {
         DataSpec::Blobs { .. } => "Blobs",
         DataSpec::Moons { .. } => "Moons",
@@ -476,6 +511,10 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
         app.command(Command::Rebuild("new data".into()));
     }
+}
+
+/// The generator's own parameters and the seed (a restart).
+fn generator_parameters_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut data = app.draft.data.clone();
     let mut changed: Option<egui::Response> = None;
     let mut note = |r: egui::Response| {

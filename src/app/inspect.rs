@@ -6,9 +6,9 @@ use egui_plot::{Bar, BarChart, Plot};
 
 use super::view_data;
 use super::{Convention, LabApp};
-use crate::core::eval::point_row;
+use crate::core::eval::{Row, point_row};
 use crate::core::model::Regime;
-use crate::core::reference::{self, Method};
+use crate::core::reference::{self, Derivative};
 
 /// The point the inspector shows: the selected one, else the hovered one, else point 0.
 fn inspected(app: &LabApp) -> usize {
@@ -20,10 +20,45 @@ fn inspected(app: &LabApp) -> usize {
 
 /// Draws the inspector.
 pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let i = inspected(app);
+    point_header_ui(app, ui, i);
     let problem = app.session.experiment().problem();
     let state = app.session.experiment().gd_state();
-    let i = inspected(app);
     let t = problem.spec.settings.temperature;
+    let Some(row) = point_row(problem, state, i) else {
+        ui.label("this point is unlabelled: it does not enter the cross-entropy objective");
+        return;
+    };
+    // The independent derivative: dual numbers through the plain reference F_i.
+    let independent = reference::free_energy_gradient(problem, state, i, Derivative::Dual);
+    let paper = app.view.convention == Convention::Paper;
+    let height = ui.available_height();
+    let width = ui.available_width();
+    let (w_bars, w_table) = (width * 0.3, width * 0.42);
+    ui.horizontal_top(|ui| {
+        ui.allocate_ui_with_layout(
+            egui::vec2(w_bars, height),
+            egui::Layout::top_down(egui::Align::Min),
+            |ui| bars_ui(ui, &row, &independent, paper, t),
+        );
+        ui.separator();
+        ui.allocate_ui_with_layout(
+            egui::vec2(w_table, height),
+            egui::Layout::top_down(egui::Align::Min),
+            |ui| point_table_ui(ui, &row, &independent),
+        );
+        ui.separator();
+        ui.allocate_ui_with_layout(
+            egui::vec2(ui.available_width(), height),
+            egui::Layout::top_down(egui::Align::Min),
+            |ui| matrix_ui(app, ui),
+        );
+    });
+}
+
+/// The inspected point's coordinates and label, and the sign convention switch.
+fn point_header_ui(app: &mut LabApp, ui: &mut egui::Ui, i: usize) {
+    let problem = app.session.experiment().problem();
     ui.horizontal(|ui| {
         ui.strong(format!("Point {i}"));
         let x = problem.point(i);
@@ -49,102 +84,80 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.radio_value(&mut app.view.convention, Convention::Paper, "paper")
             .on_hover_text("L_i = log Σ_j exp(−d_ij/T) maximised: ∂L_i/∂d_ij = −r_ij/T (−r_ij at T = 1)");
     });
-    let Some(row) = point_row(problem, state, i) else {
-        ui.label("this point is unlabelled: it does not enter the cross-entropy objective");
-        return;
-    };
-    // The independent derivative: dual numbers through the plain reference F_i.
-    let independent = reference::free_energy_gradient(problem, state, i, Method::Dual);
-    let paper = app.view.convention == Convention::Paper;
+}
+
+/// The point's responsibilities in closed form beside the independent derivative, as bars.
+fn bars_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64], paper: bool, t: f64) {
     let shown = |v: f64| if paper { -v / t } else { v };
     let k = row.responsibilities.len();
-    let height = ui.available_height();
-    let width = ui.available_width();
-    let (w_bars, w_table) = (width * 0.3, width * 0.42);
-    ui.horizontal_top(|ui| {
-        ui.allocate_ui_with_layout(
-            egui::vec2(w_bars, height),
-            egui::Layout::top_down(egui::Align::Min),
-            |ui| {
-                let caption = if paper {
-                    "bars: −r_j/T (closed form), lighter: ∂L/∂d_j (dual numbers)"
-                } else {
-                    "bars: r_j (closed form), lighter: ∂F/∂E_j (dual numbers)"
-                };
-                ui.add(egui::Label::new(egui::RichText::new(caption).small()).wrap());
-                let closed: Vec<Bar> = (0..k)
-                    .map(|j| {
-                        Bar::new(j as f64 - 0.18, shown(row.responsibilities[j]))
-                            .width(0.34)
-                            .fill(view_data::colour(j))
-                    })
-                    .collect();
-                let ind: Vec<Bar> = (0..k)
-                    .map(|j| {
-                        Bar::new(j as f64 + 0.18, shown(independent[j]))
-                            .width(0.34)
-                            .fill(view_data::colour(j).gamma_multiply(0.45))
-                    })
-                    .collect();
-                Plot::new("bars")
-                    .height(ui.available_height() - 4.0)
-                    .width(ui.available_width())
-                    .allow_scroll(false)
-                    .allow_drag(false)
-                    .show(ui, |plot| {
-                        plot.bar_chart(BarChart::new("closed form", closed));
-                        plot.bar_chart(BarChart::new("dual numbers", ind));
-                    });
-            },
-        );
-        ui.separator();
-        ui.allocate_ui_with_layout(
-            egui::vec2(w_table, height),
-            egui::Layout::top_down(egui::Align::Min),
-            |ui| {
-                let worst = row
-                    .responsibilities
-                    .iter()
-                    .zip(&independent)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f64::max);
-                ui.label(format!("max |r_j − ∂F/∂E_j| = {worst:.1e}  (Theorem 1, dual numbers)"));
-                egui::ScrollArea::both().id_salt("point-table").show(ui, |ui| {
-                    egui::Grid::new("point-numbers")
-                        .num_columns(5)
-                        .striped(true)
-                        .show(ui, |ui| {
-                            for (h, tip) in [
-                                ("j", "component"),
-                                ("d_ij", "distance ||x_i − μ_j||²/(2 s_j), or −x_i·μ_j"),
-                                ("E_ij", "energy d_ij + T(V (D/2) ρ_j − log π_j)"),
-                                ("r_ij", "responsibility softmax_j(−E_ij/T)"),
-                                (
-                                    "N ∂J/∂E_ij",
-                                    "the regime's law: r (mixture), q − r (cross-entropy), −α(a − ā)/T (attention)",
-                                ),
-                            ] {
-                                ui.strong(h).on_hover_text(tip);
-                            }
-                            ui.end_row();
-                            for j in 0..k {
-                                ui.label(egui::RichText::new(format!("#{j}")).color(view_data::colour(j)));
-                                ui.monospace(format!("{:.4}", row.distances[j]));
-                                ui.monospace(format!("{:.4}", row.energies[j]));
-                                ui.monospace(format!("{:.6}", row.responsibilities[j]));
-                                ui.monospace(format!("{:+.6}", row.energy_gradient[j]));
-                                ui.end_row();
-                            }
-                        });
-                });
-            },
-        );
-        ui.separator();
-        ui.allocate_ui_with_layout(
-            egui::vec2(ui.available_width(), height),
-            egui::Layout::top_down(egui::Align::Min),
-            |ui| matrix_ui(app, ui),
-        );
+    let caption = if paper {
+        "bars: −r_j/T (closed form), lighter: ∂L/∂d_j (dual numbers)"
+    } else {
+        "bars: r_j (closed form), lighter: ∂F/∂E_j (dual numbers)"
+    };
+    ui.add(egui::Label::new(egui::RichText::new(caption).small()).wrap());
+    let closed: Vec<Bar> = (0..k)
+        .map(|j| {
+            Bar::new(j as f64 - 0.18, shown(row.responsibilities[j]))
+                .width(0.34)
+                .fill(view_data::colour(j))
+        })
+        .collect();
+    let ind: Vec<Bar> = (0..k)
+        .map(|j| {
+            Bar::new(j as f64 + 0.18, shown(independent[j]))
+                .width(0.34)
+                .fill(view_data::colour(j).gamma_multiply(0.45))
+        })
+        .collect();
+    Plot::new("bars")
+        .height(ui.available_height() - 4.0)
+        .width(ui.available_width())
+        .allow_scroll(false)
+        .allow_drag(false)
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("closed form", closed));
+            plot.bar_chart(BarChart::new("dual numbers", ind));
+        });
+}
+
+/// The point's distances, energies, responsibilities and energy gradients, per component.
+fn point_table_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64]) {
+    let k = row.responsibilities.len();
+    let worst = row
+        .responsibilities
+        .iter()
+        .zip(independent)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    ui.label(format!("max |r_j − ∂F/∂E_j| = {worst:.1e}  (Theorem 1, dual numbers)"));
+    egui::ScrollArea::both().id_salt("point-table").show(ui, |ui| {
+        egui::Grid::new("point-numbers")
+            .num_columns(5)
+            .striped(true)
+            .show(ui, |ui| {
+                for (h, tip) in [
+                    ("j", "component"),
+                    ("d_ij", "distance ||x_i − μ_j||²/(2 s_j), or −x_i·μ_j"),
+                    ("E_ij", "energy d_ij + T(V (D/2) ρ_j − log π_j)"),
+                    ("r_ij", "responsibility softmax_j(−E_ij/T)"),
+                    (
+                        "N ∂J/∂E_ij",
+                        "the regime's law: r (mixture), q − r (cross-entropy), −α(a − ā)/T (attention)",
+                    ),
+                ] {
+                    ui.strong(h).on_hover_text(tip);
+                }
+                ui.end_row();
+                for j in 0..k {
+                    ui.label(egui::RichText::new(format!("#{j}")).color(view_data::colour(j)));
+                    ui.monospace(format!("{:.4}", row.distances[j]));
+                    ui.monospace(format!("{:.4}", row.energies[j]));
+                    ui.monospace(format!("{:.6}", row.responsibilities[j]));
+                    ui.monospace(format!("{:+.6}", row.energy_gradient[j]));
+                    ui.end_row();
+                }
+            });
     });
 }
 

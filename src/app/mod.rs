@@ -10,6 +10,7 @@ mod controls;
 mod files;
 mod inspect;
 mod scene;
+pub mod scene_data;
 mod undo;
 pub mod view_data;
 pub mod worker;

@@ -10,9 +10,9 @@ use egui_plot::{
     Points,
 };
 
+use super::scene_data::{MAX_DRAWN_POINTS, SceneData, xy};
 use super::view_data::{self, Fields, Grid};
 use super::{Background, Command, LabApp, Tool};
-use crate::core::experiment::RunRecord;
 use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
 use crate::preset::DataSpec;
@@ -140,91 +140,24 @@ impl PlotItem for Segments {
     }
 }
 
-/// A state rebuilt from a trace record (to show a past step).
-#[must_use]
-pub fn state_from_record(run: &RunRecord, dim: usize, value_dim: usize) -> State {
-    let mut s = State::new(dim, run.prototypes.concat(), value_dim);
-    s.log_weights = run.weights.iter().map(|w| w.max(1e-300).ln()).collect();
-    s.log_scales = run.scales.iter().map(|s| s.ln()).collect();
-    if let Some(v) = &run.values {
-        s.values = v.concat();
-    }
-    s
-}
-
-fn xy(v: &[f64]) -> [f64; 2] {
-    [v[0], v.get(1).copied().unwrap_or(0.0)]
-}
-
-/// Largest number of points drawn individually; above it a faithful subsample is drawn.
-pub const MAX_DRAWN_POINTS: usize = 20_000;
-
 /// Draws the scene and handles its mouse interactions.
 pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let data = SceneData::new(&app.session, &app.view, app.scrub, app.selected, &app.draft.probes);
+    app.scene.drawn_points = data.drawn.len();
+    header_ui(app, ui, &data);
     let problem = app.session.experiment().problem().clone();
-    let dim = problem.dim;
-    let scrubbing = app.scrub.filter(|&s| s < app.session.experiment().trace().len());
-    let (gd, em) = match scrubbing {
-        Some(s) => {
-            let rec = &app.session.experiment().trace()[s];
-            let p = problem.target_dim;
-            (state_from_record(&rec.gd, dim, p), state_from_record(&rec.em, dim, p))
-        }
-        None => (
-            app.session.experiment().gd_state().clone(),
-            app.session.experiment().em_state().clone(),
-        ),
-    };
-    let k = gd.k;
     let ce = problem.spec.regime == Regime::CrossEntropy;
-    let proto_colour = |j: usize| {
-        if ce {
-            view_data::colour(problem.spec.classes[j])
-        } else {
-            view_data::colour(j)
-        }
-    };
-
-    // Header line.
-    ui.horizontal(|ui| {
-        match scrubbing {
-            Some(s) => {
-                ui.label(
-                    egui::RichText::new(format!("showing step {s} of {}", app.session.experiment().step_count()))
-                        .color(ui.visuals().warn_fg_color),
-                );
-                if ui.small_button("back to live").clicked() {
-                    app.scrub = None;
-                }
-            }
-            None => {
-                ui.label(format!("step {}", app.session.experiment().step_count()));
-            }
-        }
-        ui.label("filled: gradient descent,  hollow: explicit EM");
-        if problem.dim > 2 {
-            ui.label(format!("(first two of {} coordinates)", problem.dim));
-        }
-        if problem.len() > MAX_DRAWN_POINTS {
-            ui.label(
-                egui::RichText::new(format!(
-                    "reduced view: {MAX_DRAWN_POINTS} of {} points drawn",
-                    problem.len()
-                ))
-                .color(ui.visuals().warn_fg_color),
-            );
-        }
-    });
 
     // Hit-testing with the previous frame's transform (the plot has not been laid out yet).
     let pointer = ui.ctx().pointer_hover_pos();
+    let k = data.gd.k;
     let near_prototype = |transform: &PlotTransform, pos: egui::Pos2| -> Option<usize> {
         (0..k)
             .map(|j| {
                 (
                     j,
                     transform
-                        .position_from_point(&PlotPoint::from(xy(gd.prototype(j))))
+                        .position_from_point(&PlotPoint::from(data.gd_prototype(j)))
                         .distance(pos),
                 )
             })
@@ -233,92 +166,19 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .map(|(j, _)| j)
     };
     let over_prototype = match (&app.scene.transform, pointer) {
-        (Some(t), Some(p)) if app.tool == Tool::Select && scrubbing.is_none() => near_prototype(t, p),
+        (Some(t), Some(p)) if app.tool == Tool::Select && data.shown_step.is_none() => near_prototype(t, p),
         _ => None,
     };
     let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.tool != Tool::Select;
-
-    // Background fields over the visible region.
-    let (lo, hi) = app.scene.transform.as_ref().map_or_else(
-        || view_data::data_bounds(&problem),
-        |t| (t.bounds().min(), t.bounds().max()),
-    );
-    let need_fields = app.view.background != Background::None || ce;
-    if need_fields {
-        let grid = Grid {
-            min: lo,
-            max: hi,
-            width: app.view.grid,
-            height: app.view.grid,
-        };
-        let mut key: Vec<f64> = vec![
-            lo[0],
-            lo[1],
-            hi[0],
-            hi[1],
-            problem.spec.settings.temperature,
-            app.view.grid as f64,
-            f64::from(u8::from(problem.spec.settings.volume)),
-        ];
-        key.extend(&gd.prototypes);
-        key.extend(&gd.log_weights);
-        key.extend(&gd.log_scales);
-        if key != app.scene.cache_key || app.scene.fields.is_none() {
-            let rest = mean_point(&problem);
-            let f = view_data::fields(&problem, &gd, &grid, &rest);
-            let image = egui::ColorImage::new(
-                [grid.width, grid.height],
-                f.colours
-                    .iter()
-                    .map(|c| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), 70))
-                    .collect(),
-            );
-            match &mut app.scene.texture {
-                Some(t) => t.set(image, egui::TextureOptions::LINEAR),
-                None => {
-                    app.scene.texture = Some(ui.ctx().load_texture(
-                        "responsibility-field",
-                        image,
-                        egui::TextureOptions::LINEAR,
-                    ))
-                }
-            }
-            app.scene.fields = Some((grid, f));
-            app.scene.cache_key = key;
-        }
+    if app.view.background != Background::None || ce {
+        update_fields(app, ui, &problem, &data.gd);
     }
-
-    let colours = view_data::point_colours(&problem, &gd);
-    let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
-    let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
-    app.scene.drawn_points = drawn.len();
-    let label_outline: Option<Vec<Color32>> = ce.then(|| {
-        drawn
-            .iter()
-            .map(|&i| match problem.soft_label(i) {
-                Some(p) => view_data::blend(p.iter().copied().enumerate()),
-                None => problem.labels[i].map_or(Color32::GRAY, |y| view_data::colour(y as usize)),
-            })
-            .collect()
-    });
-    let (data_lo, data_hi) = view_data::data_bounds(&problem);
-
-    let trace = app.session.experiment().trace();
-    let upto = scrubbing.map_or(trace.len(), |s| s + 1);
-    let show_trails = app.view.trails;
-    let show_em = app.view.show_em;
-    let show_readouts = app.view.readouts && matches!(problem.spec.regime, Regime::Attention { .. });
-    let retrievals = retrievals(app, &gd);
-    let twin = app.session.twin().map(|t| (t.flip, t.experiment.gd_state().clone()));
-    let selected = app.selected.filter(|&i| i < problem.len());
-    let background = app.view.background;
-    let dark = ui.visuals().dark_mode;
-    let fg = if dark {
+    let fg = if ui.visuals().dark_mode {
         Color32::from_gray(220)
     } else {
         Color32::from_gray(30)
     };
-
+    let (data_lo, data_hi) = data.data_bounds;
     let plot = Plot::new(("scene", app.scene_generation()))
         .data_aspect(1.0)
         .default_x_bounds(data_lo[0], data_hi[0])
@@ -328,172 +188,12 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .allow_boxed_zoom(false)
         .show_x(false)
         .show_y(false);
+    let (background, show_em) = (app.view.background, app.view.show_em);
     let response = plot.show(ui, |plot| {
-        if let (Some((grid, fields)), Some(tex)) = (&app.scene.fields, &app.scene.texture) {
-            if background == Background::Responsibility {
-                let centre = PlotPoint::new((grid.min[0] + grid.max[0]) / 2.0, (grid.min[1] + grid.max[1]) / 2.0);
-                let size = egui::vec2((grid.max[0] - grid.min[0]) as f32, (grid.max[1] - grid.min[1]) as f32);
-                plot.image(PlotImage::new("responsibility field", tex.id(), centre, size));
-            }
-            if background == Background::FreeEnergy {
-                let mut segments = Vec::new();
-                for level in view_data::levels(&fields.free_energy, 14) {
-                    segments.extend(view_data::contour(grid, &fields.free_energy, level));
-                }
-                plot.add(Segments {
-                    base: PlotItemBase::new("free-energy contours".into()),
-                    segments,
-                    stroke: Stroke::new(1.0, fg.gamma_multiply(0.45)),
-                });
-            }
-            if ce {
-                plot.add(Segments {
-                    base: PlotItemBase::new("decision boundary".into()),
-                    segments: view_data::boundary(grid, &fields.winner),
-                    stroke: Stroke::new(2.0, fg.gamma_multiply(0.85)),
-                });
-            }
-        }
-        plot.add(ColouredPoints {
-            base: PlotItemBase::new("points".into()),
-            points: drawn.iter().map(|&i| PlotPoint::from(xy(problem.point(i)))).collect(),
-            colours: drawn.iter().map(|&i| colours[i]).collect(),
-            radius: if drawn.len() > 3000 { 1.8 } else { 3.0 },
-            outline: label_outline,
-        });
-        if show_readouts {
-            let mut links = Vec::new();
-            let mut outs = Vec::new();
-            let step = problem.len().div_ceil(300).max(1);
-            for i in (0..problem.len()).step_by(step) {
-                if let Some(o) = view_data::readout(&problem, &gd, i) {
-                    links.push([xy(problem.point(i)), xy(&o)]);
-                    outs.push(xy(&o));
-                }
-            }
-            plot.add(Segments {
-                base: PlotItemBase::new("read-out links".into()),
-                segments: links,
-                stroke: Stroke::new(0.6, fg.gamma_multiply(0.25)),
-            });
-            plot.points(
-                Points::new("read-outs Σ α k", outs)
-                    .color(fg.gamma_multiply(0.7))
-                    .radius(1.6)
-                    .shape(MarkerShape::Diamond),
-            );
-        }
-        if let Some(i) = selected {
-            plot.points(
-                Points::new("selected point", vec![xy(problem.point(i))])
-                    .color(fg)
-                    .radius(7.0)
-                    .filled(false)
-                    .shape(MarkerShape::Circle),
-            );
-        }
-        for j in 0..k {
-            let c = proto_colour(j);
-            if show_trails && upto > 1 {
-                let every = (upto / 200).max(1);
-                let path: Vec<[f64; 2]> = trace[..upto]
-                    .iter()
-                    .step_by(every)
-                    .map(|r| xy(&r.gd.prototypes[j]))
-                    .collect();
-                plot.line(
-                    Line::new(format!("GD trail {j}"), path)
-                        .color(c.gamma_multiply(0.8))
-                        .width(1.5),
-                );
-                if show_em {
-                    let path: Vec<[f64; 2]> = trace[..upto]
-                        .iter()
-                        .step_by(every)
-                        .map(|r| xy(&r.em.prototypes[j]))
-                        .collect();
-                    plot.line(
-                        Line::new(format!("EM trail {j}"), path)
-                            .color(c.gamma_multiply(0.5))
-                            .width(1.0)
-                            .style(egui_plot::LineStyle::dashed_dense()),
-                    );
-                }
-            }
-            if show_em {
-                plot.points(
-                    Points::new(format!("EM prototype {j}"), vec![xy(em.prototype(j))])
-                        .shape(MarkerShape::Circle)
-                        .filled(false)
-                        .radius(9.0)
-                        .color(c),
-                );
-            }
-            plot.points(
-                Points::new(format!("GD prototype {j}"), vec![xy(gd.prototype(j))])
-                    .shape(MarkerShape::Circle)
-                    .filled(true)
-                    .radius(6.5)
-                    .color(c),
-            );
-            plot.points(
-                Points::new(format!("GD prototype {j} rim"), vec![xy(gd.prototype(j))])
-                    .shape(MarkerShape::Circle)
-                    .filled(false)
-                    .radius(6.5)
-                    .color(fg),
-            );
-        }
-        if let Some((flip, state)) = &twin {
-            for j in 0..state.k.min(k) {
-                plot.points(
-                    Points::new(
-                        format!("twin ({}) prototype {j}", flip.label()),
-                        vec![xy(state.prototype(j))],
-                    )
-                    .shape(MarkerShape::Up)
-                    .filled(true)
-                    .radius(7.0)
-                    .color(proto_colour(j).gamma_multiply(0.85)),
-                );
-            }
-        }
-        for (q, r) in retrievals.iter().enumerate() {
-            let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
-            let end = *path.last().unwrap_or(&[0.0, 0.0]);
-            plot.line(
-                Line::new(format!("probe {q} path"), path.clone())
-                    .color(fg.gamma_multiply(0.8))
-                    .width(1.2),
-            );
-            plot.points(
-                Points::new(format!("probe {q} steps"), path)
-                    .color(fg.gamma_multiply(0.6))
-                    .radius(1.5),
-            );
-            plot.points(
-                Points::new(format!("probe {q} start"), vec![xy(&r.path[0])])
-                    .color(fg)
-                    .radius(4.0)
-                    .shape(MarkerShape::Square)
-                    .filled(false),
-            );
-            plot.points(
-                Points::new(format!("probe {q} fixed point"), vec![end])
-                    .color(fg)
-                    .radius(7.0)
-                    .shape(MarkerShape::Asterisk),
-            );
-            plot.text(
-                egui_plot::Text::new(
-                    format!("probe {q} label"),
-                    PlotPoint::new(end[0], end[1]),
-                    format!("  {}: {}", q + 1, r.kind.describe()),
-                )
-                .color(fg)
-                .anchor(egui::Align2::LEFT_BOTTOM),
-            );
-        }
+        background_layer(plot, &app.scene, background, ce, fg);
+        points_layer(plot, &data, fg);
+        prototypes_layer(plot, &data, show_em, fg);
+        probes_layer(plot, &data, fg);
         plot.pointer_coordinate()
     });
     app.scene.rect = Some(response.response.rect);
@@ -504,63 +204,323 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .inner
         .or_else(|| latest.map(|p| transform.value_from_position(p)));
     let resp = &response.response;
-
     // Hover: nearest point within 8 px.
     app.hovered = pointer
         .filter(|p| resp.rect.contains(*p))
         .and_then(|p| nearest_point(&problem, &transform, p, 8.0));
+    if data.shown_step.is_none() {
+        let clicked_at = pointer.filter(|p| resp.rect.contains(*p));
+        edit_ui(
+            app,
+            ui,
+            resp,
+            clicked_at.and_then(|p| near_prototype(&transform, p)),
+            pointer_coord,
+        );
+    }
+    app.scene.transform = Some(transform);
+}
 
-    if scrubbing.is_none() {
-        match app.tool {
-            Tool::Select => {
-                let pressed = ui.input(|i| i.pointer.primary_pressed());
-                let down = ui.input(|i| i.pointer.primary_down());
-                if pressed
-                    && let Some(j) = pointer
-                        .filter(|p| resp.rect.contains(*p))
-                        .and_then(|p| near_prototype(&transform, p))
-                {
-                    app.before_change(("drag", j), f64::NEG_INFINITY);
-                    app.scene.dragging = Some(j);
-                }
-                // Follow the pointer while the button is held, and once more on release.
-                if let (Some(j), Some(c)) = (app.scene.dragging, pointer_coord) {
-                    app.command(Command::DragPrototype {
-                        index: j,
-                        to: [c.x, c.y],
-                    });
-                }
-                if !down && app.scene.dragging.take().is_some() {
-                    app.info("dragged: both runs continue from the new position");
-                }
-                if resp.clicked() && app.scene.dragging.is_none() {
-                    app.selected = app.hovered;
+/// The line above the scene: the step shown, what the markers mean, the projection and any
+/// reduced view.
+fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
+    ui.horizontal(|ui| {
+        match data.shown_step {
+            Some(s) => {
+                ui.label(
+                    egui::RichText::new(format!("showing step {s} of {}", data.live_step))
+                        .color(ui.visuals().warn_fg_color),
+                );
+                if ui.small_button("back to live").clicked() {
+                    app.scrub = None;
                 }
             }
-            Tool::AddPoint => {
-                if resp.clicked()
-                    && let Some(c) = pointer_coord
-                {
-                    app.command(Command::AddPoint([c.x, c.y]));
-                }
+            None => {
+                ui.label(format!("step {}", data.live_step));
             }
-            Tool::RemovePoint => {
-                if resp.clicked()
-                    && let Some(i) = app.hovered
-                {
-                    app.command(Command::RemovePoint(i));
-                }
+        }
+        ui.label("filled: gradient descent,  hollow: explicit EM");
+        if data.gd.dim > 2 {
+            ui.label(format!("(first two of {} coordinates)", data.gd.dim));
+        }
+        if data.total_points > MAX_DRAWN_POINTS {
+            ui.label(
+                egui::RichText::new(format!(
+                    "reduced view: {MAX_DRAWN_POINTS} of {} points drawn",
+                    data.total_points
+                ))
+                .color(ui.visuals().warn_fg_color),
+            );
+        }
+    });
+}
+
+/// Recomputes the background fields over the visible region when the view or the state
+/// changed since the last frame (a cache keyed on both), and uploads their colours.
+fn update_fields(app: &mut LabApp, ui: &egui::Ui, problem: &crate::core::problem::Problem, gd: &State) {
+    let (lo, hi) = app.scene.transform.as_ref().map_or_else(
+        || view_data::data_bounds(problem),
+        |t| (t.bounds().min(), t.bounds().max()),
+    );
+    let grid = Grid {
+        min: lo,
+        max: hi,
+        width: app.view.grid,
+        height: app.view.grid,
+    };
+    let mut key: Vec<f64> = vec![
+        lo[0],
+        lo[1],
+        hi[0],
+        hi[1],
+        problem.spec.settings.temperature,
+        app.view.grid as f64,
+        f64::from(u8::from(problem.spec.settings.volume)),
+    ];
+    key.extend(&gd.prototypes);
+    key.extend(&gd.log_weights);
+    key.extend(&gd.log_scales);
+    if key == app.scene.cache_key && app.scene.fields.is_some() {
+        return;
+    }
+    let f = view_data::fields(problem, gd, &grid, &mean_point(problem));
+    let image = egui::ColorImage::new(
+        [grid.width, grid.height],
+        f.colours
+            .iter()
+            .map(|c| Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), 70))
+            .collect(),
+    );
+    match &mut app.scene.texture {
+        Some(t) => t.set(image, egui::TextureOptions::LINEAR),
+        None => {
+            app.scene.texture = Some(ui.ctx().load_texture(
+                "responsibility-field",
+                image,
+                egui::TextureOptions::LINEAR,
+            ));
+        }
+    }
+    app.scene.fields = Some((grid, f));
+    app.scene.cache_key = key;
+}
+
+/// The background: the responsibility field, free-energy contours, the decision boundary.
+fn background_layer(
+    plot: &mut egui_plot::PlotUi<'_>,
+    scene: &SceneState,
+    background: Background,
+    ce: bool,
+    fg: Color32,
+) {
+    let (Some((grid, fields)), Some(tex)) = (&scene.fields, &scene.texture) else {
+        return;
+    };
+    if background == Background::Responsibility {
+        let centre = PlotPoint::new((grid.min[0] + grid.max[0]) / 2.0, (grid.min[1] + grid.max[1]) / 2.0);
+        let size = egui::vec2((grid.max[0] - grid.min[0]) as f32, (grid.max[1] - grid.min[1]) as f32);
+        plot.image(PlotImage::new("responsibility field", tex.id(), centre, size));
+    }
+    if background == Background::FreeEnergy {
+        let mut segments = Vec::new();
+        for level in view_data::levels(&fields.free_energy, 14) {
+            segments.extend(view_data::contour(grid, &fields.free_energy, level));
+        }
+        plot.add(Segments {
+            base: PlotItemBase::new("free-energy contours".into()),
+            segments,
+            stroke: Stroke::new(1.0, fg.gamma_multiply(0.45)),
+        });
+    }
+    if ce {
+        plot.add(Segments {
+            base: PlotItemBase::new("decision boundary".into()),
+            segments: view_data::boundary(grid, &fields.winner),
+            stroke: Stroke::new(2.0, fg.gamma_multiply(0.85)),
+        });
+    }
+}
+
+/// The points, the attention read-outs and the inspected point.
+fn points_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32) {
+    plot.add(ColouredPoints {
+        base: PlotItemBase::new("points".into()),
+        points: data.points.iter().map(|&p| PlotPoint::from(p)).collect(),
+        colours: data.colours.clone(),
+        radius: if data.points.len() > 3000 { 1.8 } else { 3.0 },
+        outline: data.outlines.clone(),
+    });
+    if !data.readouts.is_empty() {
+        plot.add(Segments {
+            base: PlotItemBase::new("read-out links".into()),
+            segments: data.readouts.clone(),
+            stroke: Stroke::new(0.6, fg.gamma_multiply(0.25)),
+        });
+        plot.points(
+            Points::new(
+                "read-outs Σ α k",
+                data.readouts.iter().map(|l| l[1]).collect::<Vec<_>>(),
+            )
+            .color(fg.gamma_multiply(0.7))
+            .radius(1.6)
+            .shape(MarkerShape::Diamond),
+        );
+    }
+    if let Some(at) = data.selected {
+        plot.points(
+            Points::new("selected point", vec![at])
+                .color(fg)
+                .radius(7.0)
+                .filled(false)
+                .shape(MarkerShape::Circle),
+        );
+    }
+}
+
+/// Each prototype's trails, EM's (hollow) and GD's (filled, with a rim), and the twin's
+/// (triangles).
+fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em: bool, fg: Color32) {
+    for (j, &c) in data.prototype_colours.iter().enumerate() {
+        if let Some(path) = data.gd_trails.get(j) {
+            plot.line(
+                Line::new(format!("GD trail {j}"), path.clone())
+                    .color(c.gamma_multiply(0.8))
+                    .width(1.5),
+            );
+        }
+        if let Some(path) = data.em_trails.get(j) {
+            plot.line(
+                Line::new(format!("EM trail {j}"), path.clone())
+                    .color(c.gamma_multiply(0.5))
+                    .width(1.0)
+                    .style(egui_plot::LineStyle::dashed_dense()),
+            );
+        }
+        if show_em {
+            plot.points(
+                Points::new(format!("EM prototype {j}"), vec![data.em_prototype(j)])
+                    .shape(MarkerShape::Circle)
+                    .filled(false)
+                    .radius(9.0)
+                    .color(c),
+            );
+        }
+        let at = data.gd_prototype(j);
+        plot.points(
+            Points::new(format!("GD prototype {j}"), vec![at])
+                .shape(MarkerShape::Circle)
+                .filled(true)
+                .radius(6.5)
+                .color(c),
+        );
+        plot.points(
+            Points::new(format!("GD prototype {j} rim"), vec![at])
+                .shape(MarkerShape::Circle)
+                .filled(false)
+                .radius(6.5)
+                .color(fg),
+        );
+    }
+    if let Some((label, positions)) = &data.twin {
+        for (j, (&at, &c)) in positions.iter().zip(&data.prototype_colours).enumerate() {
+            plot.points(
+                Points::new(format!("twin ({label}) prototype {j}"), vec![at])
+                    .shape(MarkerShape::Up)
+                    .filled(true)
+                    .radius(7.0)
+                    .color(c.gamma_multiply(0.85)),
+            );
+        }
+    }
+}
+
+/// Each probe's path to its fixed point, with its kind.
+fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32) {
+    for (q, r) in data.probes.iter().enumerate() {
+        let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
+        let end = *path.last().unwrap_or(&[0.0, 0.0]);
+        plot.line(
+            Line::new(format!("probe {q} path"), path.clone())
+                .color(fg.gamma_multiply(0.8))
+                .width(1.2),
+        );
+        plot.points(
+            Points::new(format!("probe {q} steps"), path)
+                .color(fg.gamma_multiply(0.6))
+                .radius(1.5),
+        );
+        plot.points(
+            Points::new(format!("probe {q} start"), vec![xy(&r.path[0])])
+                .color(fg)
+                .radius(4.0)
+                .shape(MarkerShape::Square)
+                .filled(false),
+        );
+        plot.points(
+            Points::new(format!("probe {q} fixed point"), vec![end])
+                .color(fg)
+                .radius(7.0)
+                .shape(MarkerShape::Asterisk),
+        );
+        plot.text(
+            egui_plot::Text::new(
+                format!("probe {q} label"),
+                PlotPoint::new(end[0], end[1]),
+                format!("  {}: {}", q + 1, r.kind.describe()),
+            )
+            .color(fg)
+            .anchor(egui::Align2::LEFT_BOTTOM),
+        );
+    }
+}
+
+/// Turns clicks and drags into commands: the tool decides what a click does; `pressed_on` is
+/// the prototype under a press, `at` the pointer's plane position.
+fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: Option<usize>, at: Option<PlotPoint>) {
+    match app.tool {
+        Tool::Select => {
+            let pressed = ui.input(|i| i.pointer.primary_pressed());
+            let down = ui.input(|i| i.pointer.primary_down());
+            if pressed && let Some(j) = pressed_on {
+                app.before_change(("drag", j), f64::NEG_INFINITY);
+                app.scene.dragging = Some(j);
             }
-            Tool::Probe => {
-                if resp.clicked()
-                    && let Some(c) = pointer_coord
-                {
-                    app.command(Command::AddProbe([c.x, c.y]));
-                }
+            // Follow the pointer while the button is held, and once more on release.
+            if let (Some(j), Some(c)) = (app.scene.dragging, at) {
+                app.command(Command::DragPrototype {
+                    index: j,
+                    to: [c.x, c.y],
+                });
+            }
+            if !down && app.scene.dragging.take().is_some() {
+                app.info("dragged: both runs continue from the new position");
+            }
+            if resp.clicked() && app.scene.dragging.is_none() {
+                app.selected = app.hovered;
+            }
+        }
+        Tool::AddPoint => {
+            if resp.clicked()
+                && let Some(c) = at
+            {
+                app.command(Command::AddPoint([c.x, c.y]));
+            }
+        }
+        Tool::RemovePoint => {
+            if resp.clicked()
+                && let Some(i) = app.hovered
+            {
+                app.command(Command::RemovePoint(i));
+            }
+        }
+        Tool::Probe => {
+            if resp.clicked()
+                && let Some(c) = at
+            {
+                app.command(Command::AddProbe([c.x, c.y]));
             }
         }
     }
-    app.scene.transform = Some(transform);
 }
 
 /// Each probe's retrieval under the shown state (at most a few dozen probes, each converging in

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::check::{self, CheckRow};
 use crate::core::model::{RateMode, Score};
-use crate::core::reference::Method;
+use crate::core::reference::Derivative;
 use crate::export::trace::{self, TraceDocument};
 use crate::preset::{self, DataSpec, InitSpec, ObjectiveSpec, Preset};
 use crate::session::Session;
@@ -32,7 +32,7 @@ pub const EXIT_PAUSED: u8 = 3;
 pub struct Cli {
     /// Headless command.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<Action>,
     /// A preset (.ron) to open in the window.
     pub preset: Option<PathBuf>,
     /// Open the window, run --steps steps, save a PNG screenshot to this file and exit.
@@ -45,7 +45,7 @@ pub struct Cli {
 
 /// Headless commands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub enum Action {
     /// Run gradient descent and explicit EM side by side and write the trace.
     Run(RunArgs),
     /// Check the implicit-EM identity and every exact gradient against an independent derivative.
@@ -58,7 +58,7 @@ pub enum Command {
 /// Arguments of the hidden `bench` command.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Objective.
+    /// Workload.
     #[arg(long, value_enum, default_value = "mixture")]
     pub objective: ObjectiveArg,
     /// Points.
@@ -86,24 +86,24 @@ pub struct BenchArgs {
 /// Sizes the workload cannot take (exit code 2).
 pub fn bench(args: &BenchArgs) -> Result<String, Failure> {
     use crate::core::eval::evaluate_rows;
-    use crate::core::workload::{Objective, lab};
+    use crate::core::workload::{Workload, workload};
     if args.n < 4 || args.k < 4 || args.dim < 1 || args.repeat < 1 {
         return Err(bad("bench needs --n ≥ 4, --k ≥ 4, --dim ≥ 1, --repeat ≥ 1"));
     }
     let objective = match args.objective {
-        ObjectiveArg::Mixture => Objective::Mixture,
-        ObjectiveArg::Attention if args.regression => Objective::AttentionRegression,
-        ObjectiveArg::Attention => Objective::Attention,
-        ObjectiveArg::CrossEntropy => Objective::CrossEntropy,
+        ObjectiveArg::Mixture => Workload::Mixture,
+        ObjectiveArg::Attention if args.regression => Workload::AttentionRegression,
+        ObjectiveArg::Attention => Workload::Attention,
+        ObjectiveArg::CrossEntropy => Workload::CrossEntropy,
     };
-    if args.regression && objective != Objective::AttentionRegression {
+    if args.regression && objective != Workload::AttentionRegression {
         return Err(bad("--regression applies to --objective attention only"));
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let exp = lab(objective, args.n, args.k, args.dim, 1);
+    let exp = workload(objective, args.n, args.k, args.dim, 1);
     let mut paired = Vec::with_capacity(args.repeat);
     for _ in 0..args.repeat {
         let mut e = exp.clone();
@@ -175,7 +175,7 @@ pub struct PresetArgs {
     /// The preset (.ron). Without it: a mixture on three blobs, prototypes only, shared rate.
     #[arg(long, value_name = "FILE.ron")]
     pub preset: Option<PathBuf>,
-    /// Objective (overrides the preset's).
+    /// Workload (overrides the preset's).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,
     /// Attention score form (with --objective attention).
@@ -506,7 +506,7 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
 
 /// Formats the check table.
 #[must_use]
-pub fn format_table(rows: &[CheckRow], method: Method) -> String {
+pub fn format_table(rows: &[CheckRow], method: Derivative) -> String {
     let mut s = format!(
         "{:<50} {:>7} {:>22} {:>22} {:>10} {:>9}  status\n",
         "quantity",
@@ -515,8 +515,8 @@ pub fn format_table(rows: &[CheckRow], method: Method) -> String {
         format!(
             "independent ({})",
             match method {
-                Method::Dual => "dual",
-                Method::FiniteDifference => "fd",
+                Derivative::Dual => "dual",
+                Derivative::FiniteDifference => "fd",
             }
         ),
         "deviation",
@@ -561,8 +561,8 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     }
     let experiment = session.experiment();
     let method = match args.method {
-        MethodArg::Dual => Method::Dual,
-        MethodArg::FiniteDifference => Method::FiniteDifference,
+        MethodArg::Dual => Derivative::Dual,
+        MethodArg::FiniteDifference => Derivative::FiniteDifference,
     };
     if let Some(t) = args.tolerance
         && !(t.is_finite() && t > 0.0)

@@ -5,7 +5,7 @@ use crate::core::eval::{evaluate, point_row};
 use crate::core::model::RateMode;
 use crate::core::model::{Regime, Score, State};
 use crate::core::problem::Problem;
-use crate::core::reference::{self, Method, Params};
+use crate::core::reference::{self, Derivative, Params};
 use crate::core::step::{em_prototype_step, gd_prototype_step};
 
 /// One row of the table.
@@ -57,10 +57,10 @@ impl CheckRow {
 
 /// Relative tolerance for derivatives by `method`.
 #[must_use]
-pub fn tolerance(method: Method) -> f64 {
+pub fn tolerance(method: Derivative) -> f64 {
     match method {
-        Method::Dual => 1e-10,
-        Method::FiniteDifference => 1e-6,
+        Derivative::Dual => 1e-10,
+        Derivative::FiniteDifference => 1e-6,
     }
 }
 
@@ -68,7 +68,7 @@ pub fn tolerance(method: Method) -> f64 {
 /// gradient, the loss itself, and (mixture) the exact EM bridge. `relative_tolerance`
 /// overrides [`tolerance`] for the derivative rows.
 #[must_use]
-pub fn check(problem: &Problem, state: &State, method: Method, relative_tolerance: Option<f64>) -> Vec<CheckRow> {
+pub fn check(problem: &Problem, state: &State, method: Derivative, relative_tolerance: Option<f64>) -> Vec<CheckRow> {
     let tol = relative_tolerance.unwrap_or_else(|| tolerance(method));
     let n = problem.effective_n().max(1) as f64;
     let mut r_closed = Vec::new();

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use crate::core::eval::{Evaluation, point_row};
 use crate::core::model::State;
 use crate::core::problem::Problem;
-use crate::core::reference::{self, Method};
+use crate::core::reference::{self, Derivative};
 
 /// A component whose mass `N_j` falls below this fraction of `N` is reported dead.
 pub const DEAD_FRACTION: f64 = 1e-6;
@@ -45,7 +45,7 @@ pub fn rotation(rows: &[usize], step: usize) -> Vec<usize> {
 /// closed form being `r_ij` (mixture), `q_ij − r_ij` (cross-entropy) or the attention law.
 /// Per-point units, so the number does not shrink with `N`.
 #[must_use]
-pub fn identity_residual(problem: &Problem, state: &State, rows: &[usize], method: Method) -> f64 {
+pub fn identity_residual(problem: &Problem, state: &State, rows: &[usize], method: Derivative) -> f64 {
     // The rows are independent: they are checked in parallel (the largest deviation does not
     // depend on the order).
     rows.par_iter()

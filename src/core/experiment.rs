@@ -10,7 +10,7 @@ use crate::core::diagnostics::{self, EM_RISE_TOLERANCE, RESIDUAL_SAMPLE};
 use crate::core::eval::{Evaluation, evaluate, evaluate_em};
 use crate::core::model::{Optimiser, Regime, RunSettings, State};
 use crate::core::problem::Problem;
-use crate::core::reference::Method;
+use crate::core::reference::Derivative;
 use crate::core::step::{em_prototype_step, em_step, gd_prototype_step, gd_step};
 
 /// One run's state and numbers at one step.
@@ -56,7 +56,7 @@ impl RunRecord {
 
 /// `effective_components` of both runs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PerRun {
+pub struct EffectiveComponents {
     /// Gradient descent.
     pub gd: f64,
     /// Explicit EM.
@@ -91,7 +91,7 @@ pub struct StepRecord {
     /// `sqrt(Σ_j ||μ^GD_j − μ^EM_j||²)`.
     pub prototype_distance: f64,
     /// `exp(H(N_j/N))` of each run.
-    pub effective_components: PerRun,
+    pub effective_components: EffectiveComponents,
     /// Dead components, scales at the floor or running away, EM objective rising.
     pub warnings: Vec<String>,
 }
@@ -122,7 +122,8 @@ pub struct Experiment {
     gd_eval: Evaluation,
     em_eval: Evaluation,
     step: usize,
-    spread: f64,
+    /// The data's variance per coordinate ([`Problem::data_variance`]).
+    data_variance: f64,
     residual_rows: Vec<usize>,
     initial: State,
     /// EM objective at the previous step, for the monotonicity check (reset by edits).
@@ -182,7 +183,7 @@ impl Experiment {
         problem.spec.settings.optimiser = optimiser;
         let eval = evaluate(&problem, &initial);
         check_finite(&initial, &eval, "initial", 0)?;
-        let spread = problem.data_spread();
+        let data_variance = problem.data_variance();
         let residual_rows = diagnostics::sample_rows(&problem, RESIDUAL_SAMPLE);
         let revision = next_revision();
         let mut exp = Self {
@@ -193,7 +194,7 @@ impl Experiment {
             gd_eval: eval.clone(),
             em_eval: eval,
             step: 0,
-            spread,
+            data_variance,
             residual_rows,
             previous_em_objective: None,
             trace: Vec::new(),
@@ -347,7 +348,7 @@ impl Experiment {
             gd_eval: self.gd_eval.clone(),
             em_eval: self.em_eval.clone(),
             step: self.step,
-            spread: self.spread,
+            data_variance: self.data_variance,
             residual_rows: self.residual_rows.clone(),
             initial: self.initial.clone(),
             previous_em_objective: self.previous_em_objective,
@@ -454,21 +455,8 @@ impl Experiment {
     /// enters the evaluation changed ([`RunSettings::changes_evaluation`]); an optimiser change
     /// takes effect at the next step. Either way the latest record is rewritten once.
     pub fn set_settings(&mut self, settings: RunSettings) {
-        let old = self.problem.spec.settings;
-        if old == settings {
-            return;
-        }
-        self.revision = next_revision();
-        self.problem.spec.settings = settings;
-        if old.semi_supervised != settings.semi_supervised {
-            // Which points count changed: so do the rows the identity residual watches.
-            self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
-        }
-        if old.changes_evaluation(&settings) || self.stale {
-            self.reevaluate();
-        } else {
-            self.refresh_latest();
-        }
+        self.set_settings_deferred(settings);
+        self.refresh();
     }
 
     /// [`Experiment::set_settings`] without the re-evaluation: the evaluations and the latest
@@ -547,7 +535,7 @@ impl Experiment {
         self.revision = next_revision();
         self.problem = problem;
         self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
-        self.spread = self.problem.data_spread();
+        self.data_variance = self.problem.data_variance();
         self.reevaluate();
         Ok(())
     }
@@ -723,14 +711,14 @@ impl Experiment {
             "GD",
             &self.gd,
             &self.gd_eval,
-            self.spread,
+            self.data_variance,
         ));
         warnings.extend(diagnostics::state_warnings(
             problem,
             "EM",
             &self.em,
             &self.em_eval,
-            self.spread,
+            self.data_variance,
         ));
         warnings.dedup();
         let gd = RunRecord::new(&self.gd, &self.gd_eval, attention);
@@ -743,13 +731,13 @@ impl Experiment {
                 problem,
                 &self.gd,
                 &diagnostics::rotation(&self.residual_rows, self.step),
-                Method::Dual,
+                Derivative::Dual,
             ),
             alignment: alignment.collect(),
             step_fraction: step_fraction.collect(),
             value_alignment: if attention { self.value_alignment() } else { Vec::new() },
             prototype_distance: diagnostics::prototype_distance(&self.gd, &self.em),
-            effective_components: PerRun {
+            effective_components: EffectiveComponents {
                 gd: gd.effective_components,
                 em: em.effective_components,
             },

@@ -177,7 +177,7 @@ impl Problem {
 
     /// Variance per coordinate of the points: `Σ_i ||x_i − x̄||² / (N D)`.
     #[must_use]
-    pub fn data_spread(&self) -> f64 {
+    pub fn data_variance(&self) -> f64 {
         let problem = self;
         let n = problem.len();
         let dim = problem.dim;

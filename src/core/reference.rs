@@ -3,8 +3,8 @@
 //!
 //! It shares no code with [`crate::core::eval`]: energies are built from the parameters
 //! directly, every objective is written out as in MATH.md, and derivatives come from forward-
-//! mode dual numbers ([`Method::Dual`]) or central finite differences
-//! ([`Method::FiniteDifference`]), never from a gradient formula.
+//! mode dual numbers ([`Derivative::Dual`]) or central finite differences
+//! ([`Derivative::FiniteDifference`]), never from a gradient formula.
 
 use crate::core::eval::Gradient;
 use crate::core::math::dual::{Duals, Scalar, log_sum_exp_generic};
@@ -13,20 +13,20 @@ use crate::core::problem::Problem;
 
 /// How the independent derivative is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
+pub enum Derivative {
     /// Forward-mode dual numbers: exact to rounding (expect ≲ 1e-12).
     Dual,
     /// Central finite differences of `J` (expect ≲ 1e-8).
     FiniteDifference,
 }
 
-impl Method {
+impl Derivative {
     /// A short name for tables.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
-            Method::Dual => "dual numbers",
-            Method::FiniteDifference => "central differences",
+            Derivative::Dual => "dual numbers",
+            Derivative::FiniteDifference => "central differences",
         }
     }
 }
@@ -213,13 +213,13 @@ type Dual = Duals<SEEDS>;
 /// direction `k`), so `f` runs `⌈n/8⌉` times instead of `n`, with the same derivatives.
 fn gradient_of(
     at: &[f64],
-    method: Method,
+    method: Derivative,
     step: &dyn Fn(usize) -> f64,
     f_dual: &dyn Fn(&[Dual]) -> Dual,
     f_real: &dyn Fn(&[f64]) -> f64,
 ) -> Vec<f64> {
     match method {
-        Method::Dual => {
+        Derivative::Dual => {
             let mut v: Vec<Dual> = at.iter().map(|&x| Dual::constant(x)).collect();
             let mut out = Vec::with_capacity(at.len());
             for j0 in (0..at.len()).step_by(SEEDS) {
@@ -234,7 +234,7 @@ fn gradient_of(
             }
             out
         }
-        Method::FiniteDifference => {
+        Derivative::FiniteDifference => {
             let mut w = at.to_vec();
             (0..at.len())
                 .map(|j| {
@@ -259,7 +259,7 @@ fn energy_step(temperature: f64) -> f64 {
 
 /// `∂F_i/∂E_ij` for every `j`, independently (the identity says this is `r_ij`).
 #[must_use]
-pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
+pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: Derivative) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let t = problem.spec.settings.temperature;
     let bg = problem.spec.settings.reject_energy;
@@ -271,7 +271,7 @@ pub fn free_energy_gradient(problem: &Problem, state: &State, i: usize, method: 
 /// `N·∂J/∂E_ij = ∂(N·J_i)/∂E_ij` for every `j`, independently: the derivative of point `i`'s
 /// own term of the loss (`J` is a mean; divide by `N` for `∂J/∂E_ij`).
 #[must_use]
-pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method: Method) -> Vec<f64> {
+pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method: Derivative) -> Vec<f64> {
     let e: Vec<f64> = energies(problem, &Params::<f64>::constant(state), i);
     let values_d: Vec<Dual> = state.values.iter().map(|&v| Dual::constant(v)).collect();
     let h = energy_step(problem.spec.settings.temperature);
@@ -283,7 +283,7 @@ pub fn point_energy_gradient(problem: &Problem, state: &State, i: usize, method:
 /// `∂J/∂θ` for every parameter, independently: one full evaluation of `J` per parameter
 /// (dual numbers) or two (finite differences).
 #[must_use]
-pub fn parameter_gradient(problem: &Problem, state: &State, method: Method) -> Gradient {
+pub fn parameter_gradient(problem: &Problem, state: &State, method: Derivative) -> Gradient {
     let t = problem.spec.settings.temperature;
     let block = |get: fn(&State) -> &Vec<f64>,
                  set: fn(&mut Params<Dual>, Vec<Dual>),

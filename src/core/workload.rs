@@ -12,7 +12,7 @@ use crate::core::problem::Problem;
 
 /// Which objective a workload runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Objective {
+pub enum Workload {
     /// Mixture (only prototypes learned).
     Mixture,
     /// Attention with distance scores, one-hot targets of 4 classes (values in `R⁴`).
@@ -24,15 +24,15 @@ pub enum Objective {
     CrossEntropy,
 }
 
-impl Objective {
+impl Workload {
     /// Short name.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
-            Objective::Mixture => "mixture",
-            Objective::Attention => "attention",
-            Objective::AttentionRegression => "attention-regression",
-            Objective::CrossEntropy => "cross-entropy",
+            Workload::Mixture => "mixture",
+            Workload::Attention => "attention",
+            Workload::AttentionRegression => "attention-regression",
+            Workload::CrossEntropy => "cross-entropy",
         }
     }
 }
@@ -44,19 +44,19 @@ impl Objective {
 /// # Panics
 /// Never for `n ≥ 4`, `k ≥ 4`, `dim ≥ 1` (the workload is always valid).
 #[must_use]
-pub fn lab(objective: Objective, n: usize, k: usize, dim: usize, seed: u64) -> Experiment {
+pub fn workload(objective: Workload, n: usize, k: usize, dim: usize, seed: u64) -> Experiment {
     let mut data: Dataset = data::blobs(4, n, dim, 6.0, 1.0, seed);
-    if objective == Objective::AttentionRegression {
+    if objective == Workload::AttentionRegression {
         data.target_dim = 1;
         data.targets = (0..data.len()).map(|i| data::wave_target(data.point(i))).collect();
     }
     let regime = match objective {
-        Objective::Mixture => Regime::Mixture,
-        Objective::Attention | Objective::AttentionRegression => Regime::Attention { score: Score::Distance },
-        Objective::CrossEntropy => Regime::CrossEntropy,
+        Workload::Mixture => Regime::Mixture,
+        Workload::Attention | Workload::AttentionRegression => Regime::Attention { score: Score::Distance },
+        Workload::CrossEntropy => Regime::CrossEntropy,
     };
     let mut spec = ModelSpec::new(regime, 1.0);
-    let positions = if objective == Objective::CrossEntropy {
+    let positions = if objective == Workload::CrossEntropy {
         let per = (k / 4).max(1);
         spec.classes = (0..4).flat_map(|c| std::iter::repeat_n(c, per)).collect();
         (0..4)

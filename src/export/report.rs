@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use crate::core::check::CheckRow;
 use crate::core::experiment::{Experiment, StepRecord};
-use crate::core::reference::Method;
+use crate::core::reference::Derivative;
 use crate::preset::Preset;
 
 /// One series of a plot.
@@ -145,12 +145,19 @@ const PALETTE: [&str; 10] = [
 /// The report page for `experiment` (its trace gives the curves) and the check `rows` taken at
 /// its gradient-descent state.
 #[must_use]
-pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method: Method, table: &str) -> String {
-    let trace: &[StepRecord] = experiment.trace();
-    let problem = experiment.problem();
-    let last = experiment.latest();
-    let passed = rows.iter().all(CheckRow::passed);
-    let step = |f: fn(&StepRecord) -> f64| -> Vec<(f64, f64)> { trace.iter().map(|r| (r.step as f64, f(r))).collect() };
+pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method: Derivative, table: &str) -> String {
+    let mut page = head(preset);
+    page += &summary(preset, experiment, rows, method);
+    page += &check_table(rows);
+    page += &charts(experiment);
+    page += &warnings(experiment.trace());
+    let _ = writeln!(page, "<h2>The check as printed</h2>\n<pre>{}</pre>", escape(table));
+    page += "</body></html>\n";
+    page
+}
+
+/// The page's start: doctype, title, style sheet, the preset's name and its description.
+fn head(preset: &Preset) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
@@ -165,6 +172,16 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
     if !preset.description.is_empty() {
         let _ = writeln!(page, "<p><em>{}</em></p>", escape(&preset.description));
     }
+    page
+}
+
+/// The run's settings and the summary list: the verdict of `rows`, final losses, worst residual.
+fn summary(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method: Derivative) -> String {
+    let trace: &[StepRecord] = experiment.trace();
+    let problem = experiment.problem();
+    let last = experiment.latest();
+    let passed = rows.iter().all(CheckRow::passed);
+    let mut page = String::new();
     let _ = writeln!(
         page,
         "<p>{} objective, N = {}, K = {}, D = {}, T = {}, η = {}, rate {}; {} paired steps of gradient descent and explicit EM from the same start. \
@@ -198,6 +215,12 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
         last.effective_components.gd,
         last.effective_components.em
     );
+    page
+}
+
+/// The table of the check `rows`, one line each, with its heading.
+fn check_table(rows: &[CheckRow]) -> String {
+    let mut page = String::new();
     page += "<h2>The identity and every exact gradient</h2>\n<table><tr><th>quantity</th><th>entries</th><th>closed form</th><th>independent</th><th>max deviation</th><th>tolerance</th><th>status</th></tr>\n";
     for r in rows {
         let _ = writeln!(
@@ -213,7 +236,16 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
             if r.passed() { "ok" } else { "FAILED" }
         );
     }
-    page += "</table>\n<h2>Gradient descent beside explicit EM</h2>\n";
+    page += "</table>\n";
+    page
+}
+
+/// The charts of the trace: loss, prototype distance, identity residual and component masses.
+fn charts(experiment: &Experiment) -> String {
+    let trace: &[StepRecord] = experiment.trace();
+    let step = |f: fn(&StepRecord) -> f64| -> Vec<(f64, f64)> { trace.iter().map(|r| (r.step as f64, f(r))).collect() };
+    let mut page = String::new();
+    page += "<h2>Gradient descent beside explicit EM</h2>\n";
     page += &line_chart(
         "loss J of each run",
         "step",
@@ -269,7 +301,14 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
         &counts,
         false,
     );
-    page += "\n<h2>Warnings</h2>\n";
+    page += "\n";
+    page
+}
+
+/// The warnings section: each kind of warning in `trace` once, with the steps it was seen at.
+fn warnings(trace: &[StepRecord]) -> String {
+    let mut page = String::new();
+    page += "<h2>Warnings</h2>\n";
     // One line per kind of warning (its text up to the first parenthesis, where the numbers
     // start): the steps it was seen at, and its latest full text.
     let mut seen: Vec<(&str, usize, usize, usize, &str)> = Vec::new();
@@ -295,8 +334,6 @@ pub fn html(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method:
         }
         page += "</ul>\n";
     }
-    let _ = writeln!(page, "<h2>The check as printed</h2>\n<pre>{}</pre>", escape(table));
-    page += "</body></html>\n";
     page
 }
 

@@ -17,13 +17,6 @@ use crate::core::data::{Dataset, check_soft};
 /// A message naming the line and column of the first field that does not parse, a row of the
 /// wrong length, or a soft label that is not a probability vector.
 pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Col {
-        Coord,
-        Label,
-        Target,
-        Soft(usize),
-    }
     let mut lines = text
         .lines()
         .enumerate()
@@ -33,33 +26,10 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
     let Some(&(_, first)) = lines.peek() else {
         return Err(format!("{source}: no rows"));
     };
-    let split = |l: &str| -> Vec<String> { l.split(',').map(|f| f.trim().to_string()).collect() };
-    let first_fields = split(first);
-    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
-    let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
+    let (names, kinds, has_header) = columns(first);
+    if has_header {
         lines.next();
-        first_fields
-            .iter()
-            .map(|f| {
-                let lower = f.to_ascii_lowercase();
-                let kind = if lower == "label" {
-                    Col::Label
-                } else if let Some(c) = lower.strip_prefix("soft").and_then(|c| c.parse::<usize>().ok()) {
-                    Col::Soft(c)
-                } else if lower.starts_with("target") {
-                    Col::Target
-                } else {
-                    Col::Coord
-                };
-                (f.clone(), kind)
-            })
-            .unzip()
-    } else {
-        (
-            (1..=first_fields.len()).map(|c| format!("column {c}")).collect(),
-            vec![Col::Coord; first_fields.len()],
-        )
-    };
+    }
     let dim = kinds.iter().filter(|&&k| k == Col::Coord).count();
     let target_dim = kinds.iter().filter(|&&k| k == Col::Target).count();
     if dim == 0 {
@@ -89,11 +59,71 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
         target_dim,
         ..Dataset::default()
     };
-    let mut x = Vec::with_capacity(dim);
-    let mut t = Vec::with_capacity(target_dim);
+    parse_rows(lines, &names, &kinds, soft_classes, source, &mut data)?;
+    if data.is_empty() {
+        return Err(format!("{source}: a header but no data rows"));
+    }
+    Ok(data)
+}
+
+/// The role of a CSV column.
+#[derive(Clone, Copy, PartialEq)]
+enum Col {
+    Coord,
+    Label,
+    Target,
+    Soft(usize),
+}
+
+/// The comma-separated fields of line `l`, each trimmed.
+fn split_fields(l: &str) -> Vec<String> {
+    l.split(',').map(|f| f.trim().to_string()).collect()
+}
+
+/// The column names and roles given by the first row `first`, and whether that row is a header.
+fn columns(first: &str) -> (Vec<String>, Vec<Col>, bool) {
+    let first_fields = split_fields(first);
+    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
+    let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
+        first_fields
+            .iter()
+            .map(|f| {
+                let lower = f.to_ascii_lowercase();
+                let kind = if lower == "label" {
+                    Col::Label
+                } else if let Some(c) = lower.strip_prefix("soft").and_then(|c| c.parse::<usize>().ok()) {
+                    Col::Soft(c)
+                } else if lower.starts_with("target") {
+                    Col::Target
+                } else {
+                    Col::Coord
+                };
+                (f.clone(), kind)
+            })
+            .unzip()
+    } else {
+        (
+            (1..=first_fields.len()).map(|c| format!("column {c}")).collect(),
+            vec![Col::Coord; first_fields.len()],
+        )
+    };
+    (names, kinds, has_header)
+}
+
+/// Appends the rows `lines` (line number, text) to `data`; the columns are `names`, with roles `kinds`.
+fn parse_rows<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+    names: &[String],
+    kinds: &[Col],
+    soft_classes: usize,
+    source: &str,
+    data: &mut Dataset,
+) -> Result<(), String> {
+    let mut x = Vec::with_capacity(data.dim);
+    let mut t = Vec::with_capacity(data.target_dim);
     let mut soft = vec![f64::NAN; soft_classes];
     for (line, l) in lines {
-        let fields = split(l);
+        let fields = split_fields(l);
         if fields.len() != kinds.len() {
             return Err(format!(
                 "{source}, line {line}: {} fields, expected {} ({})",
@@ -106,7 +136,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
         t.clear();
         soft.fill(f64::NAN);
         let mut label = None;
-        for ((f, kind), name) in fields.iter().zip(&kinds).zip(&names) {
+        for ((f, kind), name) in fields.iter().zip(kinds).zip(names) {
             match kind {
                 Col::Soft(c) => {
                     if !f.is_empty() {
@@ -148,10 +178,7 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
         check_soft(&soft).map_err(|e| format!("{source}, line {line}, soft label: {e}"))?;
         data.push_soft(&x, &soft, &t);
     }
-    if data.is_empty() {
-        return Err(format!("{source}: a header but no data rows"));
-    }
-    Ok(data)
+    Ok(())
 }
 
 #[cfg(test)]

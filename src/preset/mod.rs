@@ -541,6 +541,178 @@ fn check_inline_soft(soft: &[Option<Vec<f64>>], n: usize, labels: Option<&[Optio
     Ok(())
 }
 
+/// Checks `data`: the ranges of each kind of data set and the shape of inline points.
+fn validate_data(data: &DataSpec) -> Result<(), PresetError> {
+    match data {
+        DataSpec::Blobs { k, n, dim, spread, std } => {
+            at_least_one("data.k", *k)?;
+            at_least_one("data.n", *n)?;
+            at_least_one("data.dim", *dim)?;
+            non_negative("data.spread", *spread)?;
+            non_negative("data.std", *std)?;
+        }
+        DataSpec::Gaussians { clouds } => validate_clouds(clouds)?,
+        DataSpec::Moons { n, noise } => {
+            at_least_one("data.n", *n)?;
+            non_negative("data.noise", *noise)?;
+        }
+        DataSpec::Wave { n, dim, noise } => {
+            at_least_one("data.n", *n)?;
+            at_least_one("data.dim", *dim)?;
+            non_negative("data.noise", *noise)?;
+        }
+        DataSpec::Inline {
+            points,
+            labels,
+            targets,
+            soft,
+        } => validate_inline(points, labels.as_deref(), targets.as_deref(), soft.as_deref())?,
+        DataSpec::Csv { path } => {
+            if path.is_empty() {
+                return Err(range_error("data.path", "must name a CSV file", "an empty path"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks `data.clouds`: at least one cloud, one dimension for all, finite means and spreads ≥ 0.
+fn validate_clouds(clouds: &[CloudSpec]) -> Result<(), PresetError> {
+    if clouds.is_empty() {
+        return Err(range_error("data.clouds", "needs at least one cloud", 0));
+    }
+    let dim = clouds[0].mean.len();
+    at_least_one("data.clouds.mean (length)", dim)?;
+    for (c, cloud) in clouds.iter().enumerate() {
+        if cloud.mean.len() != dim || !(cloud.std.len() == dim || cloud.std.len() == 1) {
+            return Err(field_error(
+                "data.clouds",
+                format!(
+                    "cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
+                    cloud.mean.len(),
+                    cloud.std.len()
+                ),
+            ));
+        }
+        finite_rows("data.clouds.mean", std::slice::from_ref(&cloud.mean))?;
+        for &s in &cloud.std {
+            non_negative("data.clouds.std", s)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks inline `data`: points of one dimension, finite; labels, targets and soft labels per point.
+fn validate_inline(
+    points: &[Vec<f64>],
+    labels: Option<&[Option<u32>]>,
+    targets: Option<&[Vec<f64>]>,
+    soft: Option<&[Option<Vec<f64>>]>,
+) -> Result<(), PresetError> {
+    if points.is_empty() {
+        return Err(range_error("data.points", "needs at least one point", 0));
+    }
+    let dim = points[0].len();
+    at_least_one("data.points (coordinates per point)", dim)?;
+    if let Some(r) = points.iter().position(|p| p.len() != dim) {
+        return Err(field_error(
+            "data.points",
+            format!("point {r} has {} coordinates, point 0 has {dim}", points[r].len()),
+        ));
+    }
+    finite_rows("data.points", points)?;
+    if labels.is_some_and(|l| l.len() != points.len()) {
+        return Err(field_error(
+            "data.labels",
+            format!("needs one label per point ({})", points.len()),
+        ));
+    }
+    if let Some(t) = targets {
+        if t.len() != points.len() || t.iter().any(|r| r.len() != t[0].len()) || t[0].is_empty() {
+            return Err(field_error(
+                "data.targets",
+                format!(
+                    "needs one non-empty target array of one common length per point ({})",
+                    points.len()
+                ),
+            ));
+        }
+        finite_rows("data.targets", t)?;
+    }
+    if let Some(soft) = soft {
+        check_inline_soft(soft, points.len(), labels)?;
+    }
+    Ok(())
+}
+
+/// Checks `prototypes`: `K` in range and, for explicit ones, the lengths and ranges of every array.
+fn validate_init(init: &InitSpec, scale_floor: f64) -> Result<(), PresetError> {
+    match init {
+        InitSpec::KMeansPlusPlus { k, .. } | InitSpec::Random { k, .. } => {
+            at_least_one("prototypes.k", *k)?;
+            if *k > MAX_COMPONENTS {
+                return Err(range_error(
+                    "prototypes.k",
+                    &format!("must be at most {MAX_COMPONENTS}"),
+                    k,
+                ));
+            }
+        }
+        InitSpec::Explicit {
+            positions,
+            classes,
+            values,
+            weights,
+            scales,
+        } => {
+            if positions.is_empty() {
+                return Err(range_error(
+                    "prototypes.positions",
+                    "needs at least one prototype (K ≥ 1)",
+                    0,
+                ));
+            }
+            if positions.len() > MAX_COMPONENTS {
+                return Err(range_error(
+                    "prototypes.positions",
+                    &format!("must hold at most {MAX_COMPONENTS} prototypes"),
+                    positions.len(),
+                ));
+            }
+            finite_rows("prototypes.positions", positions)?;
+            let k = positions.len();
+            let len_ok = |n: Option<usize>| n.is_none_or(|n| n == k);
+            if !len_ok(classes.as_ref().map(Vec::len))
+                || !len_ok(values.as_ref().map(Vec::len))
+                || !len_ok(weights.as_ref().map(Vec::len))
+                || !len_ok(scales.as_ref().map(Vec::len))
+            {
+                return Err(field_error(
+                    "prototypes",
+                    format!("classes, values, weights and scales need one entry per prototype ({k})"),
+                ));
+            }
+            if let Some(v) = values {
+                finite_rows("prototypes.values", v)?;
+            }
+            for &w in weights.iter().flatten() {
+                positive("prototypes.weights", w)?;
+            }
+            for &s in scales.iter().flatten() {
+                positive("prototypes.scales", s)?;
+                if s < scale_floor {
+                    return Err(range_error(
+                        "prototypes.scales",
+                        &format!("must be ≥ scale_floor ({scale_floor})"),
+                        s,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Keeps each label (hard or soft) with probability `fraction` (seeded), and always the first
 /// point of each class, so every class stays present.
 pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
@@ -619,6 +791,14 @@ impl Preset {
     /// # Errors
     /// The first out-of-range value, naming its field and the allowed range.
     pub fn validate(&self) -> Result<ValidPreset, PresetError> {
+        self.validate_scalars()?;
+        validate_data(&self.data)?;
+        validate_init(&self.prototypes, self.scale_floor)?;
+        Ok(ValidPreset { preset: self.clone() })
+    }
+
+    /// Checks the scalar fields and the options that depend on the objective, in order.
+    fn validate_scalars(&self) -> Result<(), PresetError> {
         positive("temperature", self.temperature)?;
         positive("learning_rate", self.learning_rate)?;
         positive("scale_floor", self.scale_floor)?;
@@ -684,156 +864,7 @@ impl Preset {
                 "dot-product attention has no scales to learn (use score: Distance, or scales: false)",
             ));
         }
-        match &self.data {
-            DataSpec::Blobs { k, n, dim, spread, std } => {
-                at_least_one("data.k", *k)?;
-                at_least_one("data.n", *n)?;
-                at_least_one("data.dim", *dim)?;
-                non_negative("data.spread", *spread)?;
-                non_negative("data.std", *std)?;
-            }
-            DataSpec::Gaussians { clouds } => {
-                if clouds.is_empty() {
-                    return Err(range_error("data.clouds", "needs at least one cloud", 0));
-                }
-                let dim = clouds[0].mean.len();
-                at_least_one("data.clouds.mean (length)", dim)?;
-                for (c, cloud) in clouds.iter().enumerate() {
-                    if cloud.mean.len() != dim || !(cloud.std.len() == dim || cloud.std.len() == 1) {
-                        return Err(field_error(
-                            "data.clouds",
-                            format!(
-                                "cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
-                                cloud.mean.len(),
-                                cloud.std.len()
-                            ),
-                        ));
-                    }
-                    finite_rows("data.clouds.mean", std::slice::from_ref(&cloud.mean))?;
-                    for &s in &cloud.std {
-                        non_negative("data.clouds.std", s)?;
-                    }
-                }
-            }
-            DataSpec::Moons { n, noise } => {
-                at_least_one("data.n", *n)?;
-                non_negative("data.noise", *noise)?;
-            }
-            DataSpec::Wave { n, dim, noise } => {
-                at_least_one("data.n", *n)?;
-                at_least_one("data.dim", *dim)?;
-                non_negative("data.noise", *noise)?;
-            }
-            DataSpec::Inline {
-                points,
-                labels,
-                targets,
-                soft,
-            } => {
-                if points.is_empty() {
-                    return Err(range_error("data.points", "needs at least one point", 0));
-                }
-                let dim = points[0].len();
-                at_least_one("data.points (coordinates per point)", dim)?;
-                if let Some(r) = points.iter().position(|p| p.len() != dim) {
-                    return Err(field_error(
-                        "data.points",
-                        format!("point {r} has {} coordinates, point 0 has {dim}", points[r].len()),
-                    ));
-                }
-                finite_rows("data.points", points)?;
-                if labels.as_ref().is_some_and(|l| l.len() != points.len()) {
-                    return Err(field_error(
-                        "data.labels",
-                        format!("needs one label per point ({})", points.len()),
-                    ));
-                }
-                if let Some(t) = targets {
-                    if t.len() != points.len() || t.iter().any(|r| r.len() != t[0].len()) || t[0].is_empty() {
-                        return Err(field_error(
-                            "data.targets",
-                            format!(
-                                "needs one non-empty target array of one common length per point ({})",
-                                points.len()
-                            ),
-                        ));
-                    }
-                    finite_rows("data.targets", t)?;
-                }
-                if let Some(soft) = soft {
-                    check_inline_soft(soft, points.len(), labels.as_deref())?;
-                }
-            }
-            DataSpec::Csv { path } => {
-                if path.is_empty() {
-                    return Err(range_error("data.path", "must name a CSV file", "an empty path"));
-                }
-            }
-        }
-        match &self.prototypes {
-            InitSpec::KMeansPlusPlus { k, .. } | InitSpec::Random { k, .. } => {
-                at_least_one("prototypes.k", *k)?;
-                if *k > MAX_COMPONENTS {
-                    return Err(range_error(
-                        "prototypes.k",
-                        &format!("must be at most {MAX_COMPONENTS}"),
-                        k,
-                    ));
-                }
-            }
-            InitSpec::Explicit {
-                positions,
-                classes,
-                values,
-                weights,
-                scales,
-            } => {
-                if positions.is_empty() {
-                    return Err(range_error(
-                        "prototypes.positions",
-                        "needs at least one prototype (K ≥ 1)",
-                        0,
-                    ));
-                }
-                if positions.len() > MAX_COMPONENTS {
-                    return Err(range_error(
-                        "prototypes.positions",
-                        &format!("must hold at most {MAX_COMPONENTS} prototypes"),
-                        positions.len(),
-                    ));
-                }
-                finite_rows("prototypes.positions", positions)?;
-                let k = positions.len();
-                let len_ok = |n: Option<usize>| n.is_none_or(|n| n == k);
-                if !len_ok(classes.as_ref().map(Vec::len))
-                    || !len_ok(values.as_ref().map(Vec::len))
-                    || !len_ok(weights.as_ref().map(Vec::len))
-                    || !len_ok(scales.as_ref().map(Vec::len))
-                {
-                    return Err(field_error(
-                        "prototypes",
-                        format!("classes, values, weights and scales need one entry per prototype ({k})"),
-                    ));
-                }
-                if let Some(v) = values {
-                    finite_rows("prototypes.values", v)?;
-                }
-                for &w in weights.iter().flatten() {
-                    positive("prototypes.weights", w)?;
-                }
-                for &s in scales.iter().flatten() {
-                    positive("prototypes.scales", s)?;
-                    if s < self.scale_floor {
-                        return Err(range_error(
-                            "prototypes.scales",
-                            &format!("must be ≥ scale_floor ({})", self.scale_floor),
-                            s,
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(ValidPreset { preset: self.clone() })
+        Ok(())
     }
 
     /// The regime this preset runs.

@@ -189,14 +189,9 @@ impl Session {
     /// Changes what may change live; the twin follows with its flip applied. Re-evaluates only
     /// what the change needs ([`Experiment::set_settings`]). While annealing the schedule keeps
     /// the temperature: a temperature in `settings` is ignored then.
-    pub fn set_settings(&mut self, mut settings: RunSettings) {
-        if self.annealer.is_some() {
-            settings.temperature = self.temperature();
-        }
-        self.experiment.set_settings(settings);
-        if let Some(t) = self.twin.as_mut() {
-            t.follow(&self.experiment);
-        }
+    pub fn set_settings(&mut self, settings: RunSettings) {
+        self.set_settings_deferred(settings);
+        self.refresh();
     }
 
     /// [`Session::set_settings`] without re-evaluating now: the next step (on whatever thread

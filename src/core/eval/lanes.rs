@@ -660,6 +660,9 @@ fn class_sums_soft(
 }
 
 #[inline(always)]
+// The one function over 100 lines: one pass per lane block keeps the distances, the exponentials
+// and the four regimes' tails on the same registers. Splitting the tails into inlined functions
+// may cost nothing, but that wants its own benchmark run (the kernel's speed is the product).
 #[allow(clippy::too_many_lines)]
 fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::Range<usize>, w: &mut Work) {
     let (k, dim, p) = (prep.k, prep.dim, prep.p);

@@ -1,0 +1,216 @@
+//! What the scene shows, computed as plain data before anything is drawn (rerun's
+//! `StreamsTreeData` idea): the states shown (live or a past step), the points drawn with their
+//! colours, the prototypes of both runs and the twin, the trails, the read-outs and the probes.
+//! Testable without a window; [`super::scene`] only lays it out.
+
+use eframe::egui::Color32;
+
+use super::ViewOptions;
+use super::view_data;
+use crate::core::experiment::RunRecord;
+use crate::core::hopfield::{self, Retrieval};
+use crate::core::model::{Regime, State};
+use crate::core::problem::Problem;
+use crate::session::Session;
+
+/// Largest number of points drawn individually; above it a faithful subsample is drawn.
+pub const MAX_DRAWN_POINTS: usize = 20_000;
+/// Most points per trail (a long history is drawn through every n-th record).
+const TRAIL_POINTS: usize = 200;
+/// Most read-out links drawn.
+const READOUTS: usize = 300;
+
+/// A plane position: the first two coordinates (0 for a missing second one).
+#[must_use]
+pub fn xy(v: &[f64]) -> [f64; 2] {
+    [v[0], v.get(1).copied().unwrap_or(0.0)]
+}
+
+/// A state rebuilt from a trace record (to show a past step).
+#[must_use]
+pub fn state_from_record(run: &RunRecord, dim: usize, value_dim: usize) -> State {
+    let mut s = State::new(dim, run.prototypes.concat(), value_dim);
+    s.log_weights = run.weights.iter().map(|w| w.max(1e-300).ln()).collect();
+    s.log_scales = run.scales.iter().map(|s| s.ln()).collect();
+    if let Some(v) = &run.values {
+        s.values = v.concat();
+    }
+    s
+}
+
+/// Everything the scene draws, for one frame.
+#[derive(Clone, Debug)]
+pub struct SceneData {
+    /// The past step shown (`None`: live).
+    pub shown_step: Option<usize>,
+    /// Steps taken so far.
+    pub live_step: usize,
+    /// Gradient descent's state at the shown step.
+    pub gd: State,
+    /// Explicit EM's state at the shown step.
+    pub em: State,
+    /// Every point (drawn or not).
+    pub total_points: usize,
+    /// The indices of the points drawn (all, or every n-th above [`MAX_DRAWN_POINTS`]).
+    pub drawn: Vec<usize>,
+    /// Their positions.
+    pub points: Vec<[f64; 2]>,
+    /// Their fill: the responsibility blend at the shown GD state.
+    pub colours: Vec<Color32>,
+    /// Their outline: the label's colour (cross-entropy), else none.
+    pub outlines: Option<Vec<Color32>>,
+    /// Each prototype's colour (its class's for cross-entropy).
+    pub prototype_colours: Vec<Color32>,
+    /// Each GD prototype's path up to the shown step (empty without trails).
+    pub gd_trails: Vec<Vec<[f64; 2]>>,
+    /// Each EM prototype's path (empty without trails or without EM shown).
+    pub em_trails: Vec<Vec<[f64; 2]>>,
+    /// The twin's label and its GD prototypes.
+    pub twin: Option<(String, Vec<[f64; 2]>)>,
+    /// Attention read-outs: a point and its read-out `Σ_j α_ij k_j` (empty when off).
+    pub readouts: Vec<[[f64; 2]; 2]>,
+    /// Each probe's retrieval at the shown state.
+    pub probes: Vec<Retrieval>,
+    /// The inspected point's position.
+    pub selected: Option<[f64; 2]>,
+    /// The data's bounding box (the default view).
+    pub data_bounds: ([f64; 2], [f64; 2]),
+}
+
+impl SceneData {
+    /// The scene of `session` as `view` asks, at past step `scrub` (an index into the history)
+    /// or live, with the inspected point `selected` and the retrieval `probes`.
+    #[must_use]
+    pub fn new(
+        session: &Session,
+        view: &ViewOptions,
+        scrub: Option<usize>,
+        selected: Option<usize>,
+        probes: &[Vec<f64>],
+    ) -> Self {
+        let experiment = session.experiment();
+        let problem = experiment.problem();
+        let trace = experiment.trace();
+        let shown = scrub.filter(|&s| s < trace.len());
+        let (gd, em) = match shown {
+            Some(s) => {
+                let (d, p) = (problem.dim, problem.target_dim);
+                (
+                    state_from_record(&trace[s].gd, d, p),
+                    state_from_record(&trace[s].em, d, p),
+                )
+            }
+            None => (experiment.gd_state().clone(), experiment.em_state().clone()),
+        };
+        let upto = shown.map_or(trace.len(), |s| s + 1);
+        let path = |run: fn(&crate::core::experiment::StepRecord) -> &RunRecord, j: usize| -> Vec<[f64; 2]> {
+            let every = (upto / TRAIL_POINTS).max(1);
+            trace[..upto]
+                .iter()
+                .step_by(every)
+                .map(|r| xy(&run(r).prototypes[j]))
+                .collect()
+        };
+        let trails = view.trails && upto > 1;
+        let gd_trails = if trails {
+            (0..gd.k).map(|j| path(|r| &r.gd, j)).collect()
+        } else {
+            Vec::new()
+        };
+        let em_trails = if trails && view.show_em {
+            (0..em.k).map(|j| path(|r| &r.em, j)).collect()
+        } else {
+            Vec::new()
+        };
+        let (drawn, points, colours, outlines) = drawn_points(problem, &gd);
+        let attention = matches!(problem.spec.regime, Regime::Attention { .. });
+        Self {
+            shown_step: shown,
+            live_step: experiment.step_count(),
+            total_points: problem.len(),
+            prototype_colours: prototype_colours(problem, gd.k),
+            gd_trails,
+            em_trails,
+            twin: session.twin().map(|t| {
+                let s = t.experiment.gd_state();
+                (
+                    t.flip.label().to_string(),
+                    (0..s.k).map(|j| xy(s.prototype(j))).collect(),
+                )
+            }),
+            readouts: if view.readouts && attention {
+                readouts(problem, &gd)
+            } else {
+                Vec::new()
+            },
+            probes: probes
+                .iter()
+                .filter(|p| p.len() == gd.dim)
+                .map(|p| hopfield::retrieve(&problem.spec, &gd, p))
+                .collect(),
+            selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
+            data_bounds: view_data::data_bounds(problem),
+            drawn,
+            points,
+            colours,
+            outlines,
+            gd,
+            em,
+        }
+    }
+
+    /// GD prototype `j`'s position.
+    #[must_use]
+    pub fn gd_prototype(&self, j: usize) -> [f64; 2] {
+        xy(self.gd.prototype(j))
+    }
+
+    /// EM prototype `j`'s position.
+    #[must_use]
+    pub fn em_prototype(&self, j: usize) -> [f64; 2] {
+        xy(self.em.prototype(j))
+    }
+}
+
+/// The points drawn (every n-th above [`MAX_DRAWN_POINTS`]), their positions, fills and
+/// outlines (the label's colour, cross-entropy only).
+#[allow(clippy::type_complexity)] // four parallel arrays, named at the one call
+fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Vec<Color32>, Option<Vec<Color32>>) {
+    let all = view_data::point_colours(problem, gd);
+    let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
+    let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
+    let outlines = (problem.spec.regime == Regime::CrossEntropy).then(|| {
+        drawn
+            .iter()
+            .map(|&i| match problem.soft_label(i) {
+                Some(p) => view_data::blend(p.iter().copied().enumerate()),
+                None => problem.labels[i].map_or(Color32::GRAY, |y| view_data::colour(y as usize)),
+            })
+            .collect()
+    });
+    let points = drawn.iter().map(|&i| xy(problem.point(i))).collect();
+    let colours = drawn.iter().map(|&i| all[i]).collect();
+    (drawn, points, colours, outlines)
+}
+
+/// Each prototype's colour: its class's for cross-entropy, its own otherwise.
+fn prototype_colours(problem: &Problem, k: usize) -> Vec<Color32> {
+    (0..k)
+        .map(|j| {
+            if problem.spec.regime == Regime::CrossEntropy {
+                view_data::colour(problem.spec.classes[j])
+            } else {
+                view_data::colour(j)
+            }
+        })
+        .collect()
+}
+
+/// Up to [`READOUTS`] points with their attention read-outs.
+fn readouts(problem: &Problem, gd: &State) -> Vec<[[f64; 2]; 2]> {
+    let step = problem.len().div_ceil(READOUTS).max(1);
+    (0..problem.len())
+        .step_by(step)
+        .filter_map(|i| view_data::readout(problem, gd, i).map(|o| [xy(problem.point(i)), xy(&o)]))
+        .collect()
+}
