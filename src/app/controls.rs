@@ -136,7 +136,7 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 }
 
 fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.strong("Workload");
+    ui.strong("Objective");
     let current = app.draft.objective.clone();
     let mut chosen = current.clone();
     let options = [

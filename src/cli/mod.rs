@@ -58,7 +58,7 @@ pub enum Action {
 /// Arguments of the hidden `bench` command.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Workload.
+    /// Objective.
     #[arg(long, value_enum, default_value = "mixture")]
     pub objective: ObjectiveArg,
     /// Points.
@@ -175,7 +175,7 @@ pub struct PresetArgs {
     /// The preset (.ron). Without it: a mixture on three blobs, prototypes only, shared rate.
     #[arg(long, value_name = "FILE.ron")]
     pub preset: Option<PathBuf>,
-    /// Workload (overrides the preset's).
+    /// Objective (overrides the preset's).
     #[arg(long, value_enum)]
     pub objective: Option<ObjectiveArg>,
     /// Attention score form (with --objective attention).
