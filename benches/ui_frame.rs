@@ -20,7 +20,7 @@ fn frame(c: &mut Criterion) {
     for (n, k) in [(10_000, 16), (20_000, 16), (100_000, 16)] {
         let exp = workload(Workload::Mixture, n, k, 2, 1);
         let mut app = LabApp::from_experiment(exp);
-        app.playing = true;
+        app.playback_mut().playing = true;
         let ctx = egui::Context::default();
         let input = || egui::RawInput {
             screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1320.0, 740.0))),
@@ -42,24 +42,24 @@ fn frame(c: &mut Criterion) {
     // (the draft's live settings applied to the session, which re-evaluates both runs once).
     for (n, k) in [(20_000, 16), (100_000, 16)] {
         let mut app = LabApp::from_experiment(workload(Workload::Mixture, n, k, 2, 1));
-        app.playing = false;
+        app.playback_mut().playing = false;
         app.advance(200);
         let mut tick = 0u32;
         group.bench_function(format!("temperature tick N={n} K={k}"), |b| {
             b.iter(|| {
                 tick += 1;
-                app.draft.temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
+                app.draft_mut().temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
                 app.apply_live();
                 black_box(app.experiment().latest().gd.loss)
             });
         });
         // The same while the worker takes the steps: the evaluation goes with them.
-        app.playing = true;
-        app.worker.measured(20.0, 1);
+        app.playback_mut().playing = true;
+        app.worker_mut().measured(20.0, 1);
         group.bench_function(format!("temperature tick N={n} K={k}, stepping on the worker"), |b| {
             b.iter(|| {
                 tick += 1;
-                app.draft.temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
+                app.draft_mut().temperature = if tick.is_multiple_of(2) { 1.0 } else { 1.05 };
                 app.apply_live();
                 black_box(app.session().is_stale())
             });
@@ -69,7 +69,7 @@ fn frame(c: &mut Criterion) {
     // the window's full history) what that costs.
     {
         let mut app = LabApp::from_experiment(workload(Workload::Mixture, 20_000, 16, 2, 1));
-        app.playing = false;
+        app.playback_mut().playing = false;
         app.advance(20_000);
         let mut gesture = 0u64;
         group.bench_function("undo snapshot after 20000 steps N=20000 K=16", |b| {

@@ -37,14 +37,14 @@ fn bundled_lab(file: &str) -> LabApp {
         std::path::Path::new(preset::BUNDLED_DATA_DIR),
     )
     .unwrap();
-    app.worker.pin_to_ui_thread();
+    app.worker_mut().pin_to_ui_thread();
     app
 }
 
 fn paused_lab() -> Harness<'static, LabApp> {
     let mut app = LabApp::bundled_default();
-    app.worker.pin_to_ui_thread();
-    app.playing = false;
+    app.worker_mut().pin_to_ui_thread();
+    app.playback_mut().playing = false;
     let mut h = harness(app);
     h.run_steps(3);
     h
@@ -53,11 +53,11 @@ fn paused_lab() -> Harness<'static, LabApp> {
 #[test]
 fn opens_with_a_bundled_preset_already_animating() {
     let mut h = harness(LabApp::bundled_default());
-    assert!(h.state().playing);
+    assert!(h.state().playback().playing);
     let at = h.state().experiment().step_count();
     h.run_steps(10);
     assert_eq!(h.state().experiment().step_count(), at + 10);
-    assert_eq!(h.state().draft.name, "Three blobs");
+    assert_eq!(h.state().draft().name, "Three blobs");
     assert!(h.state().experiment().latest().identity_residual < 1e-13);
 }
 
@@ -67,7 +67,7 @@ fn play_pause_step_reset_by_button() {
     h.run_steps(5);
     h.get_by_label("Pause").click();
     h.run_steps(2);
-    assert!(!h.state().playing);
+    assert!(!h.state().playback().playing);
     let at = h.state().experiment().step_count();
     h.run_steps(5);
     assert_eq!(h.state().experiment().step_count(), at);
@@ -80,7 +80,7 @@ fn play_pause_step_reset_by_button() {
     assert_eq!(h.state().experiment().trace().len(), 1);
     h.get_by_label("Play").click();
     h.run_steps(4);
-    assert!(h.state().playing);
+    assert!(h.state().playback().playing);
     assert!(h.state().experiment().step_count() >= 3);
 }
 
@@ -92,7 +92,7 @@ fn temperature_and_learning_rate_sliders_act_live_and_undo() {
         .set_value_accesskit(0.25);
     h.run_steps(2);
     assert_eq!(h.state().experiment().problem().spec.settings.temperature, 0.25);
-    assert_eq!(h.state().draft.temperature, 0.25);
+    assert_eq!(h.state().draft().temperature, 0.25);
     // Live: same run, same step, same state; only the temperature changed.
     assert_eq!(h.state().experiment().gd_state(), &before);
     assert_eq!(h.state().experiment().latest().temperature, 0.25);
@@ -154,18 +154,18 @@ fn bundled_preset_loads_from_the_menu_and_saves_to_a_file() {
     h.run_steps(2);
     h.get_by_label("Cross-entropy, two prototypes per class").click();
     h.run_steps(3);
-    assert_eq!(h.state().draft.name, "Cross-entropy, two prototypes per class");
+    assert_eq!(h.state().draft().name, "Cross-entropy, two prototypes per class");
     assert_eq!(h.state().experiment().problem().spec.regime, Regime::CrossEntropy);
     assert_eq!(h.state().experiment().gd_state().k, 4);
     // Save with Ctrl+S to the current path; the file is an ordinary preset.
     let dir = std::env::temp_dir().join(format!("iel-ui-save-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("saved.ron");
-    h.state_mut().path = Some(path.clone());
+    h.state_mut().set_path(Some(path.clone()));
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
     h.run_steps(2);
     let saved = preset::load(&path).unwrap();
-    assert_eq!(saved, h.state().draft);
+    assert_eq!(&saved, h.state().draft());
     let built = saved.validate().unwrap().build(&dir).unwrap();
     assert_eq!(built.experiment().problem().len(), 400);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -178,10 +178,10 @@ fn a_bad_preset_file_shows_its_error_and_changes_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.ron");
     std::fs::write(&path, "(\n    name: \"x\",\n    temperature: oops,\n)\n").unwrap();
-    let before = h.state().draft.clone();
+    let before = h.state().draft().clone();
     h.state_mut().command(Command::LoadPath(path));
     h.run_steps(2);
-    assert_eq!(h.state().draft, before);
+    assert_eq!(h.state().draft(), &before);
     let status = h.state().status_text().unwrap().to_string();
     assert!(status.contains("not loaded") && status.contains("line 3"), "{status}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -225,7 +225,7 @@ fn dragging_a_prototype_moves_both_runs() {
 fn points_are_added_and_removed_by_clicking() {
     let mut h = paused_lab();
     let n = h.state().experiment().problem().len();
-    h.state_mut().tool = Tool::AddPoint;
+    h.state_mut().selection_mut().tool = Tool::AddPoint;
     let rect = h.state().scene_rect().unwrap();
     let at = rect.center();
     click_scene(&mut h, at);
@@ -234,8 +234,8 @@ fn points_are_added_and_removed_by_clicking() {
     let expected = h.state().scene_value_at(at).unwrap();
     assert!((added[0] - expected[0]).abs() < 1e-6 && (added[1] - expected[1]).abs() < 1e-6);
     // The edit is part of what Save writes.
-    assert!(matches!(h.state().draft.data, preset::DataSpec::Inline { ref points, .. } if points.len() == n + 1));
-    h.state_mut().tool = Tool::RemovePoint;
+    assert!(matches!(h.state().draft().data, preset::DataSpec::Inline { ref points, .. } if points.len() == n + 1));
+    h.state_mut().selection_mut().tool = Tool::RemovePoint;
     click_scene(&mut h, at);
     assert_eq!(h.state().experiment().problem().len(), n);
 }
@@ -246,7 +246,7 @@ fn keyboard_shortcuts() {
     h.run_steps(2);
     h.key_press(egui::Key::Space);
     h.run_steps(1);
-    assert!(!h.state().playing);
+    assert!(!h.state().playback().playing);
     let at = h.state().experiment().step_count();
     h.key_press(egui::Key::ArrowRight);
     h.run_steps(1);
@@ -263,10 +263,10 @@ fn keyboard_shortcuts() {
 fn a_run_that_turns_non_finite_pauses_and_says_why() {
     let mut h = harness(LabApp::bundled_default());
     let at = h.state().experiment().step_count();
-    h.state_mut().draft.learning_rate = 1e308;
+    h.state_mut().draft_mut().learning_rate = 1e308;
     h.state_mut().apply_live();
     h.run_steps(3);
-    assert!(!h.state().playing);
+    assert!(!h.state().playback().playing);
     assert_eq!(h.state().experiment().step_count(), at);
     assert!(
         h.state().status_text().unwrap().contains("non-finite"),
@@ -281,8 +281,8 @@ fn several_hundred_frames_of_every_bundled_preset() {
     for (name, text) in BUNDLED {
         let p = preset::parse(text, name).unwrap();
         let mut app = LabApp::new(p, Path::new(preset::BUNDLED_DATA_DIR)).unwrap();
-        app.worker.pin_to_ui_thread();
-        app.view.steps_per_frame = 1;
+        app.worker_mut().pin_to_ui_thread();
+        app.view_mut().steps_per_frame = 1;
         let mut h = harness(app);
         let at = h.state().experiment().step_count();
         // One step per frame; on a loaded machine a frame's step may go to the worker, and a
@@ -302,7 +302,7 @@ fn several_hundred_frames_of_every_bundled_preset() {
         );
         let last = app.experiment().latest();
         assert!(last.gd.loss.is_finite() && last.em.loss.is_finite(), "{name}");
-        assert!(app.residual_max < 1e-12, "{name}: residual {}", app.residual_max);
+        assert!(app.residual_max() < 1e-12, "{name}: residual {}", app.residual_max());
     }
 }
 
@@ -316,11 +316,11 @@ fn scrubbing_shows_a_past_step() {
     h.get_by_role_and_label(Role::SpinButton, "step shown")
         .set_value_accesskit(5.0);
     h.run_steps(2);
-    assert_eq!(h.state().scrub, Some(5));
-    assert!(!h.state().playing);
+    assert_eq!(h.state().playback().scrub, Some(5));
+    assert!(!h.state().playback().playing);
     h.get_by_label("back to live").click();
     h.run_steps(2);
-    assert_eq!(h.state().scrub, None);
+    assert_eq!(h.state().playback().scrub, None);
 }
 
 #[test]
@@ -380,15 +380,15 @@ fn a_dropped_ron_file_opens() {
         .dropped_files
         .push(std::sync::Arc::new(Dropped(path.clone())));
     h.run_steps(3);
-    assert_eq!(h.state().draft.name, "Overlapping blobs near the first split");
-    assert_eq!(h.state().path.as_deref(), Some(path.as_path()));
+    assert_eq!(h.state().draft().name, "Overlapping blobs near the first split");
+    assert_eq!(h.state().path(), Some(path.as_path()));
     // Anything but a preset is refused with a message.
     h.input_mut()
         .dropped_files
         .push(std::sync::Arc::new(Dropped("points.csv".into())));
     h.run_steps(2);
     assert!(h.state().status_text().unwrap().contains("only .ron presets"));
-    assert_eq!(h.state().draft.name, "Overlapping blobs near the first split");
+    assert_eq!(h.state().draft().name, "Overlapping blobs near the first split");
 }
 
 /// eframe's key-value storage, in memory.
@@ -416,15 +416,15 @@ fn the_experiment_and_view_persist_across_restarts() {
     h.get_by_role_and_label(Role::SpinButton, "temperature T")
         .set_value_accesskit(0.5);
     h.run_steps(2);
-    h.state_mut().view.dark = false;
-    h.state_mut().view.trails = false;
+    h.state_mut().view_mut().dark = false;
+    h.state_mut().view_mut().trails = false;
     let mut storage = Memory::default();
     eframe::App::save(h.state_mut(), &mut storage);
     let restored = implicit_em_lab::app::restore(Some(&storage)).unwrap();
-    assert_eq!(restored.draft, h.state().draft);
-    assert_eq!(restored.draft.temperature, 0.5);
+    assert_eq!(restored.draft(), h.state().draft());
+    assert_eq!(restored.draft().temperature, 0.5);
     assert_eq!(restored.experiment().problem().spec.settings.temperature, 0.5);
-    assert!(!restored.view.dark && !restored.view.trails);
+    assert!(!restored.view().dark && !restored.view().trails);
     // A scripted (screenshot) lab saves nothing over the user's session.
     let mut untouched = Memory::default();
     let mut scripted = LabApp::bundled_default().without_persistence();
@@ -446,10 +446,10 @@ impl Memory {
 #[test]
 fn light_theme_and_paper_convention_render() {
     let mut h = paused_lab();
-    h.state_mut().view.dark = false;
+    h.state_mut().view_mut().dark = false;
     h.get_by_label("paper").click();
     h.run_steps(3);
-    assert_eq!(h.state().view.convention, implicit_em_lab::app::Convention::Paper);
+    assert_eq!(h.state().view().convention, implicit_em_lab::app::Convention::Paper);
     assert_eq!(h.ctx.theme(), egui::Theme::Light);
 }
 
@@ -460,19 +460,19 @@ fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
     let mut reference = exp.clone();
     let mut app = LabApp::from_experiment(exp);
     // What the window decides from a measured 20 ms per step: hand the steps to the worker.
-    app.worker.measured(20.0, 1);
-    assert!(app.worker.threaded);
+    app.worker_mut().measured(20.0, 1);
+    assert!(app.worker().threaded);
     let mut h = harness(app);
     // The controls say so (checked paused: playing, the worker soon measures these steps below
     // 4 ms and hands stepping back to the UI thread).
-    h.state_mut().playing = false;
+    h.state_mut().playback_mut().playing = false;
     h.state_mut().settle();
-    h.state_mut().worker.measured(20.0, 1);
-    h.state_mut().worker.measured(20.0, 1);
+    h.state_mut().worker_mut().measured(20.0, 1);
+    h.state_mut().worker_mut().measured(20.0, 1);
     h.run_steps(1);
-    assert!(h.state().worker.threaded);
+    assert!(h.state().worker().threaded);
     h.get_by_label_contains("ms per paired step, on a worker thread");
-    h.state_mut().playing = true;
+    h.state_mut().playback_mut().playing = true;
     for _ in 0..40 {
         h.run_steps(1);
         if h.state().experiment().step_count() >= 3 {
@@ -480,7 +480,7 @@ fn large_runs_step_on_a_worker_thread_with_the_same_numbers() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    h.state_mut().playing = false;
+    h.state_mut().playback_mut().playing = false;
     h.state_mut().settle();
     let steps = h.state().experiment().step_count();
     assert!(steps >= 3, "the worker took {steps} steps");
@@ -522,12 +522,12 @@ fn a_twin_goes_to_the_worker_with_the_lab_and_takes_the_same_steps() {
     assert_eq!(twin.experiment.latest(), reference_twin.experiment.latest());
     // And the window hands a lab with a twin to the worker when its steps would stall a frame
     // (it used to keep them on the UI thread).
-    app.worker.measured(20.0, 1);
-    app.playing = true;
+    app.worker_mut().measured(20.0, 1);
+    app.playback_mut().playing = true;
     let mut h = harness(app);
     h.run_steps(1);
-    assert!(h.state().worker.busy(), "a frame with a twin started the worker");
-    h.state_mut().playing = false;
+    assert!(h.state().worker().busy(), "a frame with a twin started the worker");
+    h.state_mut().playback_mut().playing = false;
     h.state_mut().settle();
     let state = h.state();
     let twin = state.session().twin().expect("the twin stays");
@@ -540,7 +540,7 @@ fn an_edit_while_the_worker_runs_wins_over_its_steps() {
     use implicit_em_lab::core::workload::{Workload, workload};
     let mut app = LabApp::from_experiment(workload(Workload::Mixture, 30_000, 16, 2, 4));
     app.start_worker(5);
-    app.draft.temperature = 2.0;
+    app.draft_mut().temperature = 2.0;
     app.apply_live();
     app.settle();
     // The worker's steps started from the old temperature: dropped, the edit kept.
@@ -561,7 +561,7 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
         std::path::Path::new(preset::BUNDLED_DATA_DIR),
     )
     .unwrap();
-    app.playing = false;
+    app.playback_mut().playing = false;
     let mut reference = app.experiment().clone();
     let mut schedule = app.session().annealer().cloned().expect("annealing on");
     let t0 = reference.problem().spec.settings.temperature;
@@ -581,7 +581,7 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
         app.experiment().problem().spec.settings.temperature,
         reference.problem().spec.settings.temperature
     );
-    assert_eq!(app.draft.temperature, reference.problem().spec.settings.temperature);
+    assert_eq!(app.draft().temperature, reference.problem().spec.settings.temperature);
     assert_eq!(app.experiment().gd_state(), reference.gd_state());
     assert_eq!(app.experiment().em_state(), reference.em_state());
     assert_eq!(app.experiment().latest(), reference.latest());
@@ -589,17 +589,17 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
     assert_eq!(a.splits, schedule.splits);
     // Played with steps that would stall a frame, the window hands the schedule to the worker
     // and still stops at T_min with its report.
-    app.view.steps_per_frame = 50;
-    app.worker.measured(20.0, 50);
-    app.playing = true;
+    app.view_mut().steps_per_frame = 50;
+    app.worker_mut().measured(20.0, 50);
+    app.playback_mut().playing = true;
     let mut h = harness(app);
     h.run_steps(1);
-    assert!(h.state().worker.busy(), "an annealing frame started the worker");
+    assert!(h.state().worker().busy(), "an annealing frame started the worker");
     for _ in 0..400 {
         h.state_mut().settle();
-        h.state_mut().worker.measured(20.0, 50);
+        h.state_mut().worker_mut().measured(20.0, 50);
         h.run_steps(1);
-        if !h.state().playing {
+        if !h.state().playback().playing {
             break;
         }
     }
@@ -612,23 +612,23 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
 #[test]
 fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
     let mut app = bundled_lab("annealing.ron");
-    app.view.steps_per_frame = 50;
+    app.view_mut().steps_per_frame = 50;
     let mut h = harness(app);
     for _ in 0..400 {
         h.run_steps(1);
         // Fifty steps a frame may go to the worker: take them before the next frame.
         h.state_mut().settle();
-        if !h.state().playing {
+        if !h.state().playback().playing {
             break;
         }
     }
     let app = h.state();
     let a = app.session().annealer().expect("annealing on");
     assert!(a.finished(), "{:?}", app.status_text());
-    assert!(!app.playing);
+    assert!(!app.playback().playing);
     assert!(app.status_text().unwrap().contains("annealing done"));
     // The temperature control follows the schedule down to T_min.
-    assert_eq!(app.draft.temperature, 0.3);
+    assert_eq!(app.draft().temperature, 0.3);
     assert_eq!(app.experiment().problem().spec.settings.temperature, 0.3);
     let first = a.splits.iter().find(|s| s.run == "gd").unwrap();
     let lambda = app.session().critical_temperature();
@@ -649,38 +649,38 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
 #[test]
 fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
     let mut app = bundled_lab("hopfield-retrieval.ron");
-    app.playing = false;
+    app.playback_mut().playing = false;
     let mut h = harness(app);
     h.run_steps(2);
-    assert_eq!(h.state().draft.probes.len(), 5);
+    assert_eq!(h.state().draft().probes.len(), 5);
     h.get_by_label("probe 1: retrieves key 1 after 7 updates");
     // Raise T: the probes settle on averages instead of single keys.
-    h.state_mut().draft.temperature = 80.0;
+    h.state_mut().draft_mut().temperature = 80.0;
     h.state_mut().apply_live();
     h.run_steps(2);
     h.get_by_label_contains("probe 5: global average of all keys");
     // Place one more by clicking the scene with the probe tool; it is undoable and saved.
-    h.state_mut().tool = Tool::Probe;
+    h.state_mut().selection_mut().tool = Tool::Probe;
     let at = h.state().scene_rect().unwrap().center();
     click_scene(&mut h, at);
-    assert_eq!(h.state().draft.probes.len(), 6);
-    let placed = h.state().draft.probes[5].clone();
+    assert_eq!(h.state().draft().probes.len(), 6);
+    let placed = h.state().draft().probes[5].clone();
     let expected = h.state().scene_value_at(at).unwrap();
     assert!((placed[0] - expected[0]).abs() < 1e-6 && (placed[1] - expected[1]).abs() < 1e-6);
     assert_eq!(h.state().preset_to_save(Path::new("x.ron")).unwrap().probes.len(), 6);
     h.get_by_label_contains("probe 6:");
     h.get_by_label("clear probes").click();
     h.run_steps(2);
-    assert!(h.state().draft.probes.is_empty());
+    assert!(h.state().draft().probes.is_empty());
     h.state_mut().command(Command::Undo);
     h.run_steps(2);
-    assert_eq!(h.state().draft.probes.len(), 6);
+    assert_eq!(h.state().draft().probes.len(), 6);
 }
 
 #[test]
 fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
     let mut app = bundled_lab("volume-collapse.ron");
-    app.view.steps_per_frame = 20;
+    app.view_mut().steps_per_frame = 20;
     let mut h = harness(app);
     h.run_steps(20);
     let app = h.state();
@@ -695,10 +695,10 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
     h.get_by_label("scale prior").click();
     h.run_steps(30);
     let app = h.state();
-    assert!(app.draft.scale_prior.is_some());
+    assert!(app.draft().scale_prior.is_some());
     assert_eq!(
         app.experiment().problem().spec.settings.scale_prior,
-        app.draft.scale_prior
+        app.draft().scale_prior
     );
     let s = app.experiment().em_state().scales()[2];
     assert!(s > 1e-2, "EM scale of the isolated component {s}");
@@ -715,7 +715,7 @@ fn the_scale_prior_rescues_a_component_collapsed_onto_one_point() {
 fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     use implicit_em_lab::session::twin::Flip;
     let mut app = bundled_lab("volume-collapse.ron");
-    app.view.steps_per_frame = 10;
+    app.view_mut().steps_per_frame = 10;
     let mut h = harness(app);
     h.run_steps(2);
     // Choose the twin from the menu: the scale prior flipped (on).
@@ -735,7 +735,7 @@ fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     assert!(app.experiment().em_state().scales()[2] <= 1e-6 * (1.0 + 1e-9));
     assert!(twin.experiment.em_state().scales()[2] > 1e-2);
     // A live change reaches the twin too (its own flip kept).
-    h.state_mut().draft.temperature = 0.8;
+    h.state_mut().draft_mut().temperature = 0.8;
     h.state_mut().apply_live();
     assert_eq!(
         h.state()
@@ -787,7 +787,7 @@ fn the_bundled_soft_label_preset_loads_restores_and_saves_its_data_inline() {
     let first = (0..h.state().experiment().problem().len())
         .find(|&i| soft.get(i).is_some())
         .unwrap();
-    h.state_mut().selected = Some(first);
+    h.state_mut().selection_mut().selected = Some(first);
     h.run_steps(2);
     let p = soft.get(first).unwrap();
     h.get_by_label_contains(&format!("soft ({:.3}, {:.3}, {:.3})", p[0], p[1], p[2]));
@@ -842,7 +842,7 @@ fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_c
         std::path::Path::new(preset::BUNDLED_DATA_DIR),
     )
     .unwrap();
-    app.playing = false;
+    app.playback_mut().playing = false;
     let mut h = harness(app);
     h.run_steps(2);
     assert_eq!(h.state().experiment().problem().len(), 120_000);
@@ -851,9 +851,9 @@ fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_c
     h.run_steps(2);
     let app = h.state();
     assert!(
-        matches!(app.draft.data, DataSpec::Wave { n: 120_000, noise, .. } if noise == 0.1),
+        matches!(app.draft().data, DataSpec::Wave { n: 120_000, noise, .. } if noise == 0.1),
         "{:?}",
-        app.draft.data
+        app.draft().data
     );
     assert_eq!(app.experiment().problem().len(), 120_000);
 }
@@ -877,13 +877,13 @@ fn redo_with_ctrl_shift_z_and_ctrl_y_brings_back_what_undo_took() {
     h.run_steps(1);
     assert_eq!(h.state().experiment().step_count(), 0);
     assert_eq!(h.state().experiment().problem().spec.settings.temperature, 1.0);
-    assert_eq!(h.state().draft.temperature, 1.0);
+    assert_eq!(h.state().draft().temperature, 1.0);
     assert_eq!(h.state().redo_depth(), 1);
     // Ctrl+Shift+Z redoes (it used to undo once more).
     h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
     h.run_steps(1);
     assert_eq!(h.state().experiment().step_count(), 3);
-    assert_eq!(h.state().draft.temperature, 0.25);
+    assert_eq!(h.state().draft().temperature, 0.25);
     assert_eq!(h.state().experiment().latest(), &after);
     // The history came back whole: steps 0 to 3, one record each.
     let steps: Vec<usize> = h.state().experiment().trace().iter().map(|r| r.step).collect();
@@ -925,7 +925,7 @@ fn an_undo_snapshot_after_30000_steps_of_a_100000_point_lab_holds_under_1_mb() {
     use implicit_em_lab::core::workload::{Workload, workload};
     // K = 2 keeps the 30,000 steps affordable; the history's size does not depend on K much.
     let mut app = LabApp::from_experiment(workload(Workload::Mixture, 100_000, 2, 2, 4));
-    app.playing = false;
+    app.playback_mut().playing = false;
     app.advance(30_000);
     assert_eq!(app.experiment().step_count(), 30_000);
     // The window's history is large (thinned to at most 20,000 records), the snapshot is not.
@@ -937,7 +937,7 @@ fn an_undo_snapshot_after_30000_steps_of_a_100000_point_lab_holds_under_1_mb() {
     eprintln!("history {history} bytes, undo snapshot {bytes} bytes");
     // And undo still restores the whole history up to the snapshot.
     let trace = app.experiment().trace().to_vec();
-    app.draft.temperature = 0.5;
+    app.draft_mut().temperature = 0.5;
     app.apply_live();
     app.advance(3);
     app.command(Command::Undo);
@@ -953,17 +953,17 @@ fn a_settings_change_while_the_worker_steps_is_evaluated_there_with_the_same_num
     let exp = workload(Workload::Mixture, 30_000, 16, 2, 4);
     let mut reference = exp.clone();
     let mut app = LabApp::from_experiment(exp);
-    app.playing = true;
-    app.worker.measured(20.0, 1);
-    assert!(app.worker.threaded);
+    app.playback_mut().playing = true;
+    app.worker_mut().measured(20.0, 1);
+    assert!(app.worker().threaded);
     // A slider tick while the worker takes the steps: nothing is evaluated on the UI thread.
-    app.draft.temperature = 0.7;
+    app.draft_mut().temperature = 0.7;
     app.apply_live();
     assert!(app.session().is_stale());
     assert_eq!(app.experiment().latest().temperature, 1.0);
     app.start_worker(5);
     app.settle();
-    reference.set_settings(app.draft.run_settings());
+    reference.set_settings(app.draft().run_settings());
     reference.run(5).unwrap();
     assert!(!app.session().is_stale());
     assert_eq!(app.experiment().step_count(), 5);
@@ -971,15 +971,15 @@ fn a_settings_change_while_the_worker_steps_is_evaluated_there_with_the_same_num
     assert_eq!(app.experiment().trace(), reference.trace());
     assert_eq!(app.experiment().gd_state(), reference.gd_state());
     // Paused before the worker took it: the frame evaluates it.
-    app.draft.temperature = 0.9;
+    app.draft_mut().temperature = 0.9;
     app.apply_live();
     assert!(app.session().is_stale());
-    app.playing = false;
+    app.playback_mut().playing = false;
     let mut h = harness(app);
     h.run_steps(1);
     assert!(!h.state().session().is_stale());
     assert_eq!(h.state().experiment().latest().temperature, 0.9);
-    reference.set_settings(h.state().draft.run_settings());
+    reference.set_settings(h.state().draft().run_settings());
     assert_eq!(h.state().experiment().latest(), reference.latest());
 }
 
@@ -988,14 +988,14 @@ fn the_scene_is_plain_data_that_follows_the_shown_step() {
     use implicit_em_lab::app::scene_data::SceneData;
     use implicit_em_lab::session::twin::Flip;
     let mut app = bundled_lab("three-blobs.ron");
-    app.playing = false;
+    app.playback_mut().playing = false;
     app.set_twin(Some(Flip::Volume));
     app.advance(20);
     let session = app.session();
     let exp = session.experiment();
     let n = exp.problem().len();
     let probes = vec![vec![0.5, 0.5]];
-    let live = SceneData::new(session, &app.view, None, Some(3), &probes);
+    let live = SceneData::new(session, app.view(), None, Some(3), &probes);
     assert_eq!((live.shown_step, live.live_step), (None, 20));
     assert_eq!((live.total_points, live.points.len(), live.colours.len()), (n, n, n));
     assert_eq!(
@@ -1020,14 +1020,14 @@ fn the_scene_is_plain_data_that_follows_the_shown_step() {
     assert_eq!(live.probes.len(), 1);
     assert!(live.readouts.is_empty(), "no read-outs for a mixture");
     // Scrubbed back to step 5: the states, trails and probes are those of step 5.
-    let past = SceneData::new(session, &app.view, Some(5), None, &probes);
+    let past = SceneData::new(session, app.view(), Some(5), None, &probes);
     assert_eq!(past.shown_step, Some(5));
     assert_eq!(past.gd_trails[0].len(), 6);
     assert_eq!(past.gd.prototypes, exp.trace()[5].gd.prototypes.concat());
     assert_eq!(past.em.prototypes, exp.trace()[5].em.prototypes.concat());
     assert_ne!(past.probes[0].path, live.probes[0].path);
     // Without trails or EM shown, none are computed.
-    let mut view = app.view.clone();
+    let mut view = app.view().clone();
     view.trails = false;
     assert!(SceneData::new(session, &view, None, None, &[]).gd_trails.is_empty());
 }

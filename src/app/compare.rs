@@ -18,7 +18,7 @@ pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     scrub_ui(app, ui);
     let trace = app.session.experiment().trace();
     let last = trace.len() - 1;
-    let rec = &trace[app.scrub.unwrap_or(last).min(last)];
+    let rec = &trace[app.playback.scrub.unwrap_or(last).min(last)];
     let twin = app.session.twin();
     losses_plot_ui(ui, trace, rec, twin);
     distance_plot_ui(ui, trace, rec);
@@ -37,7 +37,7 @@ fn series(trace: &[StepRecord], most: usize, f: impl Fn(&StepRecord) -> f64) -> 
 fn scrub_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let trace = app.session.experiment().trace();
     let last = trace.len() - 1;
-    let shown = app.scrub.unwrap_or(last).min(last);
+    let shown = app.playback.scrub.unwrap_or(last).min(last);
     let mut s = shown;
     let r = ui
         .add(
@@ -52,8 +52,8 @@ fn scrub_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         )
         .on_hover_text("Scrub back through the history: the scene shows that step's prototypes. Play returns to live.");
     if r.changed() {
-        app.playing = false;
-        app.scrub = (s < last).then_some(s);
+        app.playback.playing = false;
+        app.playback.scrub = (s < last).then_some(s);
     }
 }
 

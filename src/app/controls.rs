@@ -48,7 +48,7 @@ pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     data_ui(app, ui);
     ui.separator();
     view_ui(app, ui);
-    if let Some(s) = app.status.clone() {
+    if let Some(s) = app.shell.status.clone() {
         ui.separator();
         let colour = if s.error {
             ui.visuals().error_fg_color
@@ -61,7 +61,7 @@ pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
-        let label = if app.playing { "Pause" } else { "Play" };
+        let label = if app.playback.playing { "Pause" } else { "Play" };
         if ui
             .button(label)
             .on_hover_text(Command::TogglePlay.hover_text(ui.ctx()))
@@ -137,7 +137,7 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Objective");
-    let current = app.draft.objective.clone();
+    let current = app.doc.draft.objective.clone();
     let mut chosen = current.clone();
     let options = [
         ObjectiveSpec::Mixture,
@@ -163,30 +163,30 @@ fn objective_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         app.before_change(r.id, ui.input(|i| i.time));
         set_objective(app, chosen);
     }
-    if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
+    if let ObjectiveSpec::CrossEntropy { per_class } = app.doc.draft.objective {
         let mut m = per_class;
         let r = ui
             .add(egui::Slider::new(&mut m, 1..=6).text("prototypes per class M"))
             .on_hover_text("M: K = classes × M; the clamped free energy sums over a class's M prototypes");
         restart(app, &r, "prototypes per class changed", |app| {
-            app.draft.objective = ObjectiveSpec::CrossEntropy { per_class: m };
+            app.doc.draft.objective = ObjectiveSpec::CrossEntropy { per_class: m };
             let classes = app.session.experiment().problem().class_count();
-            app.draft.prototypes = InitSpec::KMeansPlusPlus {
+            app.doc.draft.prototypes = InitSpec::KMeansPlusPlus {
                 k: classes * m,
                 seed: None,
             };
         });
-        let mut semi = app.draft.semi_supervised;
+        let mut semi = app.doc.draft.semi_supervised;
         let r = ui.checkbox(&mut semi, "semi-supervised (unlabelled latent)").on_hover_text(
             "J_S = (1/N)(Σ_labelled F^y_i + Σ_unlabelled F_i): labelled points clamp their responsibilities to their class (q), unlabelled ones stay latent (r), and EM uses q or r per point. Off: cross-entropy on the labelled points alone, unlabelled points ignored",
         );
-        live(app, &r, |app| app.draft.semi_supervised = semi);
-        let mut fraction = app.draft.labelled_fraction;
+        live(app, &r, |app| app.doc.draft.semi_supervised = semi);
+        let mut fraction = app.doc.draft.labelled_fraction;
         let r = ui
             .add(egui::Slider::new(&mut fraction, 0.01..=1.0).logarithmic(true).text("labelled fraction"))
             .on_hover_text("The fraction of points that keep their label (seeded; at least one per class). A change rebuilds the data");
         restart(app, &r, "labelled fraction changed", |app| {
-            app.draft.labelled_fraction = fraction
+            app.doc.draft.labelled_fraction = fraction
         });
     }
 }
@@ -201,7 +201,7 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
             );
             return;
         }
-        app.draft.prototypes = InitSpec::KMeansPlusPlus {
+        app.doc.draft.prototypes = InitSpec::KMeansPlusPlus {
             k: classes * per_class,
             seed: None,
         };
@@ -212,14 +212,14 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
             score: Score::DotProduct
         }
     ) {
-        app.draft.learn.scales = false;
+        app.doc.draft.learn.scales = false;
     }
     if objective != ObjectiveSpec::Mixture {
         // The reject option and the sum of kernels exist for the mixture only.
-        app.draft.background = None;
-        app.draft.unnormalised = false;
+        app.doc.draft.background = None;
+        app.doc.draft.unnormalised = false;
     }
-    app.draft.objective = objective;
+    app.doc.draft.objective = objective;
     app.command(Command::Rebuild("objective changed".into()));
 }
 
@@ -233,21 +233,21 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     temperature_ui(app, ui);
     rate_ui(app, ui);
     learn_ui(app, ui);
-    if app.draft.objective == ObjectiveSpec::Mixture {
+    if app.doc.draft.objective == ObjectiveSpec::Mixture {
         mixture_options_ui(app, ui);
     }
-    if app.draft.learn.scales {
+    if app.doc.draft.learn.scales {
         scale_options_ui(app, ui);
     }
 }
 
 /// The temperature slider, with the critical temperature marked on it (mixture).
 fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut t = app.draft.temperature;
+    let mut t = app.doc.draft.temperature;
     let r = ui
         .add(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true).text("temperature T"))
         .on_hover_text("T > 0: r_ij = softmax_j(−E_ij/T). Small T: hard assignments (k-means); large T: all prototypes merge at the mean.\nThe tick marks T_c = λ_max of the data covariance, below which prototypes at the mean split (mixture).");
-    if app.draft.objective == ObjectiveSpec::Mixture && app.session.critical_temperature() > 0.0 {
+    if app.doc.draft.objective == ObjectiveSpec::Mixture && app.session.critical_temperature() > 0.0 {
         // Mark T_c on the slider's track.
         let rect = r.rect;
         let track = egui::Rect::from_min_max(rect.min, egui::pos2(rect.min.x + ui.spacing().slider_width, rect.max.y));
@@ -267,21 +267,21 @@ fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             {
                 t = 0.9 * app.session.critical_temperature();
                 app.before_change("tc", f64::NEG_INFINITY);
-                app.draft.temperature = t;
+                app.doc.draft.temperature = t;
             }
         });
     }
-    live(app, &r, |app| app.draft.temperature = t);
+    live(app, &r, |app| app.doc.draft.temperature = t);
 }
 
 /// The learning rate and the rate mode.
 fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut eta = app.draft.learning_rate;
+    let mut eta = app.doc.draft.learning_rate;
     let r = ui
         .add(egui::Slider::new(&mut eta, 1e-9..=1e2).logarithmic(true).text("learning rate η"))
         .on_hover_text("η > 0: θ := θ − η ∂J/∂θ. With the EM rate, η multiplies η_j = N s_j/N_j (η = 1 is exactly EM for the mixture)");
-    live(app, &r, |app| app.draft.learning_rate = eta);
-    let mut rate = app.draft.rate;
+    live(app, &r, |app| app.doc.draft.learning_rate = eta);
+    let mut rate = app.doc.draft.rate;
     let r = ui
         .horizontal(|ui| {
             ui.label("rate");
@@ -294,9 +294,9 @@ fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             a.union(b)
         })
         .inner;
-    live(app, &r, |app| app.draft.rate = rate);
+    live(app, &r, |app| app.doc.draft.rate = rate);
     ui.label(
-        egui::RichText::new(match app.draft.rate {
+        egui::RichText::new(match app.doc.draft.rate {
             RateMode::Shared => "shared rate on",
             RateMode::Em => "EM-preconditioned rate on (prototypes; weights and scales use η)",
         })
@@ -306,8 +306,8 @@ fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 /// Which parameters are learned, and the volume term.
 fn learn_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut learn = app.draft.learn.clone();
-    let dot = app.draft.objective
+    let mut learn = app.doc.draft.learn.clone();
+    let dot = app.doc.draft.objective
         == ObjectiveSpec::Attention {
             score: Score::DotProduct,
         };
@@ -321,13 +321,13 @@ fn learn_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         "Adds T·(D/2)·ρ_j to E_ij (the log-det). Without it learned scales run away: the metric collapse",
     );
     let r = r1.union(r2).union(r3);
-    live(app, &r, |app| app.draft.learn = learn);
+    live(app, &r, |app| app.doc.draft.learn = learn);
 }
 
 /// The mixture's reject option and normalisation.
 fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut on = app.draft.background.is_some();
-    let mut e0 = app.draft.background.unwrap_or(8.0);
+    let mut on = app.doc.draft.background.is_some();
+    let mut e0 = app.doc.draft.background.unwrap_or(8.0);
     let mut r = ui.checkbox(&mut on, "reject option (background E₀)").on_hover_text(
         "A background component of fixed energy E₀ joins every log-sum-exp: F = −T log(Σ_j e^{−E_j/T} + e^{−E₀/T}). Points far from every prototype go to it (r₀ near 1: 'none of the above'); the prototypes' responsibilities no longer sum to one. The scene darkens where it takes over",
     );
@@ -337,17 +337,17 @@ fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("The background's energy, in the units of E_ij: a point is rejected where every E_ij exceeds it by a few T"),
         );
     }
-    live(app, &r, |app| app.draft.background = on.then_some(e0));
-    let mut kernels = app.draft.unnormalised;
+    live(app, &r, |app| app.doc.draft.background = on.then_some(e0));
+    let mut kernels = app.doc.draft.unnormalised;
     let r = ui.checkbox(&mut kernels, "no normalisation (sum of kernels)").on_hover_text(
         "Gradient descent on J = −(T/N) Σ_i Σ_j e^{−E_ij/T}, a sum of independent kernels, instead of the log-sum-exp free energy: N ∂J/∂E_ij = e^{−E_ij/T} are no responsibilities (they do not sum to one), far points stop pulling, nothing competes and prototypes pile onto the densest mode. Explicit EM keeps the normalised objective beside it",
     );
-    live(app, &r, |app| app.draft.unnormalised = kernels);
+    live(app, &r, |app| app.doc.draft.unnormalised = kernels);
 }
 
 /// The scale floor and the scale prior (learned scales).
 fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut floor = app.draft.scale_floor;
+    let mut floor = app.doc.draft.scale_floor;
     let r = ui
         .add(
             egui::Slider::new(&mut floor, 1e-8..=1.0)
@@ -355,12 +355,12 @@ fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .text("scale floor"),
         )
         .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
-    live(app, &r, |app| app.draft.scale_floor = floor);
-    let mut prior = app.draft.scale_prior;
+    live(app, &r, |app| app.doc.draft.scale_floor = floor);
+    let mut prior = app.doc.draft.scale_prior;
     let mut on = prior.is_some();
     let mut p = prior.unwrap_or(ScalePrior {
         strength: 2.0,
-        scale: app.draft.initial_scale,
+        scale: app.doc.draft.initial_scale,
     });
     let mut r = ui.checkbox(&mut on, "scale prior").on_hover_text(
         "Adds (T a/N) Σ_j (ln s_j + s₀/s_j) to J: scales can neither run away (metric collapse) nor shrink onto one point. EM's scale step becomes the MAP step (S + 2Ta s₀)/(T(V D N_j + 2a))",
@@ -388,7 +388,7 @@ fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         });
     }
     prior = on.then_some(p);
-    live(app, &r, |app| app.draft.scale_prior = prior);
+    live(app, &r, |app| app.doc.draft.scale_prior = prior);
 }
 
 fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
@@ -400,17 +400,17 @@ fn data_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 /// `K` (not for cross-entropy, where `K = classes × M`), or k-means++ for a given start.
 fn prototype_count_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    match app.draft.prototypes.clone() {
+    match app.doc.draft.prototypes.clone() {
         InitSpec::KMeansPlusPlus { k, seed } | InitSpec::Random { k, seed }
-            if !matches!(app.draft.objective, ObjectiveSpec::CrossEntropy { .. }) =>
+            if !matches!(app.doc.draft.objective, ObjectiveSpec::CrossEntropy { .. }) =>
         {
-            let kmeans = matches!(app.draft.prototypes, InitSpec::KMeansPlusPlus { .. });
+            let kmeans = matches!(app.doc.draft.prototypes, InitSpec::KMeansPlusPlus { .. });
             let mut k2 = k;
             let r = ui
                 .add(egui::Slider::new(&mut k2, 1..=32).text("K prototypes"))
                 .on_hover_text("Number of components j = 1..K (a restart)");
             restart(app, &r, "K changed", |app| {
-                app.draft.prototypes = if kmeans {
+                app.doc.draft.prototypes = if kmeans {
                     InitSpec::KMeansPlusPlus { k: k2, seed }
                 } else {
                     InitSpec::Random { k: k2, seed }
@@ -426,7 +426,7 @@ fn prototype_count_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                     .clicked()
                 {
                     app.before_change("kpp", f64::NEG_INFINITY);
-                    app.draft.prototypes = InitSpec::KMeansPlusPlus {
+                    app.doc.draft.prototypes = InitSpec::KMeansPlusPlus {
                         k: positions.len(),
                         seed: None,
                     };
@@ -443,7 +443,7 @@ fn prototype_count_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 /// Which generator makes the data (a new one restarts the runs, fixing up the objective and
 /// `K` where the new data need it).
 fn generator_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let kind = match &app.draft.data {
+    let kind = match &app.doc.draft.data {
         DataSpec::Blobs { .. } => "Blobs",
         DataSpec::Moons { .. } => "Moons",
         DataSpec::Wave { .. } => "Wave (regression)",
@@ -488,22 +488,22 @@ fn generator_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
     if let Some(d) = next {
         app.before_change(r.id, ui.input(|i| i.time));
-        app.draft.data = d;
-        if matches!(app.draft.data, DataSpec::Wave { .. })
-            && !matches!(app.draft.objective, ObjectiveSpec::Attention { .. })
+        app.doc.draft.data = d;
+        if matches!(app.doc.draft.data, DataSpec::Wave { .. })
+            && !matches!(app.doc.draft.objective, ObjectiveSpec::Attention { .. })
         {
-            app.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
-            app.draft.background = None;
-            app.draft.unnormalised = false;
+            app.doc.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
+            app.doc.draft.background = None;
+            app.doc.draft.unnormalised = false;
         }
-        if let ObjectiveSpec::CrossEntropy { per_class } = app.draft.objective {
-            let classes = match &app.draft.data {
+        if let ObjectiveSpec::CrossEntropy { per_class } = app.doc.draft.objective {
+            let classes = match &app.doc.draft.data {
                 DataSpec::Blobs { k, .. } => *k,
                 DataSpec::Moons { .. } => 2,
                 _ => 0,
             };
             if classes > 0 {
-                app.draft.prototypes = InitSpec::KMeansPlusPlus {
+                app.doc.draft.prototypes = InitSpec::KMeansPlusPlus {
                     k: classes * per_class,
                     seed: None,
                 };
@@ -515,7 +515,7 @@ fn generator_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 /// The generator's own parameters and the seed (a restart).
 fn generator_parameters_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut data = app.draft.data.clone();
+    let mut data = app.doc.draft.data.clone();
     let mut changed: Option<egui::Response> = None;
     let mut note = |r: egui::Response| {
         changed = Some(match changed.take() {
@@ -555,15 +555,15 @@ fn generator_parameters_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
         _ => {}
     }
-    let mut seed = app.draft.seed;
+    let mut seed = app.doc.draft.seed;
     note(
         ui.add(egui::DragValue::new(&mut seed).prefix("seed "))
             .on_hover_text("Seed of the generator and of the initialisation (a restart)"),
     );
     if let Some(r) = changed {
         restart(app, &r, "data or seed changed", |app| {
-            app.draft.data = data;
-            app.draft.seed = seed;
+            app.doc.draft.data = data;
+            app.doc.draft.seed = seed;
         });
     }
 }
@@ -597,7 +597,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("Each prototype's path so far");
         ui.checkbox(&mut app.view.show_em, "EM (hollow)")
             .on_hover_text("Explicit EM's prototypes, hollow, beside gradient descent's, filled");
-        if matches!(app.draft.objective, ObjectiveSpec::Attention { .. }) {
+        if matches!(app.doc.draft.objective, ObjectiveSpec::Attention { .. }) {
             ui.checkbox(&mut app.view.readouts, "read-outs")
                 .on_hover_text("Σ_j α_ij k_j: one mean-shift step of each query toward the keys (modern Hopfield)");
         }
@@ -620,21 +620,25 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
     ui.horizontal(|ui| {
         ui.label("click");
-        ui.radio_value(&mut app.tool, Tool::Select, "select / drag")
+        ui.radio_value(&mut app.selection.tool, Tool::Select, "select / drag")
             .on_hover_text("Click a point to inspect it; drag a prototype (both runs continue from there)");
-        ui.radio_value(&mut app.tool, Tool::AddPoint, "add")
+        ui.radio_value(&mut app.selection.tool, Tool::AddPoint, "add")
             .on_hover_text("Click to add a point with the label below");
-        ui.radio_value(&mut app.tool, Tool::RemovePoint, "remove")
+        ui.radio_value(&mut app.selection.tool, Tool::RemovePoint, "remove")
             .on_hover_text("Click a point to remove it");
-        ui.radio_value(&mut app.tool, Tool::Probe, "probe")
+        ui.radio_value(&mut app.selection.tool, Tool::Probe, "probe")
             .on_hover_text("Click to place a retrieval probe: a query iterated by ξ := Σ_j r_j(ξ) μ_j (one mean-shift step each, modern Hopfield) to its fixed point");
     });
-    if app.tool == Tool::Probe || !app.draft.probes.is_empty() {
+    if app.selection.tool == Tool::Probe || !app.doc.draft.probes.is_empty() {
         super::scene::probes_ui(app, ui);
     }
-    if app.tool == Tool::AddPoint {
-        ui.add(egui::DragValue::new(&mut app.new_label).range(0..=9).prefix("label "))
-            .on_hover_text("Label (class) of added points");
+    if app.selection.tool == Tool::AddPoint {
+        ui.add(
+            egui::DragValue::new(&mut app.selection.new_label)
+                .range(0..=9)
+                .prefix("label "),
+        )
+        .on_hover_text("Label (class) of added points");
     }
 }
 

@@ -120,7 +120,7 @@ impl Dialog {
 
 /// Shows the open dialog, if any, and acts on a confirmed choice.
 pub fn dialog_ui(app: &mut LabApp, ctx: &egui::Context) {
-    let Some(d) = app.dialog.as_mut() else { return };
+    let Some(d) = app.shell.dialog.as_mut() else { return };
     d.dialog.show(ctx);
     let purpose = d.purpose;
     let chosen = d
@@ -130,13 +130,13 @@ pub fn dialog_ui(app: &mut LabApp, ctx: &egui::Context) {
         .flatten();
     let closed = !d.dialog.visible();
     if let Some(mut path) = chosen {
-        app.dialog = None;
+        app.shell.dialog = None;
         if path.extension().is_none() {
             path.set_extension(purpose.extension());
         }
         act_on(app, purpose, path);
     } else if closed {
-        app.dialog = None;
+        app.shell.dialog = None;
     }
 }
 
@@ -145,8 +145,8 @@ pub fn act_on(app: &mut LabApp, purpose: Purpose, path: PathBuf) {
     match purpose {
         Purpose::OpenPreset => app.command(Command::LoadPath(path)),
         Purpose::SavePreset => app.save_to(&path),
-        Purpose::ExportScene => app.screenshot = Some(ScreenshotJob::new(path, Region::Scene, false)),
-        Purpose::ExportWindow => app.screenshot = Some(ScreenshotJob::new(path, Region::Window, false)),
+        Purpose::ExportScene => app.shell.screenshot = Some(ScreenshotJob::new(path, Region::Scene, false)),
+        Purpose::ExportWindow => app.shell.screenshot = Some(ScreenshotJob::new(path, Region::Window, false)),
         Purpose::ExportTraceCsv | Purpose::ExportTraceJson => {
             app.export_trace(&path, purpose == Purpose::ExportTraceCsv)
         }
@@ -159,7 +159,7 @@ impl LabApp {
         let text = if csv {
             trace::to_csv(self.experiment().trace())
         } else {
-            trace::to_json(&TraceDocument::of(&self.draft, &self.session, None))
+            trace::to_json(&TraceDocument::of(&self.doc.draft, &self.session, None))
         };
         match write_atomic(path, text.as_bytes()) {
             Ok(()) => self.info(format!("trace written to {}", path.display())),
@@ -208,11 +208,13 @@ impl ScreenshotJob {
 
 /// Requests the screenshot after a few frames, writes it when it arrives.
 pub fn screenshot_tick(app: &mut LabApp, ctx: &egui::Context) {
-    let Some(job) = app.screenshot.as_mut() else { return };
+    let Some(job) = app.shell.screenshot.as_mut() else {
+        return;
+    };
     ctx.request_repaint();
     if !job.requested {
         // The first frames lay out panels and fit the plot bounds.
-        if app.frames >= 4 {
+        if app.shell.frames >= 4 {
             job.requested = true;
             let slot = Arc::clone(&job.image);
             let repaint = ctx.clone();
@@ -232,14 +234,14 @@ pub fn screenshot_tick(app: &mut LabApp, ctx: &egui::Context) {
         Region::Window => None,
     };
     let (path, exit) = (job.path.clone(), job.exit);
-    app.screenshot = None;
+    app.shell.screenshot = None;
     let result = write_png(&image, crop, &path);
     match &result {
         Ok(()) => app.info(format!("image written to {}", path.display())),
         Err(e) => app.error(e.clone()),
     }
     if exit {
-        if let Ok(mut s) = app.exit_status.lock() {
+        if let Ok(mut s) = app.shell.exit_status.lock() {
             *s = result;
         }
         ctx.send_viewport_cmd(egui::ViewportCommand::Close);

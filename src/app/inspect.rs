@@ -12,8 +12,9 @@ use crate::core::reference::{self, Derivative};
 
 /// The point the inspector shows: the selected one, else the hovered one, else point 0.
 fn inspected(app: &LabApp) -> usize {
-    app.selected
-        .or(app.hovered)
+    app.selection
+        .selected
+        .or(app.selection.hovered)
         .unwrap_or(0)
         .min(app.session.experiment().problem().len().saturating_sub(1))
 }
@@ -73,7 +74,7 @@ fn point_header_ui(app: &mut LabApp, ui: &mut egui::Ui, i: usize) {
                 None => problem.labels[i].map_or("none".into(), |y| y.to_string()),
             }
         ));
-        ui.label(if app.selected.is_some() {
+        ui.label(if app.selection.selected.is_some() {
             "(selected: click a point in the scene)"
         } else {
             "(hover or click a point in the scene)"

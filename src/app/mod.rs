@@ -126,51 +126,75 @@ const STORAGE_KEY: &str = "implicit-em-lab";
 /// Records the window keeps (older ones thinned), so a long session stays bounded in memory.
 pub const HISTORY: usize = 20_000;
 
-/// The lab's window state.
-pub struct LabApp {
+/// The experiment file being edited, and what runs.
+pub struct Document {
     /// The preset the controls edit (what Save writes).
     pub draft: Preset,
     /// The preset the session runs: the draft as last applied.
     running: Preset,
-    /// The experiment, its annealing schedule and its twin.
-    session: Session,
     /// Folder relative CSV paths resolve against.
     base_dir: PathBuf,
     /// The file Save writes to.
     pub path: Option<PathBuf>,
+}
+
+/// Whether the runs advance, and which step the window shows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Playback {
     /// Stepping every frame.
     pub playing: bool,
-    /// View options.
-    pub view: ViewOptions,
+    /// A past step shown (an index into the history; `None`: live).
+    pub scrub: Option<usize>,
+}
+
+/// What the pointer does and points at.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
     /// Inspected point.
     pub selected: Option<usize>,
     /// Point under the pointer.
     pub hovered: Option<usize>,
-    /// A past step shown on the scene (None: live).
-    pub scrub: Option<usize>,
     /// What a click in the scene does.
     pub tool: Tool,
     /// Label of added points.
     pub new_label: u32,
+}
+
+/// The window's own machinery: the status line, queued commands, dialogs, the screenshot job,
+/// frame counting and persistence.
+struct Shell {
     /// The message under the controls.
-    pub status: Option<Status>,
-    /// The largest identity residual seen since the last restart.
-    pub residual_max: f64,
-    undo: undo::UndoStack,
+    status: Option<Status>,
     commands: Vec<Command>,
     dialog: Option<files::Dialog>,
-    scene: scene::SceneState,
     screenshot: Option<files::ScreenshotJob>,
     /// Frames drawn (the screenshot waits for the layout to settle).
     frames: u64,
     /// Bumped when new data or a new preset arrives (resets the scene's view).
     generation: u64,
-    /// Steps on the UI thread or a worker thread.
-    pub worker: worker::Worker,
     /// Whether closing saves the session (not for `--screenshot` runs, which must not overwrite
     /// the user's saved lab).
     persist: bool,
     exit_status: Arc<Mutex<Result<(), String>>>,
+}
+
+/// The lab's window: the document, the session it runs, and the window's own state. Panels
+/// draw from the document and the session and queue [`Command`]s; the session changes only in
+/// [`LabApp::frame_ui`]'s last step, where the commands run and the draft meets it.
+pub struct LabApp {
+    doc: Document,
+    /// The experiment, its annealing schedule and its twin.
+    session: Session,
+    view: ViewOptions,
+    selection: Selection,
+    playback: Playback,
+    /// Steps on the UI thread or a worker thread.
+    worker: worker::Worker,
+    undo: undo::UndoStack,
+    shell: Shell,
+    scene: scene::SceneState,
+    /// The largest identity residual seen since the last restart.
+    residual_max: f64,
 }
 
 impl LabApp {
@@ -182,31 +206,106 @@ impl LabApp {
         let mut session = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
         session.experiment_mut().set_history_limit(Some(HISTORY));
         Ok(Self {
-            draft: preset.clone(),
-            running: preset,
+            doc: Document {
+                draft: preset.clone(),
+                running: preset,
+                base_dir: base.to_path_buf(),
+                path: None,
+            },
             session,
-            base_dir: base.to_path_buf(),
-            path: None,
-            playing: true,
             view: ViewOptions::default(),
-            selected: None,
-            hovered: None,
-            scrub: None,
-            tool: Tool::Select,
-            new_label: 0,
-            status: None,
-            residual_max: 0.0,
-            undo: undo::UndoStack::default(),
-            commands: Vec::new(),
-            dialog: None,
-            scene: scene::SceneState::default(),
-            screenshot: None,
-            frames: 0,
-            generation: 0,
+            selection: Selection::default(),
+            playback: Playback {
+                playing: true,
+                scrub: None,
+            },
             worker: worker::Worker::default(),
-            persist: true,
-            exit_status: Arc::new(Mutex::new(Ok(()))),
+            undo: undo::UndoStack::default(),
+            shell: Shell {
+                status: None,
+                commands: Vec::new(),
+                dialog: None,
+                screenshot: None,
+                frames: 0,
+                generation: 0,
+                persist: true,
+                exit_status: Arc::new(Mutex::new(Ok(()))),
+            },
+            scene: scene::SceneState::default(),
+            residual_max: 0.0,
         })
+    }
+
+    /// The preset the controls edit (what Save writes).
+    #[must_use]
+    pub fn draft(&self) -> &Preset {
+        &self.doc.draft
+    }
+
+    /// The draft, to edit (the session follows at the end of the next frame).
+    pub fn draft_mut(&mut self) -> &mut Preset {
+        &mut self.doc.draft
+    }
+
+    /// The file Save writes to.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.doc.path.as_deref()
+    }
+
+    /// Sets the file Save writes to.
+    pub fn set_path(&mut self, path: Option<PathBuf>) {
+        self.doc.path = path;
+    }
+
+    /// View options.
+    #[must_use]
+    pub fn view(&self) -> &ViewOptions {
+        &self.view
+    }
+
+    /// View options, to change.
+    pub fn view_mut(&mut self) -> &mut ViewOptions {
+        &mut self.view
+    }
+
+    /// Playing, and the step shown.
+    #[must_use]
+    pub fn playback(&self) -> &Playback {
+        &self.playback
+    }
+
+    /// Playing, and the step shown, to change.
+    pub fn playback_mut(&mut self) -> &mut Playback {
+        &mut self.playback
+    }
+
+    /// The inspected point and the scene's tool.
+    #[must_use]
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// The inspected point and the scene's tool, to change.
+    pub fn selection_mut(&mut self) -> &mut Selection {
+        &mut self.selection
+    }
+
+    /// Where the steps are taken.
+    #[must_use]
+    pub fn worker(&self) -> &worker::Worker {
+        &self.worker
+    }
+
+    /// Where the steps are taken, to change (tests and benchmarks).
+    pub fn worker_mut(&mut self) -> &mut worker::Worker {
+        &mut self.worker
+    }
+
+    /// The largest identity residual seen since the last restart.
+    #[must_use]
+    pub fn residual_max(&self) -> f64 {
+        self.residual_max
     }
 
     /// The experiment, its annealing schedule and its twin.
@@ -224,7 +323,7 @@ impl LabApp {
     /// The preset the session runs (the draft as last applied).
     #[must_use]
     pub fn running(&self) -> &Preset {
-        &self.running
+        &self.doc.running
     }
 
     /// Hands `steps` steps of the session to the worker thread (tests; the window decides this
@@ -260,13 +359,13 @@ impl LabApp {
 
     /// Queues a command (run at the end of the frame).
     pub fn command(&mut self, c: Command) {
-        self.commands.push(c);
+        self.shell.commands.push(c);
     }
 
     /// Changes when the scene should refit its view (new data or preset).
     #[must_use]
     pub fn scene_generation(&self) -> u64 {
-        self.generation
+        self.shell.generation
     }
 
     /// Where GD prototype `j` was drawn on the last frame (screen points).
@@ -294,14 +393,14 @@ impl LabApp {
 
     /// A lab that never saves its session on close (scripted runs).
     pub fn without_persistence(mut self) -> Self {
-        self.persist = false;
+        self.shell.persist = false;
         self
     }
 
     /// The last status message.
     #[must_use]
     pub fn status_text(&self) -> Option<&str> {
-        self.status.as_ref().map(|s| s.text.as_str())
+        self.shell.status.as_ref().map(|s| s.text.as_str())
     }
 
     /// Undo entries available.
@@ -323,14 +422,14 @@ impl LabApp {
     }
 
     fn info(&mut self, text: impl Into<String>) {
-        self.status = Some(Status {
+        self.shell.status = Some(Status {
             text: text.into(),
             error: false,
         });
     }
 
     fn error(&mut self, text: impl Into<String>) {
-        self.status = Some(Status {
+        self.shell.status = Some(Status {
             text: text.into(),
             error: true,
         });
@@ -341,11 +440,11 @@ impl LabApp {
     /// snapshot is small: the session without its history ([`undo`]).
     pub fn before_change(&mut self, key: impl std::hash::Hash, now: f64) {
         self.undo.before_change(key, now, || undo::Snapshot {
-            draft: self.draft.clone(),
-            running: self.running.clone(),
+            draft: self.doc.draft.clone(),
+            running: self.doc.running.clone(),
             session: self.session.snapshot(),
-            base_dir: self.base_dir.clone(),
-            path: self.path.clone(),
+            base_dir: self.doc.base_dir.clone(),
+            path: self.doc.path.clone(),
         });
     }
 
@@ -360,11 +459,11 @@ impl LabApp {
     fn undo(&mut self, redo: bool) {
         let flip = self.session.twin().map(|t| t.flip);
         let current = undo::Current {
-            draft: &mut self.draft,
-            running: &mut self.running,
+            draft: &mut self.doc.draft,
+            running: &mut self.doc.running,
             session: &mut self.session,
-            base_dir: &mut self.base_dir,
-            path: &mut self.path,
+            base_dir: &mut self.doc.base_dir,
+            path: &mut self.doc.path,
         };
         let swapped = if redo {
             self.undo.redo(current)
@@ -377,23 +476,29 @@ impl LabApp {
         }
         // The twin starts again from the restored states.
         self.session.set_twin(flip);
-        self.scrub = None;
-        self.generation += 1;
-        self.selected = self.selected.filter(|&i| i < self.experiment().problem().len());
+        self.playback.scrub = None;
+        self.shell.generation += 1;
+        self.selection.selected = self
+            .selection
+            .selected
+            .filter(|&i| i < self.experiment().problem().len());
         self.info(if redo { "redone" } else { "undone" });
     }
 
     /// Rebuilds the experiment from the draft (a change that needs new data or a new start).
     /// On failure the draft returns to what was last built and the error is shown.
     pub fn rebuild(&mut self, reason: &str) {
-        match self.draft.validate().and_then(|v| v.build(&self.base_dir)) {
+        match self.doc.draft.validate().and_then(|v| v.build(&self.doc.base_dir)) {
             Ok(session) => {
-                self.start(session, self.draft.clone());
-                self.selected = self.selected.filter(|&i| i < self.experiment().problem().len());
+                self.start(session, self.doc.draft.clone());
+                self.selection.selected = self
+                    .selection
+                    .selected
+                    .filter(|&i| i < self.experiment().problem().len());
                 self.info(format!("restarted: {reason}"));
             }
             Err(e) => {
-                self.draft = self.running.clone();
+                self.doc.draft = self.doc.running.clone();
                 self.error(format!("{reason}: {}", e.message));
             }
         }
@@ -407,10 +512,10 @@ impl LabApp {
         self.session = session;
         self.session.experiment_mut().set_history_limit(Some(HISTORY));
         self.session.set_twin(flip);
-        self.running = preset;
-        self.generation += 1;
+        self.doc.running = preset;
+        self.shell.generation += 1;
         self.residual_max = 0.0;
-        self.scrub = None;
+        self.playback.scrub = None;
     }
 
     /// Applies the draft's live settings (T, η, rate, learned parameters, …) to the session
@@ -419,13 +524,13 @@ impl LabApp {
     /// next step starts with it), so a slider tick costs the UI thread nothing; otherwise the
     /// session re-evaluates now.
     pub fn apply_live(&mut self) {
-        let settings = self.draft.run_settings();
-        if self.playing && self.worker.threaded {
+        let settings = self.doc.draft.run_settings();
+        if self.playback.playing && self.worker.threaded {
             self.session.set_settings_deferred(settings);
         } else {
             self.session.set_settings(settings);
         }
-        self.running.set_run_settings(settings);
+        self.doc.running.set_run_settings(settings);
     }
 
     /// Advances `n` paired steps; a non-finite value pauses the run and says why.
@@ -439,7 +544,7 @@ impl LabApp {
                 None => {
                     if let Some(a) = self.session.annealer() {
                         let t = a.schedule.t_min;
-                        self.playing = false;
+                        self.playback.playing = false;
                         self.info(format!(
                             "annealing done: settled at T_min = {t}; {} splits found. Reset to anneal again.",
                             a.splits.len()
@@ -449,7 +554,7 @@ impl LabApp {
                 }
                 Some(Ok(residual)) => self.residual_max = self.residual_max.max(residual),
                 Some(Err(e)) => {
-                    self.playing = false;
+                    self.playback.playing = false;
                     self.error(format!(
                         "{e}. The last good state is kept; change a setting and press Play."
                     ));
@@ -465,7 +570,7 @@ impl LabApp {
         if let Some(outcome) = self.worker.finished() {
             self.adopt(outcome);
         }
-        if !self.playing || self.scrub.is_some() || self.screenshot.is_some() {
+        if !self.playback.playing || self.playback.scrub.is_some() || self.shell.screenshot.is_some() {
             // Nobody steps: a settings change left for the worker is evaluated here.
             if self.session.is_stale() && !self.worker.busy() {
                 self.session.refresh();
@@ -495,7 +600,7 @@ impl LabApp {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                self.playing = false;
+                self.playback.playing = false;
                 self.error(e.reason);
                 return;
             }
@@ -505,7 +610,7 @@ impl LabApp {
             self.residual_max = self.residual_max.max(outcome.run.residual_max);
             self.follow_schedule();
             if let Some(e) = outcome.run.error {
-                self.playing = false;
+                self.playback.playing = false;
                 self.error(format!(
                     "{e}. The last good state is kept; change a setting and press Play."
                 ));
@@ -517,7 +622,7 @@ impl LabApp {
     fn follow_schedule(&mut self) {
         if self.session.annealer().is_some() {
             let t = self.session.temperature();
-            (self.draft.temperature, self.running.temperature) = (t, t);
+            (self.doc.draft.temperature, self.doc.running.temperature) = (t, t);
         }
     }
 
@@ -538,12 +643,12 @@ impl LabApp {
         match parsed {
             Ok((p, session)) => {
                 self.before_change("load", f64::NEG_INFINITY);
-                self.draft = p.clone();
+                self.doc.draft = p.clone();
                 self.start(session, p);
-                self.base_dir = base.to_path_buf();
-                self.path = path;
-                self.selected = None;
-                self.playing = true;
+                self.doc.base_dir = base.to_path_buf();
+                self.doc.path = path;
+                self.selection.selected = None;
+                self.playback.playing = true;
                 self.info(format!("loaded {source}"));
             }
             Err(e) => self.error(format!("not loaded (nothing changed): {}", e.message)),
@@ -568,10 +673,10 @@ impl LabApp {
     /// # Errors
     /// When the bundled CSV cannot be read back (it is compiled in and tested, so not expected).
     pub fn preset_to_save(&self, path: &Path) -> Result<Preset, String> {
-        let mut p = self.draft.clone();
+        let mut p = self.doc.draft.clone();
         if let preset::DataSpec::Csv { path: csv } = &p.data {
-            if self.base_dir == Path::new(preset::BUNDLED_DATA_DIR) {
-                let data = preset::make_data(&p.data, p.seed, &self.base_dir).map_err(|e| e.message)?;
+            if self.doc.base_dir == Path::new(preset::BUNDLED_DATA_DIR) {
+                let data = preset::make_data(&p.data, p.seed, &self.doc.base_dir).map_err(|e| e.message)?;
                 p.data = preset::DataSpec::inline(&data);
             } else {
                 let absolute = |d: &Path| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
@@ -579,9 +684,9 @@ impl LabApp {
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
-                if absolute(folder) != absolute(&self.base_dir) {
+                if absolute(folder) != absolute(&self.doc.base_dir) {
                     p.data = preset::DataSpec::Csv {
-                        path: absolute(&self.base_dir.join(csv)).display().to_string(),
+                        path: absolute(&self.doc.base_dir.join(csv)).display().to_string(),
                     };
                 }
             }
@@ -594,7 +699,7 @@ impl LabApp {
         let saved = self.preset_to_save(path).and_then(|p| preset::save(path, &p));
         match saved {
             Ok(()) => {
-                self.path = Some(path.to_path_buf());
+                self.doc.path = Some(path.to_path_buf());
                 self.info(format!("saved {}", path.display()));
             }
             Err(e) => self.error(e),
@@ -602,17 +707,17 @@ impl LabApp {
     }
 
     fn run_commands(&mut self) {
-        for c in std::mem::take(&mut self.commands) {
+        for c in std::mem::take(&mut self.shell.commands) {
             match c {
                 Command::TogglePlay => {
-                    self.playing = !self.playing;
-                    if self.playing {
-                        self.scrub = None;
+                    self.playback.playing = !self.playback.playing;
+                    if self.playback.playing {
+                        self.playback.scrub = None;
                     }
                 }
                 Command::Step => {
-                    self.playing = false;
-                    self.scrub = None;
+                    self.playback.playing = false;
+                    self.playback.scrub = None;
                     self.advance(1);
                 }
                 Command::Reset => {
@@ -624,23 +729,31 @@ impl LabApp {
                         Err(e) => self.error(format!("annealing not started: {e}")),
                     }
                     self.residual_max = 0.0;
-                    self.scrub = None;
+                    self.playback.scrub = None;
                 }
                 Command::Regenerate => {
                     self.before_change("regenerate", f64::NEG_INFINITY);
-                    self.draft.seed = self.draft.seed.wrapping_add(1);
-                    let seed = self.draft.seed;
+                    self.doc.draft.seed = self.doc.draft.seed.wrapping_add(1);
+                    let seed = self.doc.draft.seed;
                     self.rebuild(&format!("new data, seed {seed}"));
                 }
                 Command::Undo => self.undo(false),
                 Command::Redo => self.undo(true),
-                Command::Open => self.dialog = Some(files::Dialog::open(self.path.as_deref())),
-                Command::Save => match self.path.clone() {
+                Command::Open => self.shell.dialog = Some(files::Dialog::open(self.doc.path.as_deref())),
+                Command::Save => match self.doc.path.clone() {
                     Some(p) => self.save_to(&p),
-                    None => self.dialog = Some(files::Dialog::save(files::Purpose::SavePreset, self.path.as_deref())),
+                    None => {
+                        self.shell.dialog = Some(files::Dialog::save(
+                            files::Purpose::SavePreset,
+                            self.doc.path.as_deref(),
+                        ))
+                    }
                 },
                 Command::SaveAs => {
-                    self.dialog = Some(files::Dialog::save(files::Purpose::SavePreset, self.path.as_deref()))
+                    self.shell.dialog = Some(files::Dialog::save(
+                        files::Purpose::SavePreset,
+                        self.doc.path.as_deref(),
+                    ))
                 }
                 Command::LoadBundled(i) => {
                     if let Some((name, text)) = BUNDLED.get(i) {
@@ -648,13 +761,17 @@ impl LabApp {
                     }
                 }
                 Command::LoadPath(p) => self.load_path(&p),
-                Command::ExportScene => self.dialog = Some(files::Dialog::save(files::Purpose::ExportScene, None)),
-                Command::ExportWindow => self.dialog = Some(files::Dialog::save(files::Purpose::ExportWindow, None)),
+                Command::ExportScene => {
+                    self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportScene, None))
+                }
+                Command::ExportWindow => {
+                    self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportWindow, None))
+                }
                 Command::ExportTraceCsv => {
-                    self.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceCsv, None))
+                    self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceCsv, None))
                 }
                 Command::ExportTraceJson => {
-                    self.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceJson, None))
+                    self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportTraceJson, None))
                 }
                 Command::Rebuild(reason) => self.rebuild(&reason),
                 Command::SetTwin(flip) => self.set_twin(flip),
@@ -664,8 +781,8 @@ impl LabApp {
                 Command::AddProbe(at) => scene::add_probe(self, at),
                 Command::ClearProbes => {
                     self.before_change("probe", f64::NEG_INFINITY);
-                    self.draft.probes.clear();
-                    self.running.probes.clear();
+                    self.doc.draft.probes.clear();
+                    self.doc.running.probes.clear();
                 }
             }
         }
@@ -676,7 +793,7 @@ impl LabApp {
     /// controls changed in the draft reach the session here ([`LabApp::apply_live`]), so every
     /// panel of a frame saw the same session.
     fn reconcile(&mut self) {
-        if self.draft.run_settings() != self.running.run_settings() {
+        if self.doc.draft.run_settings() != self.doc.running.run_settings() {
             self.apply_live();
         }
     }
@@ -689,15 +806,15 @@ impl LabApp {
                     continue;
                 }
                 if c.shortcuts().iter().any(|s| i.consume_shortcut(s)) {
-                    self.commands.push(c);
+                    self.shell.commands.push(c);
                 }
             }
             for f in &i.raw.dropped_files {
                 let p = f.path().to_path_buf();
                 if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ron")) {
-                    self.commands.push(Command::LoadPath(p));
+                    self.shell.commands.push(Command::LoadPath(p));
                 } else {
-                    self.status = Some(Status {
+                    self.shell.status = Some(Status {
                         text: format!("only .ron presets can be dropped here ({})", p.display()),
                         error: true,
                     });
@@ -714,7 +831,7 @@ impl LabApp {
         } else {
             egui::Theme::Light
         });
-        self.frames += 1;
+        self.shell.frames += 1;
         self.shortcuts(&ctx);
         self.play(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
@@ -798,10 +915,11 @@ impl LabApp {
             });
             ui.separator();
             let file = self
+                .doc
                 .path
                 .as_ref()
                 .map_or_else(|| "unsaved".to_string(), |p| p.display().to_string());
-            ui.label(format!("{} — {file}", self.draft.name));
+            ui.label(format!("{} — {file}", self.doc.draft.name));
         });
     }
 }
@@ -812,14 +930,14 @@ impl eframe::App for LabApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        if !self.persist {
+        if !self.shell.persist {
             return;
         }
         let state = Persisted {
-            preset_ron: preset::to_ron(&self.draft),
-            path: self.path.clone(),
+            preset_ron: preset::to_ron(&self.doc.draft),
+            path: self.doc.path.clone(),
             view: self.view.clone(),
-            base_dir: Some(self.base_dir.clone()),
+            base_dir: Some(self.doc.base_dir.clone()),
         };
         eframe::set_value(storage, STORAGE_KEY, &state);
     }
@@ -848,7 +966,7 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
             let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
             let base = path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
             let mut app = LabApp::new(p, &base)?;
-            app.path = Some(path.clone());
+            app.doc.path = Some(path.clone());
             Some(app)
         }
         None => None,
@@ -878,13 +996,13 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
                 Some(app) => app,
                 None => restore(cc.storage).unwrap_or_else(LabApp::bundled_default),
             };
-            app.exit_status = status_in;
+            app.shell.exit_status = status_in;
             if let Some(path) = screenshot {
-                app.persist = false;
+                app.shell.persist = false;
                 app.view.dark = true;
-                app.playing = false;
+                app.playback.playing = false;
                 app.advance(steps);
-                app.screenshot = Some(files::ScreenshotJob::exit_after(path));
+                app.shell.screenshot = Some(files::ScreenshotJob::exit_after(path));
             }
             Ok(Box::new(app))
         }),
@@ -906,7 +1024,7 @@ pub fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
     let mut app = LabApp::new(p, &base).ok()?;
-    app.path = state.path;
+    app.doc.path = state.path;
     app.view = state.view;
     Some(app)
 }

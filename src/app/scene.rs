@@ -142,7 +142,13 @@ impl PlotItem for Segments {
 
 /// Draws the scene and handles its mouse interactions.
 pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let data = SceneData::new(&app.session, &app.view, app.scrub, app.selected, &app.draft.probes);
+    let data = SceneData::new(
+        &app.session,
+        &app.view,
+        app.playback.scrub,
+        app.selection.selected,
+        &app.doc.draft.probes,
+    );
     app.scene.drawn_points = data.drawn.len();
     header_ui(app, ui, &data);
     let problem = app.session.experiment().problem().clone();
@@ -166,10 +172,10 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .map(|(j, _)| j)
     };
     let over_prototype = match (&app.scene.transform, pointer) {
-        (Some(t), Some(p)) if app.tool == Tool::Select && data.shown_step.is_none() => near_prototype(t, p),
+        (Some(t), Some(p)) if app.selection.tool == Tool::Select && data.shown_step.is_none() => near_prototype(t, p),
         _ => None,
     };
-    let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.tool != Tool::Select;
+    let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.selection.tool != Tool::Select;
     if app.view.background != Background::None || ce {
         update_fields(app, ui, &problem, &data.gd);
     }
@@ -205,7 +211,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         .or_else(|| latest.map(|p| transform.value_from_position(p)));
     let resp = &response.response;
     // Hover: nearest point within 8 px.
-    app.hovered = pointer
+    app.selection.hovered = pointer
         .filter(|p| resp.rect.contains(*p))
         .and_then(|p| nearest_point(&problem, &transform, p, 8.0));
     if data.shown_step.is_none() {
@@ -232,7 +238,7 @@ fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
                         .color(ui.visuals().warn_fg_color),
                 );
                 if ui.small_button("back to live").clicked() {
-                    app.scrub = None;
+                    app.playback.scrub = None;
                 }
             }
             None => {
@@ -477,7 +483,7 @@ fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
 /// Turns clicks and drags into commands: the tool decides what a click does; `pressed_on` is
 /// the prototype under a press, `at` the pointer's plane position.
 fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: Option<usize>, at: Option<PlotPoint>) {
-    match app.tool {
+    match app.selection.tool {
         Tool::Select => {
             let pressed = ui.input(|i| i.pointer.primary_pressed());
             let down = ui.input(|i| i.pointer.primary_down());
@@ -496,7 +502,7 @@ fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: O
                 app.info("dragged: both runs continue from the new position");
             }
             if resp.clicked() && app.scene.dragging.is_none() {
-                app.selected = app.hovered;
+                app.selection.selected = app.selection.hovered;
             }
         }
         Tool::AddPoint => {
@@ -508,7 +514,7 @@ fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: O
         }
         Tool::RemovePoint => {
             if resp.clicked()
-                && let Some(i) = app.hovered
+                && let Some(i) = app.selection.hovered
             {
                 app.command(Command::RemovePoint(i));
             }
@@ -527,7 +533,8 @@ fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: O
 /// tens of updates: cheap enough for every frame, so the paths follow `T` and the keys live).
 fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval> {
     let spec = &app.session.experiment().problem().spec;
-    app.draft
+    app.doc
+        .draft
         .probes
         .iter()
         .filter(|p| p.len() == state.dim)
@@ -546,11 +553,11 @@ pub fn add_probe(app: &mut LabApp, at: [f64; 2]) {
         x[1] = at[1];
     }
     app.before_change("probe", f64::NEG_INFINITY);
-    if app.draft.probes.len() >= MAX_PROBES {
-        app.draft.probes.remove(0);
+    if app.doc.draft.probes.len() >= MAX_PROBES {
+        app.doc.draft.probes.remove(0);
     }
-    app.draft.probes.push(x);
-    app.running.probes.clone_from(&app.draft.probes);
+    app.doc.draft.probes.push(x);
+    app.doc.running.probes.clone_from(&app.doc.draft.probes);
 }
 
 /// The probes' results, and a button to clear them.
@@ -641,10 +648,10 @@ fn edit_data(app: &mut LabApp, data: crate::core::data::Dataset, what: &str) {
     let inline = DataSpec::inline(&data);
     match app.session.replace_data(data) {
         Ok(()) => {
-            app.draft.data = inline;
+            app.doc.draft.data = inline;
             // The inline points carry the labels as they are now (hidden ones already dropped).
-            app.draft.labelled_fraction = 1.0;
-            app.running.labelled_fraction = 1.0;
+            app.doc.draft.labelled_fraction = 1.0;
+            app.doc.running.labelled_fraction = 1.0;
             app.info(what.to_string());
         }
         Err(e) => app.error(format!("{what} refused: {e}")),
@@ -669,7 +676,8 @@ pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
         Some(i) if data.target_dim > 0 => data.targets[i * data.target_dim..(i + 1) * data.target_dim].to_vec(),
         _ => Vec::new(),
     };
-    let label = (data.labels.iter().any(Option::is_some) || app.new_label > 0).then_some(app.new_label);
+    let label =
+        (data.labels.iter().any(Option::is_some) || app.selection.new_label > 0).then_some(app.selection.new_label);
     app.before_change("add point", f64::NEG_INFINITY);
     data.push(&x, label, &target);
     edit_data(app, data, &format!("added a point at ({:.3}, {:.3})", at[0], at[1]));
@@ -684,6 +692,6 @@ pub fn remove_point(app: &mut LabApp, i: usize) {
     }
     app.before_change("remove point", f64::NEG_INFINITY);
     data.remove(i);
-    app.selected = None;
+    app.selection.selected = None;
     edit_data(app, data, &format!("removed point {i}"));
 }
