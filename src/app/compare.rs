@@ -3,28 +3,30 @@
 use eframe::egui;
 use egui_plot::{Legend, Line, Plot, VLine};
 
-use super::LabApp;
+use super::Playback;
 use super::view_data;
 use crate::core::experiment::StepRecord;
 use crate::core::model::Regime;
+use crate::session::Session;
 use crate::session::twin::Twin;
 
-/// Draws the comparison and the step slider.
-pub fn compare_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+/// Draws the comparison and the step slider: reads the session, writes only the playback (the
+/// step shown; scrubbing pauses).
+pub fn compare_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback, residual_max: f64) {
     ui.strong("Explicit EM beside gradient descent");
-    if let Some(a) = app.session.annealer() {
-        bifurcation_ui(ui, a, app.session.critical_temperature(), app.session.temperature());
+    if let Some(a) = session.annealer() {
+        bifurcation_ui(ui, a, session.critical_temperature(), session.temperature());
     }
-    scrub_ui(app, ui);
-    let trace = app.session.experiment().trace();
+    scrub_ui(ui, session, playback);
+    let trace = session.experiment().trace();
     let last = trace.len() - 1;
-    let rec = &trace[app.playback.scrub.unwrap_or(last).min(last)];
-    let twin = app.session.twin();
+    let rec = &trace[playback.scrub.unwrap_or(last).min(last)];
+    let twin = session.twin();
     losses_plot_ui(ui, trace, rec, twin);
     distance_plot_ui(ui, trace, rec);
     masses_plot_ui(ui, trace, rec);
-    numbers_ui(app, ui, rec);
-    per_prototype_ui(app, ui, rec);
+    numbers_ui(ui, session, residual_max, rec);
+    per_prototype_ui(ui, session, rec);
 }
 
 /// Every `every`-th record's `f`, against its step (the series a history plot draws).
@@ -34,10 +36,10 @@ fn series(trace: &[StepRecord], most: usize, f: impl Fn(&StepRecord) -> f64) -> 
 }
 
 /// The step slider: scrub back through the history (pauses).
-fn scrub_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let trace = app.session.experiment().trace();
+fn scrub_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback) {
+    let trace = session.experiment().trace();
     let last = trace.len() - 1;
-    let shown = app.playback.scrub.unwrap_or(last).min(last);
+    let shown = playback.scrub.unwrap_or(last).min(last);
     let mut s = shown;
     let r = ui
         .add(
@@ -52,8 +54,8 @@ fn scrub_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         )
         .on_hover_text("Scrub back through the history: the scene shows that step's prototypes. Play returns to live.");
     if r.changed() {
-        app.playback.playing = false;
-        app.playback.scrub = (s < last).then_some(s);
+        playback.playing = false;
+        playback.scrub = (s < last).then_some(s);
     }
 }
 
@@ -137,8 +139,8 @@ fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
 }
 
 /// The shown step's numbers: losses, distance, effective components, residual, rate.
-fn numbers_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
-    let twin = app.session.twin();
+fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &StepRecord) {
+    let twin = session.twin();
     egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {
         ui.label("GD loss");
         ui.monospace(format!("{:.10}", rec.gd.loss));
@@ -177,14 +179,14 @@ fn numbers_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
         ui.monospace(format!(
             "{:.1e}  (max {:.1e})",
             rec.identity_residual,
-            app.residual_max.max(rec.identity_residual)
+            residual_max.max(rec.identity_residual)
         ));
         ui.end_row();
         ui.label("rate");
         ui.monospace(format!(
             "{} η = {}",
-            app.session.experiment().settings().optimiser.rate.name(),
-            app.session.experiment().settings().optimiser.learning_rate
+            session.experiment().settings().optimiser.rate.name(),
+            session.experiment().settings().optimiser.learning_rate
         ));
         ui.end_row();
     });
@@ -192,13 +194,13 @@ fn numbers_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
 
 /// Per prototype: the cosine and fraction of EM's step GD takes, mass, weight, scale; then the
 /// value alignments and the warnings.
-fn per_prototype_ui(app: &LabApp, ui: &mut egui::Ui, rec: &StepRecord) {
+fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
     ui.separator();
     ui.label("per prototype (from the GD state)").on_hover_text(
         "cos: cosine between the GD step and the EM step of μ_j. α_j: the fraction of EM's step GD takes, (Δ_GD·Δ_EM)/||Δ_EM||² (η N_j/(N s_j) for the mixture with a shared rate). N_j = Σ_i r_ij.",
     );
-    let ce = app.session.experiment().problem().spec.regime == Regime::CrossEntropy;
-    let classes = app.session.experiment().problem().spec.classes.clone();
+    let ce = session.experiment().problem().spec.regime == Regime::CrossEntropy;
+    let classes = session.experiment().problem().spec.classes.clone();
     egui::Grid::new("per-prototype")
         .num_columns(6)
         .striped(true)

@@ -5,26 +5,28 @@ use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::view_data;
-use super::{Convention, LabApp};
+use super::{Convention, LabApp, Selection, ViewOptions};
 use crate::core::eval::{Row, point_row};
 use crate::core::model::Regime;
 use crate::core::reference::{self, Derivative};
+use crate::session::Session;
 
 /// The point the inspector shows: the selected one, else the hovered one, else point 0.
-fn inspected(app: &LabApp) -> usize {
-    app.selection
+fn inspected(session: &Session, selection: &Selection) -> usize {
+    selection
         .selected
-        .or(app.selection.hovered)
+        .or(selection.hovered)
         .unwrap_or(0)
-        .min(app.session.experiment().problem().len().saturating_sub(1))
+        .min(session.experiment().problem().len().saturating_sub(1))
 }
 
-/// Draws the inspector.
-pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let i = inspected(app);
-    point_header_ui(app, ui, i);
-    let problem = app.session.experiment().problem();
-    let state = app.session.experiment().gd_state();
+/// Draws the inspector: reads the session and the selection, writes only the view (the sign
+/// convention).
+pub fn inspect_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, view: &mut ViewOptions) {
+    let i = inspected(session, selection);
+    point_header_ui(ui, session, selection, view, i);
+    let problem = session.experiment().problem();
+    let state = session.experiment().gd_state();
     let t = problem.spec.settings.temperature;
     let Some(row) = point_row(problem, state, i) else {
         ui.label("this point is unlabelled: it does not enter the cross-entropy objective");
@@ -32,7 +34,7 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     // The independent derivative: dual numbers through the plain reference F_i.
     let independent = reference::free_energy_gradient(problem, state, i, Derivative::Dual);
-    let paper = app.view.convention == Convention::Paper;
+    let paper = view.convention == Convention::Paper;
     let height = ui.available_height();
     let width = ui.available_width();
     let (w_bars, w_table) = (width * 0.3, width * 0.42);
@@ -52,14 +54,14 @@ pub fn inspect_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.allocate_ui_with_layout(
             egui::vec2(ui.available_width(), height),
             egui::Layout::top_down(egui::Align::Min),
-            |ui| matrix_ui(app, ui),
+            |ui| matrix_ui(ui, session),
         );
     });
 }
 
 /// The inspected point's coordinates and label, and the sign convention switch.
-fn point_header_ui(app: &mut LabApp, ui: &mut egui::Ui, i: usize) {
-    let problem = app.session.experiment().problem();
+fn point_header_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, view: &mut ViewOptions, i: usize) {
+    let problem = session.experiment().problem();
     ui.horizontal(|ui| {
         ui.strong(format!("Point {i}"));
         let x = problem.point(i);
@@ -74,15 +76,15 @@ fn point_header_ui(app: &mut LabApp, ui: &mut egui::Ui, i: usize) {
                 None => problem.labels[i].map_or("none".into(), |y| y.to_string()),
             }
         ));
-        ui.label(if app.selection.selected.is_some() {
+        ui.label(if selection.selected.is_some() {
             "(selected: click a point in the scene)"
         } else {
             "(hover or click a point in the scene)"
         });
         ui.separator();
-        ui.radio_value(&mut app.view.convention, Convention::FreeEnergy, "free energy")
+        ui.radio_value(&mut view.convention, Convention::FreeEnergy, "free energy")
             .on_hover_text("∂F_i/∂E_ij = +r_ij: the lab's losses are minimised and in free-energy units");
-        ui.radio_value(&mut app.view.convention, Convention::Paper, "paper")
+        ui.radio_value(&mut view.convention, Convention::Paper, "paper")
             .on_hover_text("L_i = log Σ_j exp(−d_ij/T) maximised: ∂L_i/∂d_ij = −r_ij/T (−r_ij at T = 1)");
     });
 }
@@ -167,9 +169,9 @@ const MATRIX_ROWS: usize = 2000;
 
 /// The responsibility matrix: points (rows, grouped by their most responsible component) ×
 /// components (columns), drawn as an image.
-fn matrix_ui(app: &LabApp, ui: &mut egui::Ui) {
-    let problem = app.session.experiment().problem();
-    let state = app.session.experiment().gd_state();
+fn matrix_ui(ui: &mut egui::Ui, session: &Session) {
+    let problem = session.experiment().problem();
+    let state = session.experiment().gd_state();
     let (m, rows) = view_data::responsibility_matrix(problem, state, MATRIX_ROWS);
     let k = state.k;
     let (w, h) = (k * 4, rows);
@@ -205,7 +207,7 @@ fn matrix_ui(app: &LabApp, ui: &mut egui::Ui) {
 /// live numbers for the inspected point.
 pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
     let problem = app.session.experiment().problem();
-    let i = inspected(app);
+    let i = inspected(&app.session, &app.selection);
     let paper = app.view.convention == Convention::Paper;
     let soft = !problem.soft.is_empty();
     let (objective, gradient) = match (problem.spec.regime, paper) {

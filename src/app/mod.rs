@@ -846,12 +846,16 @@ impl LabApp {
             .resizable(true)
             .default_size(330.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| compare::compare_ui(self, ui));
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    compare::compare_ui(ui, &self.session, &mut self.playback, self.residual_max);
+                });
             });
         egui::Panel::bottom("inspect")
             .resizable(true)
             .default_size(200.0)
-            .show(ui, |ui| inspect::inspect_ui(self, ui));
+            .show(ui, |ui| {
+                inspect::inspect_ui(ui, &self.session, &self.selection, &mut self.view)
+            });
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
