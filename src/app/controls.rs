@@ -216,7 +216,7 @@ pub fn set_objective(app: &mut LabApp, objective: ObjectiveSpec) {
     }
     if objective != ObjectiveSpec::Mixture {
         // The reject option and the sum of kernels exist for the mixture only.
-        app.doc.draft.background = None;
+        app.doc.draft.reject_energy = None;
         app.doc.draft.unnormalised = false;
     }
     app.doc.draft.objective = objective;
@@ -326,8 +326,8 @@ fn learn_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 /// The mixture's reject option and normalisation.
 fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    let mut on = app.doc.draft.background.is_some();
-    let mut e0 = app.doc.draft.background.unwrap_or(8.0);
+    let mut on = app.doc.draft.reject_energy.is_some();
+    let mut e0 = app.doc.draft.reject_energy.unwrap_or(8.0);
     let mut r = ui.checkbox(&mut on, "reject option (background E₀)").on_hover_text(
         "A background component of fixed energy E₀ joins every log-sum-exp: F = −T log(Σ_j e^{−E_j/T} + e^{−E₀/T}). Points far from every prototype go to it (r₀ near 1: 'none of the above'); the prototypes' responsibilities no longer sum to one. The scene darkens where it takes over",
     );
@@ -337,7 +337,7 @@ fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("The background's energy, in the units of E_ij: a point is rejected where every E_ij exceeds it by a few T"),
         );
     }
-    live(app, &r, |app| app.doc.draft.background = on.then_some(e0));
+    live(app, &r, |app| app.doc.draft.reject_energy = on.then_some(e0));
     let mut kernels = app.doc.draft.unnormalised;
     let r = ui.checkbox(&mut kernels, "no normalisation (sum of kernels)").on_hover_text(
         "Gradient descent on J = −(T/N) Σ_i Σ_j e^{−E_ij/T}, a sum of independent kernels, instead of the log-sum-exp free energy: N ∂J/∂E_ij = e^{−E_ij/T} are no responsibilities (they do not sum to one), far points stop pulling, nothing competes and prototypes pile onto the densest mode. Explicit EM keeps the normalised objective beside it",
@@ -493,7 +493,7 @@ fn generator_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             && !matches!(app.doc.draft.objective, ObjectiveSpec::Attention { .. })
         {
             app.doc.draft.objective = ObjectiveSpec::Attention { score: Score::Distance };
-            app.doc.draft.background = None;
+            app.doc.draft.reject_energy = None;
             app.doc.draft.unnormalised = false;
         }
         if let ObjectiveSpec::CrossEntropy { per_class } = app.doc.draft.objective {

@@ -227,9 +227,9 @@ pub struct Preset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_prior: Option<ScalePrior>,
     /// The reject option (mixture only): a background component of fixed energy `E₀` ("none of
-    /// the above") joins every log-sum-exp.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub background: Option<f64>,
+    /// the above") joins every log-sum-exp. Written `background` in the file.
+    #[serde(rename = "background", default, skip_serializing_if = "Option::is_none")]
+    pub reject_energy: Option<f64>,
     /// The normalisation boundary (mixture only): gradient descent on a sum of independent
     /// kernels `−(T/N) Σ_i Σ_j e^{−E_ij/T}` instead of the mean free energy; explicit EM keeps the
     /// normalised objective beside it.
@@ -298,7 +298,7 @@ impl Default for Preset {
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
             anneal: None,
             scale_prior: None,
-            background: None,
+            reject_energy: None,
             unnormalised: false,
             semi_supervised: false,
             labelled_fraction: 1.0,
@@ -753,7 +753,7 @@ impl Preset {
             volume: self.learn.volume,
             scale_floor: self.scale_floor,
             scale_prior: self.scale_prior,
-            reject_energy: self.background,
+            reject_energy: self.reject_energy,
             unnormalised: self.unnormalised,
             semi_supervised: self.semi_supervised,
         }
@@ -781,7 +781,7 @@ impl Preset {
         self.learn.volume = volume;
         self.scale_floor = scale_floor;
         self.scale_prior = scale_prior;
-        self.background = reject_energy;
+        self.reject_energy = reject_energy;
         self.unnormalised = unnormalised;
         self.semi_supervised = semi_supervised;
     }
@@ -807,7 +807,7 @@ impl Preset {
             positive("scale_prior.strength", prior.strength)?;
             positive("scale_prior.scale", prior.scale)?;
         }
-        if let Some(e0) = self.background {
+        if let Some(e0) = self.reject_energy {
             if !e0.is_finite() {
                 return Err(range_error("background", "must be a finite energy", e0));
             }
