@@ -32,11 +32,7 @@ fn click_scene(h: &mut Harness<'static, LabApp>, at: egui::Pos2) {
 /// A bundled preset's lab, stepping on the UI thread (tests count steps by frames).
 fn bundled_lab(file: &str) -> LabApp {
     let (name, text) = BUNDLED.iter().find(|(n, _)| *n == file).unwrap();
-    let mut app = LabApp::new(
-        preset::parse(text, name).unwrap(),
-        std::path::Path::new(preset::BUNDLED_DATA_DIR),
-    )
-    .unwrap();
+    let mut app = LabApp::new(preset::parse(text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
     app.worker_mut().pin_to_ui_thread();
     app
 }
@@ -280,7 +276,7 @@ fn a_run_that_turns_non_finite_pauses_and_says_why() {
 fn several_hundred_frames_of_every_bundled_preset() {
     for (name, text) in BUNDLED {
         let p = preset::parse(text, name).unwrap();
-        let mut app = LabApp::new(p, Path::new(preset::BUNDLED_DATA_DIR)).unwrap();
+        let mut app = LabApp::new(p, preset::DataRoot::Bundled).unwrap();
         app.worker_mut().pin_to_ui_thread();
         app.view_mut().steps_per_frame = 1;
         let mut h = harness(app);
@@ -556,11 +552,7 @@ fn annealing_steps_on_the_worker_exactly_as_on_the_ui_thread() {
     // The schedule cools and perturbs between steps; on the worker it does so on the copy, and
     // the window takes the states, records, temperature and schedule back.
     let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "annealing.ron").unwrap();
-    let mut app = LabApp::new(
-        preset::parse(text, name).unwrap(),
-        std::path::Path::new(preset::BUNDLED_DATA_DIR),
-    )
-    .unwrap();
+    let mut app = LabApp::new(preset::parse(text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
     app.playback_mut().playing = false;
     let mut reference = app.experiment().clone();
     let mut schedule = app.session().annealer().cloned().expect("annealing on");
@@ -837,11 +829,7 @@ fn a_data_set_larger_than_the_n_slider_keeps_its_size_when_other_data_settings_c
     // real N, and moving another data control regenerates with it, not with the slider's end.
     let (name, text) = BUNDLED.iter().find(|(n, _)| *n == "attention-regression.ron").unwrap();
     let text = text.replace("Wave(n: 400,", "Wave(n: 120000,");
-    let mut app = LabApp::new(
-        preset::parse(&text, name).unwrap(),
-        std::path::Path::new(preset::BUNDLED_DATA_DIR),
-    )
-    .unwrap();
+    let mut app = LabApp::new(preset::parse(&text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
     app.playback_mut().playing = false;
     let mut h = harness(app);
     h.run_steps(2);

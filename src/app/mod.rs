@@ -22,7 +22,7 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 use crate::core::experiment::Experiment;
-use crate::preset::{self, Preset};
+use crate::preset::{self, DataRoot, Preset};
 use crate::session::Session;
 use crate::session::twin::Flip;
 
@@ -117,12 +117,14 @@ struct Persisted {
     preset_ron: String,
     path: Option<PathBuf>,
     view: ViewOptions,
-    /// The folder CSV paths are relative to (the bundled data for a bundled preset).
+    /// The folder CSV paths are relative to; [`BUNDLED_ROOT`] for the bundled data.
     #[serde(default)]
     base_dir: Option<PathBuf>,
 }
 
 const STORAGE_KEY: &str = "implicit-em-lab";
+/// How the saved session writes [`DataRoot::Bundled`] (as earlier versions did).
+const BUNDLED_ROOT: &str = "<bundled>";
 /// Records the window keeps (older ones thinned), so a long session stays bounded in memory.
 pub const HISTORY: usize = 20_000;
 
@@ -132,8 +134,8 @@ pub struct Document {
     pub draft: Preset,
     /// The preset the session runs: the draft as last applied.
     running: Preset,
-    /// Folder relative CSV paths resolve against.
-    base_dir: PathBuf,
+    /// Where relative CSV paths resolve.
+    root: DataRoot,
     /// The file Save writes to.
     pub path: Option<PathBuf>,
 }
@@ -198,18 +200,22 @@ pub struct LabApp {
 }
 
 impl LabApp {
-    /// A lab running `preset` (CSV paths relative to `base`).
+    /// A lab running `preset` (CSV paths resolved from `root`).
     ///
     /// # Errors
     /// When the preset does not validate or build.
-    pub fn new(preset: Preset, base: &Path) -> Result<Self, String> {
-        let mut session = preset.validate().and_then(|v| v.build(base)).map_err(|e| e.message)?;
+    pub fn new(preset: Preset, root: impl Into<DataRoot>) -> Result<Self, String> {
+        let root = root.into();
+        let mut session = preset
+            .validate()
+            .and_then(|v| v.build(root.clone()))
+            .map_err(|e| e.message)?;
         session.experiment_mut().set_history_limit(Some(HISTORY));
         Ok(Self {
             doc: Document {
                 draft: preset.clone(),
                 running: preset,
-                base_dir: base.to_path_buf(),
+                root,
                 path: None,
             },
             session,
@@ -354,7 +360,7 @@ impl LabApp {
     pub fn bundled_default() -> Self {
         let (name, text) = BUNDLED[0];
         let preset = preset::parse(text, name).expect("bundled presets parse (tested)");
-        Self::new(preset, Path::new(preset::BUNDLED_DATA_DIR)).expect("bundled presets build (tested)")
+        Self::new(preset, DataRoot::Bundled).expect("bundled presets build (tested)")
     }
 
     /// Queues a command (run at the end of the frame).
@@ -443,7 +449,7 @@ impl LabApp {
             draft: self.doc.draft.clone(),
             running: self.doc.running.clone(),
             session: self.session.snapshot(),
-            base_dir: self.doc.base_dir.clone(),
+            root: self.doc.root.clone(),
             path: self.doc.path.clone(),
         });
     }
@@ -462,7 +468,7 @@ impl LabApp {
             draft: &mut self.doc.draft,
             running: &mut self.doc.running,
             session: &mut self.session,
-            base_dir: &mut self.doc.base_dir,
+            root: &mut self.doc.root,
             path: &mut self.doc.path,
         };
         let swapped = if redo {
@@ -488,7 +494,7 @@ impl LabApp {
     /// Rebuilds the experiment from the draft (a change that needs new data or a new start).
     /// On failure the draft returns to what was last built and the error is shown.
     pub fn rebuild(&mut self, reason: &str) {
-        match self.doc.draft.validate().and_then(|v| v.build(&self.doc.base_dir)) {
+        match self.doc.draft.validate().and_then(|v| v.build(self.doc.root.clone())) {
             Ok(session) => {
                 self.start(session, self.doc.draft.clone());
                 self.selection.selected = self
@@ -634,10 +640,10 @@ impl LabApp {
     }
 
     /// Loads and starts a preset from text.
-    fn load_text(&mut self, text: &str, source: &str, base: &Path, path: Option<PathBuf>) {
+    fn load_text(&mut self, text: &str, source: &str, root: DataRoot, path: Option<PathBuf>) {
         let parsed = preset::parse(text, source).and_then(|p| {
             let v = p.validate().map_err(|e| e.located(source, text))?;
-            let built = v.build(base)?;
+            let built = v.build(root.clone())?;
             Ok((p, built))
         });
         match parsed {
@@ -645,7 +651,7 @@ impl LabApp {
                 self.before_change("load", f64::NEG_INFINITY);
                 self.doc.draft = p.clone();
                 self.start(session, p);
-                self.doc.base_dir = base.to_path_buf();
+                self.doc.root = root;
                 self.doc.path = path;
                 self.selection.selected = None;
                 self.playback.playing = true;
@@ -659,8 +665,8 @@ impl LabApp {
     pub fn load_path(&mut self, path: &Path) {
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-                self.load_text(&text, &path.display().to_string(), &base, Some(path.to_path_buf()));
+                let root = DataRoot::of_file(path);
+                self.load_text(&text, &path.display().to_string(), root, Some(path.to_path_buf()));
             }
             Err(e) => self.error(format!("cannot read {}: {e}", path.display())),
         }
@@ -675,20 +681,20 @@ impl LabApp {
     pub fn preset_to_save(&self, path: &Path) -> Result<Preset, String> {
         let mut p = self.doc.draft.clone();
         if let preset::DataSpec::Csv { path: csv } = &p.data {
-            if self.doc.base_dir == Path::new(preset::BUNDLED_DATA_DIR) {
-                let data = preset::make_data(&p.data, p.seed, &self.doc.base_dir).map_err(|e| e.message)?;
-                p.data = preset::DataSpec::inline(&data);
-            } else {
+            if let DataRoot::Folder(base) = &self.doc.root {
                 let absolute = |d: &Path| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
                 let folder = path
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                     .unwrap_or(Path::new("."));
-                if absolute(folder) != absolute(&self.doc.base_dir) {
+                if absolute(folder) != absolute(base) {
                     p.data = preset::DataSpec::Csv {
-                        path: absolute(&self.doc.base_dir.join(csv)).display().to_string(),
+                        path: absolute(&base.join(csv)).display().to_string(),
                     };
                 }
+            } else {
+                let data = preset::make_data(&p.data, p.seed, &self.doc.root).map_err(|e| e.message)?;
+                p.data = preset::DataSpec::inline(&data);
             }
         }
         Ok(p)
@@ -757,7 +763,7 @@ impl LabApp {
                 }
                 Command::LoadBundled(i) => {
                     if let Some((name, text)) = BUNDLED.get(i) {
-                        self.load_text(text, name, Path::new(preset::BUNDLED_DATA_DIR), None);
+                        self.load_text(text, name, DataRoot::Bundled, None);
                     }
                 }
                 Command::LoadPath(p) => self.load_path(&p),
@@ -941,7 +947,10 @@ impl eframe::App for LabApp {
             preset_ron: preset::to_ron(&self.doc.draft),
             path: self.doc.path.clone(),
             view: self.view.clone(),
-            base_dir: Some(self.doc.base_dir.clone()),
+            base_dir: Some(match &self.doc.root {
+                DataRoot::Bundled => PathBuf::from(BUNDLED_ROOT),
+                DataRoot::Folder(folder) => folder.clone(),
+            }),
         };
         eframe::set_value(storage, STORAGE_KEY, &state);
     }
@@ -968,8 +977,7 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     let from_cli = match &args.preset {
         Some(path) => {
             let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
-            let base = path.parent().map_or_else(|| PathBuf::from("."), PathBuf::from);
-            let mut app = LabApp::new(p, &base)?;
+            let mut app = LabApp::new(p, DataRoot::of_file(path))?;
             app.doc.path = Some(path.clone());
             Some(app)
         }
@@ -1020,14 +1028,13 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
 pub fn restore(storage: Option<&dyn eframe::Storage>) -> Option<LabApp> {
     let state: Persisted = eframe::get_value(storage?, STORAGE_KEY)?;
     let p = preset::parse(&state.preset_ron, "saved session").ok()?;
-    let base = state.base_dir.clone().unwrap_or_else(|| {
-        state
-            .path
-            .as_deref()
-            .and_then(Path::parent)
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
-    let mut app = LabApp::new(p, &base).ok()?;
+    let root = match (&state.base_dir, &state.path) {
+        (Some(dir), _) if dir == Path::new(BUNDLED_ROOT) => DataRoot::Bundled,
+        (Some(dir), _) => DataRoot::Folder(dir.clone()),
+        (None, Some(path)) => DataRoot::of_file(path),
+        (None, None) => DataRoot::Folder(PathBuf::from(".")),
+    };
+    let mut app = LabApp::new(p, root).ok()?;
     app.doc.path = state.path;
     app.view = state.view;
     Some(app)

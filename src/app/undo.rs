@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use std::path::PathBuf;
 
 use crate::core::experiment::StepRecord;
-use crate::preset::Preset;
+use crate::preset::{DataRoot, Preset};
 use crate::session::Session;
 
 /// Undo steps kept.
@@ -28,8 +28,8 @@ pub struct Snapshot {
     pub running: Preset,
     /// The session, its history cut to its latest record unless it was thrown away after.
     pub session: Session,
-    /// The folder relative CSV paths resolved against.
-    pub base_dir: PathBuf,
+    /// Where relative CSV paths resolved.
+    pub root: DataRoot,
     /// The file Save wrote to.
     pub path: Option<PathBuf>,
 }
@@ -42,8 +42,8 @@ pub struct Current<'a> {
     pub running: &'a mut Preset,
     /// The session.
     pub session: &'a mut Session,
-    /// The folder relative CSV paths resolve against.
-    pub base_dir: &'a mut PathBuf,
+    /// Where relative CSV paths resolve.
+    pub root: &'a mut DataRoot,
     /// The file Save writes to.
     pub path: &'a mut Option<PathBuf>,
 }
@@ -160,7 +160,7 @@ fn swap(current: Current<'_>, target: &mut Snapshot) {
     std::mem::swap(current.draft, &mut target.draft);
     std::mem::swap(current.running, &mut target.running);
     std::mem::swap(current.session, &mut target.session);
-    std::mem::swap(current.base_dir, &mut target.base_dir);
+    std::mem::swap(current.root, &mut target.root);
     std::mem::swap(current.path, &mut target.path);
     let (now, before) = (current.session, &mut target.session);
     if now.experiment().lineage() == before.experiment().lineage() {

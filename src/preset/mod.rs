@@ -878,11 +878,11 @@ impl Preset {
     }
 }
 
-/// Generates or reads the data a spec describes. `base` resolves relative CSV paths.
+/// Generates or reads the data a spec describes. `root` resolves relative CSV paths.
 ///
 /// # Errors
 /// A CSV file that is missing or does not parse.
-pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, PresetError> {
+pub fn make_data(spec: &DataSpec, seed: u64, root: &DataRoot) -> Result<Dataset, PresetError> {
     let err = PresetError::new;
     Ok(match spec {
         DataSpec::Blobs { k, n, dim, spread, std } => data::blobs(*k, *n, *dim, *spread, *std, seed),
@@ -925,7 +925,7 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
             }
             data
         }
-        DataSpec::Csv { path } if base == Path::new(BUNDLED_DATA_DIR) => {
+        DataSpec::Csv { path } if *root == DataRoot::Bundled => {
             let text = BUNDLED_DATA
                 .iter()
                 .find(|(name, _)| *name == path.as_str())
@@ -934,15 +934,48 @@ pub fn make_data(spec: &DataSpec, seed: u64, base: &Path) -> Result<Dataset, Pre
             csv::parse_csv(text, path).map_err(err)?
         }
         DataSpec::Csv { path } => {
-            let full: PathBuf = base.join(path);
+            let full: PathBuf = match root {
+                DataRoot::Folder(folder) => folder.join(path),
+                DataRoot::Bundled => PathBuf::from(path),
+            };
             crate::preset::io::read_csv(&full).map_err(err)?
         }
     })
 }
 
-/// The folder that stands for the data files compiled into the binary: bundled presets are
-/// built with it as their base, so their CSV files are found wherever the lab runs.
-pub const BUNDLED_DATA_DIR: &str = "<bundled>";
+/// Where a preset's relative CSV paths resolve: a folder (the preset file's), or the data files
+/// compiled into the binary (a bundled preset's, so they are found wherever the lab runs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataRoot {
+    /// [`BUNDLED_DATA`].
+    Bundled,
+    /// A folder.
+    Folder(PathBuf),
+}
+
+impl DataRoot {
+    /// The folder of the file at `path` (`.` for a bare file name).
+    #[must_use]
+    pub fn of_file(path: &Path) -> Self {
+        Self::Folder(
+            path.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        )
+    }
+}
+
+impl From<&Path> for DataRoot {
+    fn from(folder: &Path) -> Self {
+        Self::Folder(folder.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for DataRoot {
+    fn from(folder: &PathBuf) -> Self {
+        Self::Folder(folder.clone())
+    }
+}
 
 /// The CSV files the bundled presets read, compiled in (name, text).
 pub const BUNDLED_DATA: [(&str, &str); 1] = [("soft-labels.csv", include_str!("../../presets/soft-labels.csv"))];
@@ -985,15 +1018,16 @@ impl ValidPreset {
     }
 
     /// Makes the data and the initial state, starts both runs and, when the preset anneals,
-    /// the schedule. `base` is the folder CSV paths are relative to (the preset's folder).
+    /// the schedule. `root` is where CSV paths resolve (the preset's folder, or the bundled data).
     ///
     /// # Errors
     /// Data that cannot be read or does not fit the objective, an initialisation that cannot
     /// be made (k-means++ with more prototypes than points), or a non-finite start.
-    pub fn build(&self, base: &Path) -> Result<Session, PresetError> {
+    pub fn build(&self, root: impl Into<DataRoot>) -> Result<Session, PresetError> {
+        let root = root.into();
         let p = &self.preset;
         let err = PresetError::new;
-        let mut data = make_data(&p.data, p.seed, base)?;
+        let mut data = make_data(&p.data, p.seed, &root)?;
         if p.labelled_fraction < 1.0 {
             hide_labels(&mut data, p.labelled_fraction, p.seed);
         }
