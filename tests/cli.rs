@@ -339,8 +339,7 @@ fn assert_bad(args: &[&str], needle: &str, dir: &TempDir) {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // a table of bad inputs, one case a line
-fn every_bad_input_gets_a_clear_message_exit_2_and_writes_nothing() {
+fn every_bad_flag_or_preset_value_gets_a_clear_message_exit_2_and_writes_nothing() {
     let dir = TempDir::new("bad");
     let out = dir.path("out.json").display().to_string();
     let malformed = dir.write(
@@ -375,6 +374,12 @@ fn every_bad_input_gets_a_clear_message_exit_2_and_writes_nothing() {
         "--learning-rate: field `learning_rate`: must be a finite number > 0",
         &dir,
     );
+}
+
+#[test]
+fn every_bad_file_or_path_gets_a_clear_message_exit_2_and_writes_nothing() {
+    let dir = TempDir::new("bad-files");
+    let out = dir.path("out.json").display().to_string();
     let k0 = dir.write("k0.ron", "(name: \"x\", objective: Mixture, temperature: 1.0, learning_rate: 0.5,\n data: Blobs(k: 2, n: 10, spread: 1.0, std: 1.0),\n prototypes: Random(k: 0))\n");
     assert_bad(
         &["run", "--preset", &k0, "--out", &out],
