@@ -1019,3 +1019,53 @@ fn the_scene_is_plain_data_that_follows_the_shown_step() {
     view.trails = false;
     assert!(SceneData::new(session, &view, None, None, &[]).gd_trails.is_empty());
 }
+
+#[test]
+fn a_worker_step_that_fails_at_once_pauses_and_says_why() {
+    use implicit_em_lab::core::workload::{Workload, workload};
+    let mut app = LabApp::from_experiment(workload(Workload::Mixture, 30_000, 16, 2, 4));
+    app.playback_mut().playing = false;
+    app.draft_mut().learning_rate = 1e308;
+    app.apply_live();
+    app.playback_mut().playing = true;
+    // The job's first step turns non-finite: it brings back no step, only the reason.
+    app.start_worker(3);
+    app.settle();
+    assert!(!app.playback().playing);
+    assert_eq!(app.experiment().step_count(), 0);
+    let status = app.status_text().unwrap_or_default().to_string();
+    assert!(status.contains("non-finite"), "{status}");
+}
+
+#[test]
+fn undo_after_save_as_keeps_saving_to_the_new_file() {
+    let dir = std::env::temp_dir().join(format!("iel-ui-saveas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.ron"), dir.join("b.ron"));
+    let mut app = bundled_lab("three-blobs.ron");
+    app.playback_mut().playing = false;
+    app.save_to(&a);
+    app.before_change("temperature", 0.0);
+    app.draft_mut().temperature = 0.5;
+    app.save_to(&b);
+    app.command(Command::Undo);
+    let mut h = harness(app);
+    h.run_steps(1);
+    assert_eq!(h.state().draft().temperature, 1.0);
+    assert_eq!(h.state().path(), Some(b.as_path()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn steps_taken_after_an_undo_clear_what_could_be_redone() {
+    let mut h = paused_lab();
+    h.state_mut().before_change("temperature", 0.0);
+    h.state_mut().draft_mut().temperature = 0.5;
+    h.run_steps(1);
+    h.state_mut().command(Command::Undo);
+    h.run_steps(1);
+    assert_eq!(h.state().redo_depth(), 1);
+    h.state_mut().command(Command::Step);
+    h.run_steps(1);
+    assert_eq!(h.state().redo_depth(), 0);
+}

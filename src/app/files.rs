@@ -156,6 +156,9 @@ pub fn act_on(app: &mut LabApp, purpose: Purpose, path: PathBuf) {
 impl LabApp {
     /// Writes the trace so far (CSV or JSON, the formats of `run --out`) atomically.
     pub fn export_trace(&mut self, path: &Path, csv: bool) {
+        // A settings change the worker has not yet evaluated is evaluated before writing.
+        self.settle();
+        self.session.refresh();
         let text = if csv {
             trace::to_csv(self.experiment().trace())
         } else {

@@ -458,11 +458,14 @@ impl LabApp {
     /// snapshot (taken just before, by [`LabApp::before_change`]), so undo brings it back.
     fn keep_history(&mut self) {
         let latest = self.experiment().latest().step;
+        let lineage = self.experiment().lineage();
         let history = self.session.experiment_mut().take_history_before(latest);
-        self.undo.keep_history(history);
+        self.undo.keep_history(lineage, history);
     }
 
     fn undo(&mut self, redo: bool) {
+        // Steps a worker has in flight join first, so the twin restarts where the lab is.
+        self.settle();
         let flip = self.session.twin().map(|t| t.flip);
         let current = undo::Current {
             draft: &mut self.doc.draft,
@@ -558,7 +561,10 @@ impl LabApp {
                     }
                     return;
                 }
-                Some(Ok(residual)) => self.residual_max = self.residual_max.max(residual),
+                Some(Ok(residual)) => {
+                    self.residual_max = self.residual_max.max(residual);
+                    self.undo.stepped();
+                }
                 Some(Err(e)) => {
                     self.playback.playing = false;
                     self.error(format!(
@@ -614,6 +620,9 @@ impl LabApp {
         self.worker.measured(outcome.ms_per_step, self.view.steps_per_frame);
         if self.session.adopt(outcome.stepped) {
             self.residual_max = self.residual_max.max(outcome.run.residual_max);
+            if outcome.run.steps > 0 {
+                self.undo.stepped();
+            }
             self.follow_schedule();
             if let Some(e) = outcome.run.error {
                 self.playback.playing = false;
@@ -705,7 +714,9 @@ impl LabApp {
         let saved = self.preset_to_save(path).and_then(|p| preset::save(path, &p));
         match saved {
             Ok(()) => {
-                self.doc.path = Some(path.to_path_buf());
+                // Undo states of this document save where it now lives (Save As moved it).
+                let old = self.doc.path.replace(path.to_path_buf());
+                self.undo.moved(old.as_deref(), path);
                 self.info(format!("saved {}", path.display()));
             }
             Err(e) => self.error(e),

@@ -112,8 +112,10 @@ impl UndoStack {
 
     /// The history of the run the newest snapshot was taken from, which a rebuild, load or
     /// reset is about to throw away: it joins that snapshot, so undo brings it back.
-    pub fn keep_history(&mut self, history: Vec<StepRecord>) {
-        if let Some(top) = self.undo.last_mut() {
+    pub fn keep_history(&mut self, lineage: u64, history: Vec<StepRecord>) {
+        if let Some(top) = self.undo.last_mut()
+            && top.session.experiment().lineage() == lineage
+        {
             top.session.experiment_mut().prepend_history(history);
         }
         let holding: Vec<usize> = (0..self.undo.len())
@@ -124,6 +126,22 @@ impl UndoStack {
             let e = self.undo[i].session.experiment_mut();
             let latest = e.latest().step;
             drop(e.take_history_before(latest));
+        }
+    }
+
+    /// The session took steps: what undo took back can no longer be redone on top of them (the
+    /// histories would interleave), as after any new change.
+    pub fn stepped(&mut self) {
+        self.redo.clear();
+    }
+
+    /// The document was saved under `to` (Save As): undo states that were saved as `from` save
+    /// to `to` too; those of other files (before a load) keep theirs.
+    pub fn moved(&mut self, from: Option<&std::path::Path>, to: &std::path::Path) {
+        for s in self.undo.iter_mut().chain(self.redo.iter_mut()) {
+            if s.path.as_deref() == from {
+                s.path = Some(to.to_path_buf());
+            }
         }
     }
 

@@ -549,7 +549,12 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     {
         return Err(bad(format!("--report {}: exists and is not a folder", dir.display())));
     }
-    let mut session = build(&preset, &base)?;
+    // `check` steps at a fixed temperature: an annealing preset is checked at its T0, unperturbed.
+    let mut fixed = preset.clone();
+    if let Some(schedule) = fixed.anneal.take() {
+        fixed.temperature = schedule.t0;
+    }
+    let mut session = build(&fixed, &base)?;
     let steps = args
         .steps
         .unwrap_or(if args.report.is_some() { preset.steps } else { 0 });

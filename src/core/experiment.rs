@@ -148,6 +148,10 @@ pub struct Experiment {
     origin: u64,
 }
 
+/// How the warning that EM's objective rose begins (a step's finding, kept when the record is
+/// rewritten).
+const EM_ROSE: &str = "EM: objective rose";
+
 /// A fresh revision number, never handed out before in this process.
 fn next_revision() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -291,7 +295,7 @@ impl Experiment {
         let after = em_eval.em_objective;
         if monotone && after - before > EM_RISE_TOLERANCE * before.abs().max(1.0) {
             warnings.push(format!(
-                "EM: objective rose from {before:.12e} to {after:.12e} (EM never increases it: a bug)"
+                "{EM_ROSE} from {before:.12e} to {after:.12e} (EM never increases it: a bug)"
             ));
         }
         self.gd = gd;
@@ -410,9 +414,10 @@ impl Experiment {
         // A copy detached while stale brings back its refreshed record of this step first.
         let refreshed = stepped.trace.first().is_some_and(|r| r.step == self.step);
         let new = stepped.trace.len() - usize::from(refreshed);
+        // A copy that took no step (its first one failed) follows on too: it brings its error.
         let follows = stepped.origin == self.revision
             && stepped.step == self.step + new
-            && (refreshed || stepped.trace.first().is_some_and(|r| r.step == self.step + 1));
+            && (refreshed || new == 0 || stepped.trace.first().is_some_and(|r| r.step == self.step + 1));
         if !follows {
             return false;
         }
@@ -654,11 +659,15 @@ impl Experiment {
     }
 
     fn refresh_latest(&mut self) {
+        // The step's own finding (EM's objective rising) stays; the state warnings are made anew.
         let warnings = self
             .trace
             .last_mut()
             .map(|r| std::mem::take(&mut r.warnings))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|w| w.starts_with(EM_ROSE))
+            .collect();
         let record = self.record(warnings);
         if let Some(last) = self.trace.last_mut() {
             *last = record;

@@ -77,6 +77,7 @@ impl Session {
     }
 
     fn start_annealing(&mut self) -> Result<(), StepError> {
+        self.annealer = None;
         self.annealer = match self.schedule {
             Some((schedule, seed)) => Some(Annealer::new(
                 schedule,
@@ -128,6 +129,12 @@ impl Session {
     #[must_use]
     pub fn temperature(&self) -> f64 {
         self.experiment.settings().temperature
+    }
+
+    /// Whether a schedule is running (annealing, not finished): it sets the temperature.
+    #[must_use]
+    pub fn annealing(&self) -> bool {
+        self.annealer.as_ref().is_some_and(|a| !a.finished())
     }
 
     /// Whether a schedule is running out of steps: annealing has finished.
@@ -197,7 +204,7 @@ impl Session {
     /// [`Session::set_settings`] without re-evaluating now: the next step (on whatever thread
     /// takes it) or [`Session::refresh`] does ([`Experiment::set_settings_deferred`]).
     pub fn set_settings_deferred(&mut self, mut settings: RunSettings) {
-        if self.annealer.is_some() {
+        if self.annealing() {
             settings.temperature = self.temperature();
         }
         self.experiment.set_settings_deferred(settings);
@@ -249,7 +256,11 @@ impl Session {
     /// # Errors
     /// When the new data does not fit the objective.
     pub fn replace_data(&mut self, data: Dataset) -> Result<(), String> {
-        self.experiment.replace_data(data)
+        let lambda = data.critical_temperature();
+        self.experiment.replace_data(data)?;
+        // The critical temperature (and annealing's length scale after a reset) follow the data.
+        self.critical_temperature = lambda;
+        Ok(())
     }
 
     /// Back to step 0: both runs at the initial state, annealing started again, the twin
