@@ -326,12 +326,6 @@ impl LabApp {
         self.session.experiment()
     }
 
-    /// The preset the session runs (the draft as last applied).
-    #[must_use]
-    pub fn running(&self) -> &Preset {
-        &self.doc.running
-    }
-
     /// Hands `steps` steps of the session to the worker thread (tests; the window decides this
     /// itself in [`LabApp::frame_ui`]).
     pub fn start_worker(&mut self, steps: usize) {
