@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,18 +13,31 @@ fn main() -> ExitCode {
         None => return launch(&args),
     };
     match result {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(f) => {
-            eprint!("{}", f.message);
-            if !f.message.ends_with('\n') {
-                eprintln!();
+        Ok(text) => match write_out(&text) {
+            Ok(()) => ExitCode::SUCCESS,
+            // The reader had enough (`run … | head -1`): end quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "cannot write the output: {e}");
+                ExitCode::from(cli::EXIT_BAD_INPUT)
             }
+        },
+        Err(f) => {
+            // Best effort: an unwritable stderr must not turn the exit code into a panic's.
+            let mut err = std::io::stderr().lock();
+            let newline = if f.message.ends_with('\n') { "" } else { "\n" };
+            let _ = write!(err, "{}{newline}", f.message);
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Writes a command's text to standard output (`print!` would panic on a closed pipe or a full
+/// disk).
+fn write_out(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 #[cfg(feature = "gui")]

@@ -576,3 +576,35 @@ fn check_report_writes_one_self_contained_page() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("exists and is not a folder"));
 }
+
+#[test]
+fn a_closed_pipe_or_a_full_disk_on_stdout_or_stderr_never_panics() {
+    use std::process::Stdio;
+    let three = preset("three-blobs.ron");
+    // stdout is a pipe whose reader has gone (`check … | head -0`): the run ends quietly.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(BIN)
+        .args(["check", "--preset", &three])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    // stdout on a full disk: the summary cannot be written, and it says so.
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o = Command::new(BIN)
+        .args(["check", "--preset", &three])
+        .stdout(Stdio::from(full()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot write the output"), "{}", stderr(&o));
+    // Bad input with stderr on a full disk: still exit 2, not a panic's 101.
+    let o = Command::new(BIN)
+        .args(["run", "--temperature", "0"])
+        .stderr(Stdio::from(full()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
