@@ -10,10 +10,9 @@ use egui_plot::{
     Points,
 };
 
-use super::scene_data::{MAX_DRAWN_POINTS, SceneData, xy};
+use super::scene_data::{self, MAX_DRAWN_POINTS, SceneData, xy};
 use super::view_data::{self, Fields, Grid};
 use super::{Background, Command, LabApp, Tool};
-use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
 use crate::preset::DataSpec;
 
@@ -529,19 +528,6 @@ fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: O
     }
 }
 
-/// Each probe's retrieval under the shown state (at most a few dozen probes, each converging in
-/// tens of updates: cheap enough for every frame, so the paths follow `T` and the keys live).
-fn retrievals(app: &LabApp, state: &crate::core::model::State) -> Vec<Retrieval> {
-    let spec = &app.session.experiment().problem().spec;
-    app.doc
-        .draft
-        .probes
-        .iter()
-        .filter(|p| p.len() == state.dim)
-        .map(|p| hopfield::retrieve(spec, state, p))
-        .collect()
-}
-
 /// Most probes kept (the oldest goes first).
 pub const MAX_PROBES: usize = 16;
 
@@ -563,7 +549,7 @@ pub fn add_probe(app: &mut LabApp, at: [f64; 2]) {
 /// The probes' results, and a button to clear them.
 pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let state = app.session.experiment().gd_state().clone();
-    let results = retrievals(app, &state);
+    let results = scene_data::retrievals(app.session.experiment().problem(), &state, &app.doc.draft.probes);
     if results.is_empty() {
         ui.label("click the scene to place a probe");
         return;

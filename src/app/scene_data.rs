@@ -143,11 +143,7 @@ impl SceneData {
             } else {
                 Vec::new()
             },
-            probes: probes
-                .iter()
-                .filter(|p| p.len() == gd.dim)
-                .map(|p| hopfield::retrieve(&problem.spec, &gd, p))
-                .collect(),
+            probes: retrievals(problem, &gd, probes),
             selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
             data_bounds: view_data::data_bounds(problem),
             drawn,
@@ -191,6 +187,17 @@ fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Ve
     let points = drawn.iter().map(|&i| xy(problem.point(i))).collect();
     let colours = drawn.iter().map(|&i| all[i]).collect();
     (drawn, points, colours, outlines)
+}
+
+/// Each probe's retrieval under `state`: the path of `ξ ← Σ_j r_j(ξ) μ_j` to its fixed point
+/// (probes of another dimension are left out).
+#[must_use]
+pub fn retrievals(problem: &Problem, state: &State, probes: &[Vec<f64>]) -> Vec<Retrieval> {
+    probes
+        .iter()
+        .filter(|p| p.len() == state.dim)
+        .map(|p| hopfield::retrieve(&problem.spec, state, p))
+        .collect()
 }
 
 /// Each prototype's colour: its class's for cross-entropy, its own otherwise.
