@@ -122,7 +122,12 @@ fn schedules_out_of_range_are_refused_with_the_allowed_range() {
     assert!(
         Schedule::parse("10,0.9,20")
             .unwrap_err()
-            .contains("TMIN must lie in (0, T0 = 10]")
+            .contains("TMIN must lie in [1e-300, T0 = 10], got 20")
+    );
+    assert!(
+        Schedule::parse("1e308,0.9,1")
+            .unwrap_err()
+            .contains("T0 must lie in [1e-300, 1e300], got 1e308")
     );
     assert!(Schedule::parse("x,0.9,1").unwrap_err().contains("T0 must be a number"));
     assert_eq!(

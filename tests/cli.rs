@@ -359,12 +359,12 @@ fn every_bad_flag_or_preset_value_gets_a_clear_message_exit_2_and_writes_nothing
     );
     assert_bad(
         &["run", "--temperature", "0", "--out", &out],
-        "--temperature: field `temperature`: must be a finite number > 0, got 0",
+        "--temperature: field `temperature`: must lie in [1e-300, 1e300] (beyond, T ln K or E/T overflow), got 0",
         &dir,
     );
     assert_bad(
         &["run", "--temperature", "-2", "--out", &out],
-        "must be a finite number > 0, got -2",
+        "must lie in [1e-300, 1e300] (beyond, T ln K or E/T overflow), got -2",
         &dir,
     );
     assert_bad(&["run", "--temperature", "NaN", "--out", &out], "got NaN", &dir);
@@ -431,7 +431,7 @@ fn every_bad_file_or_path_gets_a_clear_message_exit_2_and_writes_nothing() {
             "--out",
             &out,
         ],
-        "cannot read preset",
+        "missing.ron: no such file",
         &dir,
     );
     assert_bad(
@@ -607,4 +607,269 @@ fn a_closed_pipe_or_a_full_disk_on_stdout_or_stderr_never_panics() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+// Issue 18: each crash and wrong exit a fuzz run found, as a case that failed before the fix.
+
+/// A run that must be refused (exit 2) with `needle` in a message of reasonable size, no panic,
+/// nothing written.
+fn assert_refused(args: &[&str], needle: &str, dir: &TempDir) {
+    assert_bad(args, needle, dir);
+    let o = run(args);
+    assert!(stderr(&o).len() < 2000, "{args:?}: a {}-byte message", stderr(&o).len());
+}
+
+#[test]
+fn extreme_data_is_refused_before_it_can_overflow_or_exhaust_memory() {
+    let dir = TempDir::new("extreme");
+    let out = dir.path("out.json").display().to_string();
+    // k-means++ panicked on a non-finite weight (exit 101).
+    let huge = dir.write("huge.csv", "1e200,0\n-1e200,0\n0,1e200\n0,-1e200\n");
+    assert_refused(
+        &["run", "--data", &huge, "--out", &out],
+        "line 1, column `column 1`: 1e200 is outside ±1e100",
+        &dir,
+    );
+    // Attention's one-hot targets were as wide as the largest label (103 GB, abort).
+    let labels = dir.write("labels.csv", "x,label\n0,0\n1,4294967295\n2,1\n");
+    assert_refused(
+        &["run", "--objective", "attention", "--data", &labels, "--out", &out],
+        "point 1 has label 4294967295",
+        &dir,
+    );
+    // Sizes with no upper bound: refused with the estimate, and the field's line.
+    let blobs = |field: &str| {
+        format!(
+            "(name: \"x\", objective: Mixture, temperature: 1.0, learning_rate: 0.5,\n data: Blobs({field}),\n prototypes: KMeansPlusPlus(k: 2))\n"
+        )
+    };
+    let n = dir.write("n.ron", &blobs("k: 2, n: 1000000000, spread: 1.0, std: 1.0"));
+    assert_refused(
+        &["run", "--preset", &n, "--out", &out, "--memory-limit", "8"],
+        "line 2: field `data.n`: this run would need about 48.0 GB of memory",
+        &dir,
+    );
+    let k = dir.write("k.ron", &blobs("k: 4294967295, n: 10, spread: 1.0, std: 1.0"));
+    assert_refused(&["run", "--preset", &k, "--out", &out], "field `data.k`", &dir);
+    let d = dir.write(
+        "d.ron",
+        &blobs("k: 2, n: 10, dim: 18446744073709551615, spread: 1.0, std: 1.0"),
+    );
+    assert_refused(
+        &["run", "--preset", &d, "--out", &out],
+        "D = 1.8446744073709552e19",
+        &dir,
+    );
+    // A finite but huge spread panicked in the sampler.
+    let spread = dir.write("s.ron", &blobs("k: 2, n: 10, spread: 1e308, std: 1.0"));
+    assert_refused(
+        &["run", "--preset", &spread, "--out", &out],
+        "line 2: field `data.spread`: must be at most 1e98",
+        &dir,
+    );
+    // Raising the limit lets a refused size through: the refusal is the limit, not the size.
+    let medium = dir.write("m.ron", &blobs("k: 2, n: 200000, spread: 1.0, std: 1.0"));
+    assert_refused(
+        &["run", "--preset", &medium, "--steps", "1", "--memory-limit", "0.001"],
+        "limit is 1.0 MB",
+        &dir,
+    );
+    let o = run(&["run", "--preset", &medium, "--steps", "1", "--memory-limit", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn high_dimension_needs_no_d_by_d_matrix_before_the_first_step() {
+    // 10 points with 3000 columns: λ_max by power iteration, not a 3000³ decomposition.
+    // Two points at ±3 on the first axis, the rest at 0: λ_max = 9 · 2/10 · ... exactly
+    // the covariance's: mean 0, Σ x₁² / N = 18/10.
+    let dir = TempDir::new("wide");
+    let mut text = String::new();
+    for i in 0..10 {
+        let first = match i {
+            0 => "-3",
+            1 => "3",
+            _ => "0",
+        };
+        text += first;
+        text += &",0".repeat(2999);
+        text += "\n";
+    }
+    let wide = dir.write("wide.csv", &text);
+    let start = std::time::Instant::now();
+    let o = run(&["run", "--data", &wide, "--steps", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("critical temperature (λ_max of the data covariance): 1.800000"),
+        "{}",
+        stdout(&o)
+    );
+    // Not a timing assertion of speed, a guard against the 30 s hang: generous.
+    assert!(start.elapsed().as_secs() < 60);
+}
+
+#[test]
+fn wrong_exits_and_silent_harm_are_gone() {
+    let dir = TempDir::new("harm");
+    // A legal 250-byte file name: the temporary file's suffix no longer overflows the limit.
+    let long = dir.path(&format!("{}.json", "a".repeat(245)));
+    let o = run(&["run", "--steps", "1", "--out", &long.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(long.is_file());
+    std::fs::remove_file(&long).unwrap();
+    // An output that is an input is refused, and the input survives.
+    let data = dir.write("d.csv", "x,y\n0,0\n1,1\n5,5\n6,6\n");
+    assert_refused(
+        &["run", "--data", &data, "--out", &data],
+        "is an input of this run",
+        &dir,
+    );
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "x,y\n0,0\n1,1\n5,5\n6,6\n");
+    // A byte-order mark, and a typo in a header-less first row, no longer lose the first point.
+    let bom = dir.write("bom.csv", "\u{feff}1,2\n3,4\n5,6\n7,8\n");
+    let o = run(&["run", "--data", &bom, "--steps", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("N = 4,"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no header row (2 columns, all coordinates)"),
+        "{}",
+        stdout(&o)
+    );
+    let typo = dir.write("typo.csv", "1,2x\n3,4\n5,6\n7,8\n");
+    assert_refused(
+        &["run", "--data", &typo],
+        "line 1, column `column 2`: `2x` is not a finite number",
+        &dir,
+    );
+    // The documented cross-entropy on a two-class file: K adapts to the classes found.
+    assert_refused(
+        &["run", "--objective", "cross-entropy", "--data", &data, "--steps", "1"],
+        "cross-entropy needs labelled points",
+        &dir,
+    );
+    let labelled = dir.write("two.csv", "x,y,label\n0,0,0\n1,1,0\n5,5,1\n6,6,1\n");
+    let o = run(&[
+        "run",
+        "--objective",
+        "cross-entropy",
+        "--data",
+        &labelled,
+        "--steps",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("K = 2,") && stdout(&o).contains("header row x, y, label"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn check_passes_at_every_valid_extreme_temperature_and_refuses_beyond() {
+    // From T = 1e5 the one-pass J exceeded a fixed tolerance, at 1e100 it was 2.2e84 against 0,
+    // and from 1e155 (and at 1e-300) the dual column was NaN.
+    for t in ["1e-300", "1e-100", "1e-5", "1e5", "1e16", "1e100", "1e155", "1e300"] {
+        let o = run(&["check", "--temperature", t]);
+        assert_eq!(o.status.code(), Some(0), "T = {t}:\n{}{}", stdout(&o), stderr(&o));
+        assert!(!stdout(&o).contains("NaN"), "T = {t}:\n{}", stdout(&o));
+        // Numbers in scientific notation, never hundreds of digits.
+        let first = stdout(&o).lines().next().unwrap().to_string();
+        assert!(first.len() < 200, "{first}");
+    }
+    let dir = TempDir::new("t-range");
+    assert_refused(
+        &["check", "--temperature", "1e308"],
+        "must lie in [1e-300, 1e300] (beyond, T ln K or E/T overflow), got 1e308",
+        &dir,
+    );
+}
+
+#[test]
+fn negative_values_reach_validation_and_paths_are_told_apart() {
+    let dir = TempDir::new("flags");
+    assert_refused(
+        &["run", "--temperature", "-inf"],
+        "--temperature: field `temperature`: must lie in",
+        &dir,
+    );
+    assert_refused(&["run", "--temperature=-1"], "got -1", &dir);
+    assert_refused(
+        &["run", "--seed", "-1"],
+        "`-1` is not a whole number from 0 to 18446744073709551615",
+        &dir,
+    );
+    assert_refused(
+        &["run", "--learning-rate", "-0.5"],
+        "must be a finite number > 0, got -0.5",
+        &dir,
+    );
+    let folder = dir.0.display().to_string();
+    assert_refused(&["run", "--data", &folder], "is a folder, not a file", &dir);
+    assert_refused(&["run", "--data", "/dev/zero"], "is not a regular file", &dir);
+    assert_refused(&["run", "--prototypes", "/dev/zero"], "is not a regular file", &dir);
+    let file = dir.write("afile", "");
+    assert_refused(
+        &["run", "--out", &format!("{file}/x.json")],
+        "is a file, not a folder",
+        &dir,
+    );
+    assert_refused(
+        &["run", "--out", &dir.path(".json").display().to_string()],
+        "has no name before its extension",
+        &dir,
+    );
+}
+
+#[test]
+fn messages_never_echo_a_whole_input_and_name_the_line() {
+    let dir = TempDir::new("echo");
+    let huge = dir.write("huge.csv", &format!("x,y\n1,{}x\n", "9".repeat(2_000_000)));
+    assert_refused(&["run", "--data", &huge], "(2000001 characters in all)", &dir);
+    let header: Vec<String> = (0..100_000).map(|c| format!("c{c}")).collect();
+    let ragged = dir.write("ragged.csv", &format!("{}\n1,2\n", header.join(",")));
+    assert_refused(&["run", "--data", &ragged], "2 fields, expected 100000", &dir);
+    let nul = dir.write("nul.csv", "x,y\n1,\u{0}\u{1}\n");
+    assert_refused(&["run", "--data", &nul], "`\\u{0}\\u{1}` is not a finite number", &dir);
+    // A repeated field name: the NaN in the third cloud is reported at the third cloud's line.
+    let three = std::fs::read_to_string(preset("three-blobs.ron")).unwrap();
+    let bad = three.replace("std: [0.8], count: 100, label: 2", "std: [NaN], count: 100, label: 2");
+    let line = bad.lines().position(|l| l.contains("NaN")).unwrap() + 1;
+    let file = dir.write("nan.ron", &bad);
+    assert_refused(
+        &["run", "--preset", &file],
+        &format!("nan.ron, line {line}: field `data.clouds[2].std`: must be a finite number ≥ 0, got NaN"),
+        &dir,
+    );
+    // Errors found while building name the file, the line and the field.
+    let probes = three.replace(
+        "prototypes: Explicit",
+        "probes: [[1.0, 2.0], [3.0]],\n    prototypes: Explicit",
+    );
+    let line = probes.lines().position(|l| l.contains("probes")).unwrap() + 1;
+    let file = dir.write("probe.ron", &probes);
+    assert_refused(
+        &["run", "--preset", &file],
+        &format!("probe.ron, line {line}: field `probes[1]`: probe 1 must have 2 finite coordinates"),
+        &dir,
+    );
+    // A syntax error never says "in field `?`".
+    let syntax = dir.write("syntax.ron", "(name: \"x\" objective: Mixture)");
+    let o = run(&["run", "--preset", &syntax]);
+    assert!(!stderr(&o).contains('?'), "{}", stderr(&o));
+}
+
+#[test]
+fn no_display_says_so_without_a_build_path() {
+    let o = Command::new(BIN)
+        .arg(preset("three-blobs.ron"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("cannot open the window: no display"), "{e}");
+    assert!(!e.contains(".rs:") && !e.contains("/.cargo/"), "{e}");
 }

@@ -512,3 +512,22 @@ fn eight_seeded_duals_equal_one_seed_at_a_time() {
         );
     }
 }
+
+#[test]
+fn dual_division_survives_extreme_denominators() {
+    // d(x/b)/dx = 1/b and d(a/x)/dx = −a/x²: the quotient rule written as (a' b − a b')/b²
+    // overflowed b² for |b| > 1e154 (derivative 0) and underflowed it below 1e-154 (NaN).
+    for b in [1e-300, 1e-160, 1.0, 1e155, 1e300] {
+        let x = Dual::variable(2.0);
+        let q = x / Dual::constant(b);
+        assert!((q.eps[0] - 1.0 / b).abs() <= 1e-15 * (1.0 / b), "b = {b}: {}", q.eps[0]);
+        let y = Dual::variable(b);
+        let r = Dual::constant(3.0) / y;
+        let exact = -3.0 / b / b;
+        assert!(
+            r.eps[0] == exact || (r.eps[0] - exact).abs() <= 1e-15 * exact.abs(),
+            "b = {b}: {} vs {exact}",
+            r.eps[0]
+        );
+    }
+}

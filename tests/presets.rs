@@ -160,7 +160,7 @@ fn out_of_range_values_say_the_allowed_range_and_line() {
         (
             "temperature: 1.0",
             "temperature: -1.0",
-            "line 4: field `temperature`: must be a finite number > 0, got -1",
+            "line 4: field `temperature`: must lie in [1e-300, 1e300] (beyond, T ln K or E/T overflow), got -1",
         ),
         (
             "learning_rate: 0.5",
@@ -225,7 +225,7 @@ fn build_errors_for_data_that_does_not_fit() {
         path: "no/such/file.csv".into(),
     };
     let e = p.validate().unwrap().build(base).unwrap_err().message;
-    assert!(e.contains("cannot read") && e.contains("no/such/file.csv"), "{e}");
+    assert!(e.contains("no such file") && e.contains("no/such/file.csv"), "{e}");
 
     let mut p = Preset::default();
     p.objective = preset::ObjectiveSpec::Attention {
@@ -243,6 +243,20 @@ fn locate_field_walks_nested_paths() {
     assert_eq!(locate_field(text, "prototypes.k"), Some(7));
     assert_eq!(locate_field(text, "data.k"), Some(4));
     assert_eq!(locate_field(text, "missing"), None);
+}
+
+#[test]
+fn locate_field_finds_the_indexed_element_of_a_list() {
+    // The same field name three times: `[2]` goes to the third element's line.
+    let text = "(\n  data: Gaussians(clouds: [\n    (mean: [0, 0], std: [1]),\n    // a comment, with a comma\n    (mean: [5, (1)], std: [1]),\n    (mean: [0, 5],\n     std: [NaN]),\n  ]),\n  probes: [[1, 2],\n    [3]],\n)";
+    assert_eq!(locate_field(text, "data.clouds[0].std"), Some(3));
+    assert_eq!(locate_field(text, "data.clouds[1].mean"), Some(5));
+    assert_eq!(locate_field(text, "data.clouds[2].std"), Some(7));
+    assert_eq!(locate_field(text, "probes[1]"), Some(10));
+    // Past the end, or a field the file leaves at its default: the nearest enclosing field.
+    assert_eq!(locate_field(text, "data.clouds[5].std"), Some(2));
+    assert_eq!(locate_field(text, "data.clouds[0].count"), Some(3));
+    assert_eq!(locate_field(text, "data.points (coordinates per point)"), Some(2));
 }
 
 #[test]
@@ -271,7 +285,7 @@ fn probes_must_match_the_data_dimension() {
         .replace("[1.0, 7.0]]", "[1.0, 7.0, 2.0]]");
     let p = parse(&text, "probes.ron").unwrap();
     let e = p.validate().unwrap().build(Path::new(".")).unwrap_err();
-    assert_eq!(e.field.as_deref(), Some("probes"));
+    assert_eq!(e.field.as_deref(), Some("probes[4]"));
     assert!(
         e.message.contains("probe 4 must have 2 finite coordinates"),
         "{}",

@@ -205,11 +205,16 @@ impl LabApp {
     /// # Errors
     /// When the preset does not validate or build.
     pub fn new(preset: Preset, root: impl Into<DataRoot>) -> Result<Self, String> {
+        Self::with_field_errors(preset, root).map_err(|e| e.message)
+    }
+
+    /// As [`LabApp::new`], the error with its field (to be located in the preset's text).
+    ///
+    /// # Errors
+    /// When the preset does not validate or build.
+    pub fn with_field_errors(preset: Preset, root: impl Into<DataRoot>) -> Result<Self, preset::PresetError> {
         let root = root.into();
-        let mut session = preset
-            .validate()
-            .and_then(|v| v.build(root.clone()))
-            .map_err(|e| e.message)?;
+        let mut session = preset.validate().and_then(|v| v.build(root.clone()))?;
         session.experiment_mut().set_history_limit(Some(HISTORY));
         Ok(Self {
             doc: Document {
@@ -646,7 +651,7 @@ impl LabApp {
     fn load_text(&mut self, text: &str, source: &str, root: DataRoot, path: Option<PathBuf>) {
         let parsed = preset::parse(text, source).and_then(|p| {
             let v = p.validate().map_err(|e| e.located(source, text))?;
-            let built = v.build(root.clone())?;
+            let built = v.build(root.clone()).map_err(|e| e.located(source, text))?;
             Ok((p, built))
         });
         match parsed {
@@ -973,6 +978,27 @@ pub struct LaunchOptions {
     pub steps: Option<usize>,
 }
 
+/// The message for a window that could not open: no display says so and what to do; any other
+/// error loses the source location that winit puts in it (a path on the machine that built the
+/// lab, meaningless to its user).
+#[must_use]
+pub fn window_error(text: &str) -> String {
+    if text.contains("DISPLAY") || text.contains("WAYLAND_SOCKET") {
+        return "cannot open the window: no display (set DISPLAY for X11 or WAYLAND_DISPLAY for Wayland); the headless commands `run` and `check` need none, see --help".into();
+    }
+    let cleaned = match text.find(" at /").or_else(|| text.find(" at C:")) {
+        Some(at) => {
+            let rest = &text[at + 4..];
+            // `path:line: message` — keep what follows the location.
+            let mut parts = rest.splitn(3, ':');
+            let (_, _, message) = (parts.next(), parts.next(), parts.next());
+            format!("{}{}", &text[..at], message.map_or(String::new(), |m| format!(":{m}")))
+        }
+        None => text.to_string(),
+    };
+    format!("cannot open the window: {cleaned}")
+}
+
 /// Opens the window. With `--screenshot`, runs `--steps` steps, saves a PNG and exits.
 ///
 /// # Errors
@@ -982,7 +1008,10 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     let from_cli = match &args.preset {
         Some(path) => {
             let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
-            let mut app = LabApp::new(p, DataRoot::of_file(path))?;
+            let source = path.display().to_string();
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let mut app =
+                LabApp::with_field_errors(p, DataRoot::of_file(path)).map_err(|e| e.located(&source, &text).message)?;
             app.doc.path = Some(path.clone());
             Some(app)
         }
@@ -1024,7 +1053,7 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| window_error(&e.to_string()))?;
     status.lock().map_err(|_| "screenshot status lost".to_string())?.clone()
 }
 

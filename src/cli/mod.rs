@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::check::{self, CheckRow};
+use crate::core::math::readable;
 use crate::core::model::{RateMode, Score};
 use crate::core::reference::Derivative;
 use crate::export::trace::{self, TraceDocument};
@@ -185,16 +186,16 @@ pub struct PresetArgs {
     #[arg(long, value_name = "M")]
     pub per_class: Option<usize>,
     /// Temperature T > 0.
-    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    #[arg(long, value_name = "T", allow_hyphen_values = true, value_parser = number)]
     pub temperature: Option<f64>,
     /// Learning rate η > 0.
-    #[arg(long, value_name = "ETA", allow_negative_numbers = true)]
+    #[arg(long, value_name = "ETA", allow_hyphen_values = true, value_parser = number)]
     pub learning_rate: Option<f64>,
     /// Rate mode: shared, or EM-preconditioned.
     #[arg(long, value_enum)]
     pub rate: Option<RateArg>,
     /// Seed of every random choice (data generator and initialisation).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_hyphen_values = true, value_parser = count::<u64>)]
     pub seed: Option<u64>,
     /// Points from a CSV file: coordinate columns, optional integer `label` column and
     /// `target…` columns, header optional (without one every column is a coordinate).
@@ -204,6 +205,10 @@ pub struct PresetArgs {
     /// optional `label` column gives each prototype's class.
     #[arg(long, value_name = "init.csv")]
     pub prototypes: Option<PathBuf>,
+    /// Refuse runs whose estimated memory exceeds this many gigabytes (default: the memory the
+    /// machine has available).
+    #[arg(long, value_name = "GB", allow_hyphen_values = true, value_parser = number)]
+    pub memory_limit: Option<f64>,
 }
 
 /// Arguments of `run`.
@@ -212,7 +217,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub preset: PresetArgs,
     /// Paired steps to run (default: the preset's `steps`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = count::<usize>)]
     pub steps: Option<usize>,
     /// Write the trace: `.json` (whole record) or `.csv` (flat, one row per step and run).
     #[arg(long, value_name = "FILE")]
@@ -232,11 +237,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "dual")]
     pub method: MethodArg,
     /// Relative tolerance (default 1e-10 for dual numbers, 1e-6 for finite differences).
-    #[arg(long, value_name = "REL", allow_negative_numbers = true)]
+    #[arg(long, value_name = "REL", allow_hyphen_values = true, value_parser = number)]
     pub tolerance: Option<f64>,
     /// Take this many paired steps first, then check at the GD state (default 0; with --report,
     /// the preset's `steps`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = count::<usize>)]
     pub steps: Option<usize>,
     /// Also write a self-contained report, DIR/report.html: the check table, the GD and EM
     /// curves of the run and its warnings (the folder is created if needed).
@@ -248,6 +253,15 @@ pub struct CheckArgs {
 /// `TMIN`).
 pub const MAX_ANNEAL_STEPS: usize = 2_000_000;
 
+/// Six decimals in the ordinary range, six significant digits in scientific notation outside it.
+fn six_digits(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.6e}")
+    }
+}
+
 /// A command-line failure: message and exit code.
 #[derive(Debug)]
 pub struct Failure {
@@ -257,10 +271,73 @@ pub struct Failure {
     pub message: String,
 }
 
+/// A number flag: any `f64` Rust reads, including `-1`, `inf` and `-inf` (so a negative or infinite
+/// value reaches validation, which says what is allowed, instead of being taken for a flag).
+fn number(text: &str) -> Result<f64, String> {
+    text.trim().parse::<f64>().map_err(|_| {
+        format!(
+            "`{}` is not a number (write e.g. 0.5, 1e-3 or -2)",
+            crate::preset::csv::quote(text)
+        )
+    })
+}
+
+/// A count flag: a whole number from 0 to the type's maximum.
+fn count<T: std::str::FromStr + std::fmt::Display + num_max::Max>(text: &str) -> Result<T, String> {
+    text.trim().parse::<T>().map_err(|_| {
+        format!(
+            "`{}` is not a whole number from 0 to {}",
+            crate::preset::csv::quote(text),
+            T::MAX
+        )
+    })
+}
+
+/// The largest value of a count type, for [`count`]'s message.
+mod num_max {
+    pub trait Max {
+        const MAX: Self;
+    }
+    impl Max for u64 {
+        const MAX: Self = u64::MAX;
+    }
+    impl Max for usize {
+        const MAX: Self = usize::MAX;
+    }
+}
+
 fn bad(message: impl Into<String>) -> Failure {
     Failure {
         code: EXIT_BAD_INPUT,
         message: message.into(),
+    }
+}
+
+/// A preset as the command line will run it: the preset with the overrides applied, the folder
+/// its relative paths resolve against, and the file text (for locating a field's line).
+pub struct Resolved {
+    /// The preset as run.
+    pub preset: Preset,
+    /// Where its relative CSV paths resolve.
+    pub base: PathBuf,
+    /// The preset file's name and text, when one was given.
+    pub source: Option<(String, String)>,
+    /// The inputs read (preset, data, prototypes), so that no output overwrites one.
+    pub inputs: Vec<PathBuf>,
+    /// `--memory-limit` in bytes.
+    pub memory_limit: Option<f64>,
+}
+
+impl Resolved {
+    /// A preset error as the user should see it: a flag's value named by the flag, a preset
+    /// field by the file and line.
+    fn explain(&self, args: &PresetArgs, e: crate::preset::PresetError) -> Failure {
+        let flag = e.field.as_deref().and_then(|f| overridden_flag(args, f));
+        bad(match (flag, &self.source) {
+            (Some(flag), _) => format!("{flag}: {}", e.message),
+            (None, Some((source, text))) => e.located(source, text).message,
+            (None, None) => e.message,
+        })
     }
 }
 
@@ -269,17 +346,63 @@ fn bad(message: impl Into<String>) -> Failure {
 ///
 /// # Errors
 /// Bad input (exit code 2).
-pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
-    let (mut p, base, text) = match &args.preset {
+pub fn resolve_preset(args: &PresetArgs) -> Result<Resolved, Failure> {
+    let mut inputs = Vec::new();
+    let (mut p, base, source) = match &args.preset {
         Some(path) => {
+            crate::preset::io::check_input_file("--preset", path).map_err(bad)?;
             let text = std::fs::read_to_string(path)
                 .map_err(|e| bad(format!("cannot read preset {}: {e}", path.display())))?;
             let p = preset::parse(&text, &path.display().to_string()).map_err(|e| bad(e.message))?;
             let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+            inputs.push(path.clone());
             (p, base, Some((path.display().to_string(), text)))
         }
         None => (Preset::default(), PathBuf::from("."), None),
     };
+    apply_overrides(args, &mut p)?;
+    if let Some(path) = &args.data {
+        crate::preset::io::check_input_file("--data", path).map_err(bad)?;
+        let abs = std::path::absolute(path).map_err(|e| bad(format!("--data {}: {e}", path.display())))?;
+        p.data = DataSpec::Csv {
+            path: abs.display().to_string(),
+        };
+    }
+    if let DataSpec::Csv { path } = &p.data {
+        inputs.push(base.join(path));
+    }
+    if let Some(path) = &args.prototypes {
+        crate::preset::io::check_input_file("--prototypes", path).map_err(bad)?;
+        p.prototypes = prototypes_from_csv(path)?;
+        inputs.push(path.clone());
+    }
+    let memory_limit = match args.memory_limit {
+        Some(gb) if gb.is_finite() && gb > 0.0 => Some(gb * 1e9),
+        Some(gb) => {
+            return Err(bad(format!(
+                "--memory-limit: must be a finite number of gigabytes > 0, got {gb}"
+            )));
+        }
+        None => None,
+    };
+    let mut resolved = Resolved {
+        preset: p,
+        base,
+        source,
+        inputs,
+        memory_limit,
+    };
+    if args.preset.is_none() {
+        adapt_default_prototypes(&mut resolved)?;
+    }
+    if let Err(e) = resolved.preset.validate() {
+        return Err(resolved.explain(args, e));
+    }
+    Ok(resolved)
+}
+
+/// The flags that set preset fields directly.
+fn apply_overrides(args: &PresetArgs, p: &mut Preset) -> Result<(), Failure> {
     if let Some(o) = args.objective {
         p.objective = match o {
             ObjectiveArg::Mixture => ObjectiveSpec::Mixture,
@@ -321,44 +444,60 @@ pub fn resolve_preset(args: &PresetArgs) -> Result<(Preset, PathBuf), Failure> {
     if let Some(s) = args.seed {
         p.seed = s;
     }
-    if let Some(path) = &args.data {
-        let abs = std::path::absolute(path).map_err(|e| bad(format!("--data {}: {e}", path.display())))?;
-        if !abs.is_file() {
-            return Err(bad(format!("--data: no such file: {}", path.display())));
+    Ok(())
+}
+
+/// `--prototypes`: the positions of a CSV file, with each prototype's class from a `label` column.
+fn prototypes_from_csv(path: &Path) -> Result<InitSpec, Failure> {
+    let table = crate::preset::io::read_csv(path).map_err(|e| bad(format!("--prototypes: {e}")))?;
+    let positions: Vec<Vec<f64>> = (0..table.len()).map(|i| table.point(i).to_vec()).collect();
+    let classes = if table.labels.iter().any(Option::is_some) {
+        if let Some(i) = table.labels.iter().position(Option::is_none) {
+            return Err(bad(format!("--prototypes: prototype {i} has no label while others do")));
         }
-        p.data = DataSpec::Csv {
-            path: abs.display().to_string(),
-        };
+        Some(table.labels.iter().map(|l| l.expect("checked") as usize).collect())
+    } else {
+        None
+    };
+    Ok(InitSpec::Explicit {
+        positions,
+        classes,
+        values: None,
+        weights: None,
+        scales: None,
+    })
+}
+
+/// Without a preset file, `K` is a default the user never wrote: for cross-entropy it becomes
+/// classes × prototypes per class, counted in the data, so `--objective cross-entropy --data
+/// two-class.csv` runs.
+fn adapt_default_prototypes(r: &mut Resolved) -> Result<(), Failure> {
+    let p = &mut r.preset;
+    let ObjectiveSpec::CrossEntropy { per_class } = p.objective else {
+        return Ok(());
+    };
+    if !matches!(p.prototypes, InitSpec::KMeansPlusPlus { .. }) {
+        return Ok(());
     }
-    if let Some(path) = &args.prototypes {
-        let table = crate::preset::io::read_csv(path).map_err(|e| bad(format!("--prototypes: {e}")))?;
-        let positions: Vec<Vec<f64>> = (0..table.len()).map(|i| table.point(i).to_vec()).collect();
-        let classes = if table.labels.iter().any(Option::is_some) {
-            if let Some(i) = table.labels.iter().position(Option::is_none) {
-                return Err(bad(format!("--prototypes: prototype {i} has no label while others do")));
+    // Only a CSV file needs reading; the default generator's classes are its `k`.
+    let classes = match &p.data {
+        DataSpec::Csv { .. } => {
+            if let Err(e) = p.validate() {
+                return Err(bad(e.message));
             }
-            Some(table.labels.iter().map(|l| l.expect("checked") as usize).collect())
-        } else {
-            None
-        };
-        p.prototypes = InitSpec::Explicit {
-            positions,
-            classes,
-            values: None,
-            weights: None,
-            scales: None,
-        };
+            preset::make_data(&p.data, p.seed, &(&r.base).into())
+                .map_err(|e| bad(e.message))?
+                .class_count()
+        }
+        DataSpec::Blobs { k, .. } => *k,
+        _ => return Ok(()),
+    };
+    if classes > 0
+        && let InitSpec::KMeansPlusPlus { k, .. } = &mut p.prototypes
+    {
+        *k = classes.saturating_mul(per_class);
     }
-    if let Err(e) = p.validate() {
-        // A bad value from a flag is reported as the flag; one from the file with its line.
-        let flag = e.field.as_deref().and_then(|f| overridden_flag(args, f));
-        return Err(bad(match (flag, &text) {
-            (Some(flag), _) => format!("{flag}: {}", e.message),
-            (None, Some((source, text))) => e.located(source, text).message,
-            (None, None) => e.message,
-        }));
-    }
-    Ok((p, base))
+    Ok(())
 }
 
 /// The flag that set a preset field, if a flag did.
@@ -373,12 +512,48 @@ fn overridden_flag(args: &PresetArgs, field: &str) -> Option<&'static str> {
     }
 }
 
-/// Builds the session of a validated preset.
+/// Builds the session of a resolved preset; `steps` is how many the run will record (for the
+/// memory estimate).
 ///
 /// # Errors
-/// Bad input (exit code 2).
-pub fn build(p: &Preset, base: &Path) -> Result<Session, Failure> {
-    p.validate().and_then(|v| v.build(base)).map_err(|e| bad(e.message))
+/// Bad input (exit code 2), named by flag or by the preset's file and line.
+pub fn build(r: &Resolved, p: &Preset, args: &PresetArgs, steps: usize) -> Result<Session, Failure> {
+    p.validate()
+        .and_then(|v| v.with_budget(r.memory_limit, Some(steps)).build(&r.base))
+        .map_err(|e| r.explain(args, e))
+}
+
+/// Refuses an output path that names one of the inputs, or whose folder is missing or a file.
+fn check_output(flag: &str, out: &Path, inputs: &[PathBuf]) -> Result<(), Failure> {
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.is_file() {
+        return Err(bad(format!(
+            "{flag} {}: {} is a file, not a folder",
+            out.display(),
+            dir.display()
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "{flag} {}: the folder {} does not exist",
+            out.display(),
+            dir.display()
+        )));
+    }
+    if out.is_dir() {
+        return Err(bad(format!("{flag} {}: is a folder; give a file name", out.display())));
+    }
+    if let Some(input) = inputs.iter().find(|i| crate::preset::io::same_file(i, out)) {
+        return Err(bad(format!(
+            "{flag} {}: is an input of this run ({}); an output never overwrites an input, choose another name",
+            out.display(),
+            input.display()
+        )));
+    }
+    Ok(())
 }
 
 enum OutFormat {
@@ -395,6 +570,16 @@ fn out_format(path: &Path) -> Result<OutFormat, Failure> {
     {
         Some("json") => Ok(OutFormat::Json),
         Some("csv") => Ok(OutFormat::Csv),
+        _ if path.file_stem().is_none_or(|stem| stem.is_empty())
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.') && path.extension().is_none()) =>
+        {
+            Err(bad(format!(
+                "--out {}: the file name has no name before its extension; write e.g. trace.json or trace.csv",
+                path.display()
+            )))
+        }
         _ => Err(bad(format!(
             "--out {}: the file name must end in .json or .csv",
             path.display()
@@ -408,20 +593,11 @@ fn out_format(path: &Path) -> Result<OutFormat, Failure> {
 /// Bad input (2), or a paused run (3) after writing the trace so far.
 pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> {
     let format = args.out.as_deref().map(out_format).transpose()?;
+    let resolved = resolve_preset(&args.preset)?;
     if let Some(out) = &args.out {
-        let dir = out
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(bad(format!(
-                "--out {}: the folder {} does not exist",
-                out.display(),
-                dir.display()
-            )));
-        }
+        check_output("--out", out, &resolved.inputs)?;
     }
-    let (mut preset, base) = resolve_preset(&args.preset)?;
+    let mut preset = resolved.preset.clone();
     if let Some(text) = &args.anneal {
         preset.anneal = Some(Schedule::parse(text).map_err(bad)?);
     }
@@ -430,7 +606,7 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
     } else {
         preset.steps
     });
-    let mut session = build(&preset, &base)?;
+    let mut session = build(&resolved, &preset, &args.preset, steps)?;
     let start = Instant::now();
     let mut last_report = start;
     let outcome = session.run(steps, |done| {
@@ -462,15 +638,23 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         experiment.problem().len(),
         experiment.gd_state().k,
         experiment.problem().dim,
-        preset.temperature,
-        preset.learning_rate,
+        readable(preset.temperature),
+        readable(preset.learning_rate),
         preset.rate.name()
     );
+    if let DataSpec::Csv { path } = &preset.data
+        && let Some(header) = crate::preset::io::csv_header_summary(&resolved.base.join(path))
+    {
+        summary += &format!("data: {path}, {header}\n");
+    }
     summary += &format!(
         "after {} steps: GD loss {:.10e}, EM loss {:.10e}, prototype distance {:.3e}, identity residual {:.1e}\n",
         last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
     );
-    summary += &format!("critical temperature (λ_max of the data covariance): {critical_temperature:.6}\n");
+    summary += &format!(
+        "critical temperature (λ_max of the data covariance): {}\n",
+        six_digits(critical_temperature)
+    );
     if let Some(a) = session.annealer() {
         summary += &format!(
             "annealing: settled at {} temperatures, T now {:.6}{}\n",
@@ -502,6 +686,32 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         }),
         None => Ok(summary),
     }
+}
+
+/// Writes `DIR/report.html`, creating the folder if needed; when writing fails, a folder this
+/// call created is removed again, so a full disk leaves nothing behind.
+fn write_report(dir: &Path, page: &[u8], inputs: &[PathBuf]) -> Result<PathBuf, Failure> {
+    write_report_with(dir, page, inputs, crate::preset::io::write_atomic)
+}
+
+/// [`write_report`] with the file writer given (a test passes one that fails like a full disk).
+fn write_report_with(
+    dir: &Path,
+    page: &[u8],
+    inputs: &[PathBuf],
+    write: impl Fn(&Path, &[u8]) -> Result<(), String>,
+) -> Result<PathBuf, Failure> {
+    let path = dir.join("report.html");
+    let created = !dir.exists();
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("--report {}: {e}", dir.display())))?;
+    let written = check_output("--report", &path, inputs).and_then(|()| write(&path, page).map_err(bad));
+    if let Err(e) = written {
+        if created {
+            let _ = std::fs::remove_dir(dir);
+        }
+        return Err(e);
+    }
+    Ok(path)
 }
 
 /// Formats the check table.
@@ -542,7 +752,8 @@ pub fn format_table(rows: &[CheckRow], method: Derivative) -> String {
 /// # Errors
 /// Bad input (2); a deviation above tolerance (1), with the table in the message.
 pub fn check(args: &CheckArgs) -> Result<String, Failure> {
-    let (preset, base) = resolve_preset(&args.preset)?;
+    let resolved = resolve_preset(&args.preset)?;
+    let preset = resolved.preset.clone();
     if let Some(dir) = &args.report
         && dir.exists()
         && !dir.is_dir()
@@ -554,10 +765,10 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     if let Some(schedule) = fixed.anneal.take() {
         fixed.temperature = schedule.t0;
     }
-    let mut session = build(&fixed, &base)?;
     let steps = args
         .steps
         .unwrap_or(if args.report.is_some() { preset.steps } else { 0 });
+    let mut session = build(&resolved, &fixed, &args.preset, steps)?;
     if let Some(e) = session.run(steps, |_| ()).error {
         return Err(Failure {
             code: EXIT_PAUSED,
@@ -572,10 +783,13 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     if let Some(t) = args.tolerance
         && !(t.is_finite() && t > 0.0)
     {
-        return Err(bad(format!("--tolerance: must be a finite number > 0, got {t}")));
+        return Err(bad(format!(
+            "--tolerance: must be a finite number > 0, got {}",
+            readable(t)
+        )));
     }
     let rows = check::check(experiment.problem(), experiment.gd_state(), method, args.tolerance);
-    let t = experiment.problem().spec.settings.temperature;
+    let t = readable(experiment.problem().spec.settings.temperature);
     let mut text = format!(
         "{} ({}) at step {}, T = {t}, N = {}, K = {}; independent derivative: {}\n",
         preset.name,
@@ -590,10 +804,8 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
     let table = format_table(&rows, method);
     text += &table;
     if let Some(dir) = &args.report {
-        std::fs::create_dir_all(dir).map_err(|e| bad(format!("--report {}: {e}", dir.display())))?;
         let page = crate::export::report::html(&preset, experiment, &rows, method, &table);
-        let path = dir.join("report.html");
-        crate::preset::io::write_atomic(&path, page.as_bytes()).map_err(bad)?;
+        let path = write_report(dir, page.as_bytes(), &resolved.inputs)?;
         text += &format!("\nreport written to {}\n", path.display());
     }
     if rows.iter().all(CheckRow::passed) {
@@ -604,5 +816,32 @@ pub fn check(args: &CheckArgs) -> Result<String, Failure> {
             code: EXIT_CHECK_FAILED,
             message: format!("{text}\nsome checks FAILED\n"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_that_cannot_be_written_leaves_no_folder_behind() {
+        let base = std::env::temp_dir().join(format!("iel-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let full_disk = |_: &Path, _: &[u8]| Err("cannot write report.html: No space left on device".to_string());
+        // A folder the call creates is removed again.
+        let fresh = base.join("new");
+        let e = write_report_with(&fresh, b"page", &[], full_disk).unwrap_err();
+        assert_eq!(e.code, EXIT_BAD_INPUT);
+        assert!(e.message.contains("No space left"), "{}", e.message);
+        assert!(!fresh.exists());
+        // A folder that was there stays, with whatever it held.
+        std::fs::write(base.join("keep.txt"), "x").unwrap();
+        assert!(write_report_with(&base, b"page", &[], full_disk).is_err());
+        assert!(base.join("keep.txt").is_file());
+        // And a working writer writes the page.
+        let path = write_report(&fresh, b"page", &[]).unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "page");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -169,8 +169,8 @@ fn check_finite(state: &State, eval: &Evaluation, run: &str, step: usize) -> Res
         return Err(StepError {
             step,
             reason: format!(
-                "the {run} run's loss or gradient became non-finite (loss = {}); lower the learning rate or raise the temperature",
-                eval.loss
+                "the {run} run's loss or gradient became non-finite (loss = {}); lower the learning rate, or bring the temperature nearer the scale of the energies",
+                crate::core::math::readable(eval.loss)
             ),
         });
     }

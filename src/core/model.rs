@@ -341,3 +341,8 @@ impl ComponentTerms {
         }
     }
 }
+
+/// Lowest temperature accepted: below, `E/T` overflows for ordinary energies.
+pub const MIN_TEMPERATURE: f64 = 1e-300;
+/// Highest temperature accepted: above, `T ln K` and `T·ρ` overflow `f64`.
+pub const MAX_TEMPERATURE: f64 = 1e300;

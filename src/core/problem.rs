@@ -61,6 +61,16 @@ impl Problem {
                     }
                     // One-hot labels, or a point's soft label as its target.
                     let c = data.class_count();
+                    if c > crate::core::data::MAX_CLASSES {
+                        let (i, y) = (0..data.len())
+                            .filter_map(|i| data.labels[i].map(|y| (i, y)))
+                            .max_by_key(|&(_, y)| y)
+                            .expect("labels give the class count");
+                        return Err(err(format!(
+                            "attention: point {i} has label {y}, which would need one-hot targets of {c} entries per point; labels must lie in 0..{} (classes 0..C−1)",
+                            crate::core::data::MAX_CLASSES - 1
+                        )));
+                    }
                     let mut t = vec![0.0; data.len() * c];
                     for (i, y) in data.labels.iter().enumerate() {
                         match data.soft.get(i) {

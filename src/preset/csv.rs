@@ -1,12 +1,14 @@
 //! CSV text to a [`Dataset`]: header detection, label, target and soft-label columns (reading the
 //! file is [`crate::preset::io`]'s).
 
-use crate::core::data::{Dataset, check_soft};
+use crate::core::data::{Dataset, MAX_COORDINATE, check_soft};
 
 /// A parsed CSV table: coordinate columns, an optional `label` column, optional `target…`
 /// columns, optional soft-label columns `soft0 … soft{C−1}`.
 ///
-/// With a header (a first row with any field that is not a number) columns are named: `label`
+/// A UTF-8 byte-order mark at the start is skipped. The first row is a header when none of its
+/// fields is a number (so `1,2x` is a data row with a typo, reported as such); with a header
+/// columns are named: `label`
 /// holds integer labels (an empty cell is unlabelled), names starting with `target` hold
 /// regression targets, `soft` followed by a class number holds that class's probability, every
 /// other column is a coordinate. A row gives either a label or soft probabilities (all of them,
@@ -17,6 +19,7 @@ use crate::core::data::{Dataset, check_soft};
 /// A message naming the line and column of the first field that does not parse, a row of the
 /// wrong length, or a soft label that is not a probability vector.
 pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -83,7 +86,7 @@ fn split_fields(l: &str) -> Vec<String> {
 /// The column names and roles given by the first row `first`, and whether that row is a header.
 fn columns(first: &str) -> (Vec<String>, Vec<Col>, bool) {
     let first_fields = split_fields(first);
-    let has_header = first_fields.iter().any(|f| f.parse::<f64>().is_err());
+    let has_header = first_fields.iter().all(|f| f.parse::<f64>().is_err());
     let (names, kinds): (Vec<String>, Vec<Col>) = if has_header {
         first_fields
             .iter()
@@ -110,6 +113,54 @@ fn columns(first: &str) -> (Vec<String>, Vec<Col>, bool) {
     (names, kinds, has_header)
 }
 
+/// How the first row of CSV `text` was read, in words: `header row x, y, label` or `no header
+/// row (3 coordinate columns)`, for a summary that says which was chosen.
+#[must_use]
+pub fn header_summary(text: &str) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(first) = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+    else {
+        return "no rows".into();
+    };
+    let (names, _, has_header) = columns(first);
+    if has_header {
+        format!("header row {}", quote(&names.join(", ")))
+    } else {
+        format!("no header row ({} columns, all coordinates)", names.len())
+    }
+}
+
+/// Input text as quoted in a message: control characters escaped and at most
+/// [`QUOTE_LIMIT`] characters, so a huge or binary field never floods the terminal.
+#[must_use]
+pub fn quote(text: &str) -> String {
+    quote_at_most(text, QUOTE_LIMIT)
+}
+
+/// [`quote`] with a limit of `limit` characters.
+#[must_use]
+pub fn quote_at_most(text: &str, limit: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == limit {
+            out += &format!("… ({} characters in all)", text.chars().count());
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Most characters of input a message quotes.
+pub const QUOTE_LIMIT: usize = 60;
+
 /// Appends the rows `lines` (line number, text) to `data`; the columns are `names`, with roles `kinds`.
 fn parse_rows<'a>(
     lines: impl Iterator<Item = (usize, &'a str)>,
@@ -129,7 +180,7 @@ fn parse_rows<'a>(
                 "{source}, line {line}: {} fields, expected {} ({})",
                 fields.len(),
                 kinds.len(),
-                names.join(",")
+                quote(&names.join(","))
             ));
         }
         x.clear();
@@ -141,21 +192,39 @@ fn parse_rows<'a>(
                 Col::Soft(c) => {
                     if !f.is_empty() {
                         soft[*c] = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                            format!("{source}, line {line}, column `{name}`: `{f}` is not a probability")
+                            format!(
+                                "{source}, line {line}, column `{}`: `{}` is not a probability",
+                                quote(name),
+                                quote(f)
+                            )
                         })?;
                     }
                 }
                 Col::Label => {
                     if !f.is_empty() {
                         label = Some(f.parse::<u32>().map_err(|_| {
-                            format!("{source}, line {line}, column `{name}`: `{f}` is not a non-negative integer label")
+                            format!(
+                                "{source}, line {line}, column `{}`: `{}` is not a non-negative integer label",
+                                quote(name),
+                                quote(f)
+                            )
                         })?);
                     }
                 }
                 Col::Coord | Col::Target => {
                     let v = f.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                        format!("{source}, line {line}, column `{name}`: `{f}` is not a finite number")
+                        format!(
+                            "{source}, line {line}, column `{}`: `{}` is not a finite number",
+                            quote(name),
+                            quote(f)
+                        )
                     })?;
+                    if v.abs() > MAX_COORDINATE {
+                        return Err(format!(
+                            "{source}, line {line}, column `{}`: {v:e} is outside ±{MAX_COORDINATE:e} (squared distances would overflow)",
+                            quote(name)
+                        ));
+                    }
                     if *kind == Col::Coord { x.push(v) } else { t.push(v) }
                 }
             }

@@ -4,6 +4,7 @@
 //! range and returns a [`ValidPreset`]; [`ValidPreset::build`] makes the data and the initial
 //! state and starts the [`Experiment`]. Saving is atomic (a temporary file, then a rename).
 
+pub mod budget;
 pub mod csv;
 pub mod io;
 
@@ -14,8 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::data::init;
 use crate::core::data::{self, Cloud, Dataset};
 use crate::core::experiment::Experiment;
+use crate::core::math::readable;
 use crate::core::model::RateMode;
-use crate::core::model::{ModelSpec, Optimiser, Regime, RunSettings, ScalePrior, Score, State};
+use crate::core::model::{
+    MAX_TEMPERATURE, MIN_TEMPERATURE, ModelSpec, Optimiser, Regime, RunSettings, ScalePrior, Score, State,
+};
 use crate::core::problem::Problem;
 use crate::session::Session;
 use crate::session::anneal::Schedule;
@@ -350,6 +354,12 @@ fn at(p: &ron::error::Position) -> String {
     format!("line {}, column {}", p.line, p.col)
 }
 
+/// A parser's message, which may quote the input, with control characters escaped and at most
+/// 300 characters.
+fn capped(message: &impl std::fmt::Display) -> String {
+    csv::quote_at_most(&message.to_string(), 300)
+}
+
 fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
@@ -361,7 +371,7 @@ fn ron_options() -> ron::Options {
 pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
     let options = ron_options();
     let mut de = ron::Deserializer::from_str_with_options(text, &options)
-        .map_err(|e| PresetError::new(format!("{source}: {}: {}", at(&e.span.start), e.code)))?;
+        .map_err(|e| PresetError::new(format!("{source}: {}: {}", at(&e.span.start), capped(&e.code))))?;
     let result: Result<Preset, _> = serde_path_to_error::deserialize(&mut de);
     match result {
         Ok(p) => {
@@ -370,23 +380,29 @@ pub fn parse(text: &str, source: &str) -> Result<Preset, PresetError> {
                 PresetError::new(format!(
                     "{source}: {}: {} (after the preset)",
                     at(&e.span.start),
-                    e.code
+                    capped(&e.code)
                 ))
             })?;
             Ok(p)
         }
         Err(err) => {
-            let path = err.path().to_string();
+            // Segments serde could not name print as `?`: drop them rather than say "in field `?`".
+            let full = err.path().to_string();
+            let path = full
+                .split('.')
+                .take_while(|part| *part != "?")
+                .collect::<Vec<_>>()
+                .join(".");
             let e = de.span_error(err.into_inner());
             let field = if path == "." || path.is_empty() {
                 String::new()
             } else {
-                format!(" in field `{path}`")
+                format!(" in field `{}`", capped(&path))
             };
             Err(PresetError::new(format!(
                 "{source}: {}{field}: {}",
                 at(&e.span.start),
-                e.code
+                capped(&e.code)
             )))
         }
     }
@@ -438,27 +454,94 @@ pub fn save(path: &Path, preset: &Preset) -> Result<(), String> {
 }
 
 /// The 1-based line of a field in the preset text, found by walking the field path
-/// (`prototypes.k`) through `name:` occurrences. Best effort: `None` when not found.
+/// (`prototypes.k`, `data.clouds[2].std`) through `name:` occurrences; an index `[n]` moves to
+/// the `n`-th element of the list or tuple that follows. A path that is not found is shortened
+/// (a trailing ` (…)` note, then its last part, repeatedly), so a value left at its default is
+/// reported at the line of the nearest enclosing field that the file writes. `None` when not
+/// even the first part is in the file.
 #[must_use]
 pub fn locate_field(text: &str, path: &str) -> Option<usize> {
+    let path = path.split(" (").next().unwrap_or(path);
+    let mut parts: Vec<&str> = path.split('.').collect();
+    while !parts.is_empty() {
+        if let Some(pos) = walk_path(text, &parts) {
+            return Some(text[..pos].lines().count().max(1));
+        }
+        parts.pop();
+    }
+    None
+}
+
+/// The byte offset just after the last part of `parts` in `text`, if every part is found.
+fn walk_path(text: &str, parts: &[&str]) -> Option<usize> {
     let mut from = 0;
-    let mut at = None;
-    for part in path.split('.') {
-        let needle = format!("{part}:");
+    for part in parts {
+        let (name, indices) = match part.find('[') {
+            Some(b) => (&part[..b], &part[b..]),
+            None => (*part, ""),
+        };
+        let needle = format!("{name}:");
         let rel = text[from..].match_indices(&needle).find(|(pos, _)| {
             let before = text[..from + pos].chars().next_back();
             !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
         })?;
         from += rel.0 + needle.len();
-        at = Some(from);
+        for index in indices.split(['[', ']']).filter(|i| !i.is_empty()) {
+            from = element_start(text, from, index.parse().ok()?)?;
+        }
     }
-    at.map(|pos| text[..pos].lines().count())
+    Some(from)
+}
+
+/// The offset of element `n` of the bracketed list starting at or after `from` (its first
+/// non-blank character), skipping nested brackets, strings and comments.
+fn element_start(text: &str, from: usize, n: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = from + text[from..].find(['[', '('])? + 1;
+    let mut depth = 0usize;
+    let mut element = 0usize;
+    let mut at_start = true;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if at_start && !c.is_ascii_whitespace() {
+            if element == n && depth == 0 {
+                return (c != b']' && c != b')').then_some(i);
+            }
+            at_start = false;
+        }
+        match c {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'(' => depth += 1,
+            b']' | b')' if depth == 0 => return None,
+            b']' | b')' => depth -= 1,
+            b',' if depth == 0 => {
+                element += 1;
+                at_start = true;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// A preset whose every value is in range; [`ValidPreset::build`] starts the experiment.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidPreset {
     preset: Preset,
+    /// Bytes a build may plan for ([`budget`]); `None`: the memory available.
+    memory_limit: Option<f64>,
+    /// Steps the run will record, for the estimate; `None`: the preset's `steps`.
+    planned_steps: Option<usize>,
 }
 
 fn range_error(field: &str, rule: &str, got: impl std::fmt::Display) -> PresetError {
@@ -476,7 +559,20 @@ fn positive(field: &str, v: f64) -> Result<(), PresetError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(range_error(field, "must be a finite number > 0", v))
+        Err(range_error(field, "must be a finite number > 0", readable(v)))
+    }
+}
+
+/// A temperature: within [`MIN_TEMPERATURE`, `MAX_TEMPERATURE`].
+pub fn temperature(field: &str, v: f64) -> Result<(), PresetError> {
+    if (MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&v) {
+        Ok(())
+    } else {
+        Err(range_error(
+            field,
+            &format!("must lie in [{MIN_TEMPERATURE:e}, {MAX_TEMPERATURE:e}] (beyond, T ln K or E/T overflow)"),
+            readable(v),
+        ))
     }
 }
 
@@ -484,7 +580,7 @@ fn non_negative(field: &str, v: f64) -> Result<(), PresetError> {
     if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(range_error(field, "must be a finite number ≥ 0", v))
+        Err(range_error(field, "must be a finite number ≥ 0", readable(v)))
     }
 }
 
@@ -497,12 +593,42 @@ fn at_least_one(field: &str, v: usize) -> Result<(), PresetError> {
 }
 
 fn finite_rows(field: &str, rows: &[Vec<f64>]) -> Result<(), PresetError> {
-    if let Some((r, _)) = rows
-        .iter()
-        .enumerate()
-        .find(|(_, row)| row.iter().any(|v| !v.is_finite()))
-    {
-        return Err(field_error(field, format!("entry {r} has a non-finite number")));
+    for (r, row) in rows.iter().enumerate() {
+        if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+            return Err(field_error(
+                &format!("{field}[{r}]"),
+                format!("entry {r} has a non-finite number ({v})"),
+            ));
+        }
+        if let Some(v) = row.iter().find(|v| v.abs() > data::MAX_COORDINATE) {
+            return Err(field_error(
+                &format!("{field}[{r}]"),
+                format!(
+                    "entry {r} has {v:e}, outside ±{:e} (squared distances would overflow)",
+                    data::MAX_COORDINATE
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Largest spread, standard deviation or noise a generator accepts: it keeps every generated
+/// coordinate well within [`data::MAX_COORDINATE`].
+pub const MAX_GENERATOR_SCALE: f64 = 1e98;
+
+/// A generator's scale: finite, ≥ 0 and at most [`MAX_GENERATOR_SCALE`].
+fn generator_scale(field: &str, v: f64) -> Result<(), PresetError> {
+    non_negative(field, v)?;
+    if v > MAX_GENERATOR_SCALE {
+        return Err(range_error(
+            field,
+            &format!(
+                "must be at most {MAX_GENERATOR_SCALE:e} (so generated coordinates stay within ±{:e})",
+                data::MAX_COORDINATE
+            ),
+            format!("{v:e}"),
+        ));
     }
     Ok(())
 }
@@ -548,18 +674,18 @@ fn validate_data(data: &DataSpec) -> Result<(), PresetError> {
             at_least_one("data.k", *k)?;
             at_least_one("data.n", *n)?;
             at_least_one("data.dim", *dim)?;
-            non_negative("data.spread", *spread)?;
-            non_negative("data.std", *std)?;
+            generator_scale("data.spread", *spread)?;
+            generator_scale("data.std", *std)?;
         }
         DataSpec::Gaussians { clouds } => validate_clouds(clouds)?,
         DataSpec::Moons { n, noise } => {
             at_least_one("data.n", *n)?;
-            non_negative("data.noise", *noise)?;
+            generator_scale("data.noise", *noise)?;
         }
         DataSpec::Wave { n, dim, noise } => {
             at_least_one("data.n", *n)?;
             at_least_one("data.dim", *dim)?;
-            non_negative("data.noise", *noise)?;
+            generator_scale("data.noise", *noise)?;
         }
         DataSpec::Inline {
             points,
@@ -586,7 +712,7 @@ fn validate_clouds(clouds: &[CloudSpec]) -> Result<(), PresetError> {
     for (c, cloud) in clouds.iter().enumerate() {
         if cloud.mean.len() != dim || !(cloud.std.len() == dim || cloud.std.len() == 1) {
             return Err(field_error(
-                "data.clouds",
+                &format!("data.clouds[{c}]"),
                 format!(
                     "cloud {c} has mean of length {} and std of length {}; every mean needs length {dim} and std length {dim} or 1",
                     cloud.mean.len(),
@@ -594,9 +720,9 @@ fn validate_clouds(clouds: &[CloudSpec]) -> Result<(), PresetError> {
                 ),
             ));
         }
-        finite_rows("data.clouds.mean", std::slice::from_ref(&cloud.mean))?;
+        finite_rows(&format!("data.clouds[{c}].mean"), std::slice::from_ref(&cloud.mean))?;
         for &s in &cloud.std {
-            non_negative("data.clouds.std", s)?;
+            generator_scale(&format!("data.clouds[{c}].std"), s)?;
         }
     }
     Ok(())
@@ -713,6 +839,32 @@ fn validate_init(init: &InitSpec, scale_floor: f64) -> Result<(), PresetError> {
     Ok(())
 }
 
+/// Refuses data with a coordinate or target beyond [`data::MAX_COORDINATE`] (a generator's
+/// extreme spread, or a file's), naming the point.
+fn check_coordinates(data: &Dataset) -> Result<(), PresetError> {
+    let limit = data::MAX_COORDINATE;
+    let far = |v: &[f64], width: usize| {
+        v.iter()
+            .position(|x| x.abs() > limit)
+            .map(|at| (at / width.max(1), v[at]))
+    };
+    if let Some((i, v)) = far(&data.points, data.dim) {
+        return Err(field_error(
+            "data",
+            format!(
+                "point {i} has coordinate {v:e}; coordinates must lie within ±{limit:e} (squared distances would overflow)"
+            ),
+        ));
+    }
+    if let Some((i, v)) = far(&data.targets, data.target_dim) {
+        return Err(field_error(
+            "data",
+            format!("point {i} has target {v:e}; targets must lie within ±{limit:e}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Keeps each label (hard or soft) with probability `fraction` (seeded), and always the first
 /// point of each class, so every class stays present.
 pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
@@ -794,12 +946,16 @@ impl Preset {
         self.validate_scalars()?;
         validate_data(&self.data)?;
         validate_init(&self.prototypes, self.scale_floor)?;
-        Ok(ValidPreset { preset: self.clone() })
+        Ok(ValidPreset {
+            preset: self.clone(),
+            memory_limit: None,
+            planned_steps: None,
+        })
     }
 
     /// Checks the scalar fields and the options that depend on the objective, in order.
     fn validate_scalars(&self) -> Result<(), PresetError> {
-        positive("temperature", self.temperature)?;
+        temperature("temperature", self.temperature)?;
         positive("learning_rate", self.learning_rate)?;
         positive("scale_floor", self.scale_floor)?;
         positive("initial_scale", self.initial_scale)?;
@@ -1017,6 +1173,96 @@ impl ValidPreset {
         &self.preset
     }
 
+    /// Sets the memory a build may plan for, in bytes (`None`: what the machine has available)
+    /// and the steps the run will record (`None`: the preset's `steps`).
+    #[must_use]
+    pub fn with_budget(mut self, memory_limit: Option<f64>, planned_steps: Option<usize>) -> Self {
+        self.memory_limit = memory_limit;
+        self.planned_steps = planned_steps;
+        self
+    }
+
+    /// The memory limit in bytes: the one set, or what is available (unbounded when unknown).
+    fn limit(&self) -> f64 {
+        self.memory_limit
+            .or_else(crate::preset::io::available_memory)
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// The sizes the data spec names before anything is generated or read (`None` for a CSV
+    /// file, known only once read), with `K` from the prototypes.
+    fn planned_sizes(&self) -> Option<budget::Sizes> {
+        let p = &self.preset;
+        let (n, dim, target_dim, centres) = match &p.data {
+            DataSpec::Blobs { k, n, dim, .. } => (*n as f64, *dim as f64, 0.0, *k as f64 * *dim as f64),
+            DataSpec::Gaussians { clouds } => (
+                clouds.iter().map(|c| c.count as f64).sum(),
+                clouds.first().map_or(0.0, |c| c.mean.len() as f64),
+                0.0,
+                0.0,
+            ),
+            DataSpec::Moons { n, .. } => (*n as f64, 2.0, 0.0, 0.0),
+            DataSpec::Wave { n, dim, .. } => (*n as f64, *dim as f64, 1.0, 0.0),
+            DataSpec::Inline { .. } | DataSpec::Csv { .. } => return None,
+        };
+        Some(budget::Sizes {
+            n,
+            dim,
+            target_dim,
+            k: self.planned_k(),
+            centres,
+            steps: self.steps() as f64,
+        })
+    }
+
+    /// The field that sets the number of points.
+    fn data_field(&self) -> &'static str {
+        match self.preset.data {
+            DataSpec::Blobs { .. } | DataSpec::Moons { .. } | DataSpec::Wave { .. } => "data.n",
+            DataSpec::Gaussians { .. } => "data.clouds",
+            DataSpec::Inline { .. } => "data.points",
+            DataSpec::Csv { .. } => "data.path",
+        }
+    }
+
+    fn planned_k(&self) -> f64 {
+        match &self.preset.prototypes {
+            InitSpec::KMeansPlusPlus { k, .. } | InitSpec::Random { k, .. } => *k as f64,
+            InitSpec::Explicit { positions, .. } => positions.len() as f64,
+        }
+    }
+
+    fn steps(&self) -> usize {
+        self.planned_steps.unwrap_or(self.preset.steps)
+    }
+
+    /// Refuses data sizes the memory limit cannot hold, before generating or reading them.
+    fn check_planned_memory(&self, root: &DataRoot) -> Result<(), PresetError> {
+        let limit = self.limit();
+        if let Some(sizes) = self.planned_sizes() {
+            return budget::check(&sizes, limit, self.data_field());
+        }
+        if let (DataSpec::Csv { path }, DataRoot::Folder(folder)) = (&self.preset.data, root) {
+            let full = folder.join(path);
+            // The text, and the numbers parsed from it, are held at once.
+            if let Some(size) = crate::preset::io::file_size(&full)
+                && 3.0 * size as f64 > limit
+            {
+                return Err(field_error(
+                    "data.path",
+                    format!(
+                        "{} is {}; reading it needs about {}, but the limit is {} (the memory available); raise it with --memory-limit GB",
+                        full.display(),
+                        budget::human(size as f64),
+                        budget::human(3.0 * size as f64),
+                        budget::human(limit)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Makes the data and the initial state, starts both runs and, when the preset anneals,
     /// the schedule. `root` is where CSV paths resolve (the preset's folder, or the bundled data).
     ///
@@ -1027,7 +1273,26 @@ impl ValidPreset {
         let root = root.into();
         let p = &self.preset;
         let err = PresetError::new;
+        self.check_planned_memory(&root)?;
         let mut data = make_data(&p.data, p.seed, &root)?;
+        check_coordinates(&data)?;
+        let one_hot = matches!(p.objective, ObjectiveSpec::Attention { .. }) && data.target_dim == 0;
+        budget::check(
+            &budget::Sizes {
+                n: data.len() as f64,
+                dim: data.dim as f64,
+                target_dim: if one_hot {
+                    data.class_count().min(data::MAX_CLASSES + 1) as f64
+                } else {
+                    data.target_dim as f64
+                },
+                k: self.planned_k(),
+                centres: 0.0,
+                steps: self.steps() as f64,
+            },
+            self.limit(),
+            self.data_field(),
+        )?;
         if p.labelled_fraction < 1.0 {
             hide_labels(&mut data, p.labelled_fraction, p.seed);
         }
@@ -1035,7 +1300,7 @@ impl ValidPreset {
         for (q, probe) in p.probes.iter().enumerate() {
             if probe.len() != dim || probe.iter().any(|v| !v.is_finite()) {
                 return Err(field_error(
-                    "probes",
+                    &format!("probes[{q}]"),
                     format!("probe {q} must have {dim} finite coordinates (the data's D), got {probe:?}"),
                 ));
             }
@@ -1060,7 +1325,10 @@ impl ValidPreset {
             ));
         }
         let critical_temperature = data.critical_temperature();
-        let problem = Problem::bind(data, spec).map_err(|e| PresetError::new(e.0))?;
+        let problem = Problem::bind(data, spec).map_err(|e| match &p.data {
+            DataSpec::Csv { path } => field_error("data.path", format!("{path}: {}", e.0)),
+            _ => field_error("data", e.0),
+        })?;
         let mut state = State::new(dim, positions, problem.target_dim);
         state.log_scales = vec![p.initial_scale.ln(); k];
         if let InitSpec::Explicit {

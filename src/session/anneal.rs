@@ -9,7 +9,7 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::core::data::{self, weighted_covariance};
+use crate::core::data::{self, largest_eigenvalue};
 use crate::core::eval::{Row, field_row};
 use crate::core::experiment::{Experiment, StepError};
 use crate::core::model::{ComponentTerms, State};
@@ -65,16 +65,18 @@ impl Schedule {
     /// # Errors
     /// `(field, message)` for the first value out of range.
     pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if !(self.t0.is_finite() && self.t0 > 0.0) {
-            return Err(("t0", format!("T0 must be a finite number > 0, got {}", self.t0)));
+        let r = crate::core::math::readable;
+        let (lo, hi) = (crate::core::model::MIN_TEMPERATURE, crate::core::model::MAX_TEMPERATURE);
+        if !(lo..=hi).contains(&self.t0) {
+            return Err(("t0", format!("T0 must lie in [{lo:e}, {hi:e}], got {}", r(self.t0))));
         }
         if !(self.gamma > 0.0 && self.gamma < 1.0) {
-            return Err(("gamma", format!("GAMMA must lie in (0, 1), got {}", self.gamma)));
+            return Err(("gamma", format!("GAMMA must lie in (0, 1), got {}", r(self.gamma))));
         }
-        if !(self.t_min > 0.0 && self.t_min <= self.t0) {
+        if !(self.t_min >= lo && self.t_min <= self.t0) {
             return Err((
                 "t_min",
-                format!("TMIN must lie in (0, T0 = {}], got {}", self.t0, self.t_min),
+                format!("TMIN must lie in [{lo:e}, T0 = {}], got {}", r(self.t0), r(self.t_min)),
             ));
         }
         Ok(())
@@ -320,8 +322,7 @@ pub fn group_critical_temperatures(experiment: &Experiment, group: &[usize]) -> 
             if weights[g].iter().sum::<f64>() <= 0.0 {
                 return 0.0;
             }
-            let eig = nalgebra::SymmetricEigen::new(weighted_covariance(&problem.points, problem.dim, &weights[g]));
-            eig.eigenvalues.iter().copied().fold(0.0, f64::max) / s
+            largest_eigenvalue(&problem.points, problem.dim, &weights[g]) / s
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use crate::core::data::{Dataset, rng};
 /// distance to the nearest centre chosen so far. Returns `k × D` positions.
 ///
 /// # Errors
-/// When `k` exceeds the number of points.
+/// When `k` exceeds the number of points, or squared distances overflow.
 pub fn kmeans_plus_plus(data: &Dataset, subset: &[usize], k: usize, seed: u64) -> Result<Vec<f64>, String> {
     if k > subset.len() {
         return Err(format!(
@@ -25,6 +25,12 @@ pub fn kmeans_plus_plus(data: &Dataset, subset: &[usize], k: usize, seed: u64) -
             rng.random_range(0..subset.len())
         } else {
             let total: f64 = nearest.iter().sum();
+            if !total.is_finite() {
+                return Err(format!(
+                    "k-means++: squared distances between points overflow ({total}); coordinates must lie within ±{:e}",
+                    crate::core::data::MAX_COORDINATE
+                ));
+            }
             if total > 0.0 {
                 let mut u = rng.random_range(0.0..total);
                 let mut pick = subset.len() - 1;

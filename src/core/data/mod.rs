@@ -237,8 +237,7 @@ impl Dataset {
         if self.len() < 2 {
             return 0.0;
         }
-        let eig = nalgebra::SymmetricEigen::new(self.covariance());
-        eig.eigenvalues.iter().copied().fold(0.0, f64::max)
+        largest_eigenvalue(&self.points, self.dim, &vec![1.0; self.len()])
     }
 }
 
@@ -249,6 +248,92 @@ pub fn class_count(labels: &[Option<u32>], soft: &SoftLabels) -> usize {
     let hard = labels.iter().flatten().map(|&y| y as usize + 1).max().unwrap_or(0);
     hard.max(soft.classes)
 }
+
+/// Most classes a data set may name (labels `0..MAX_CLASSES`): one-hot targets and per-class
+/// prototypes grow with the largest label.
+pub const MAX_CLASSES: usize = 1024;
+
+/// Largest coordinate magnitude the lab accepts in data and prototypes: beyond it, squared
+/// distances (`D · (2·1e100)²` for any practical `D`) could overflow `f64`.
+pub const MAX_COORDINATE: f64 = 1e100;
+
+/// Dimensions up to which [`largest_eigenvalue`] decomposes the `D × D` covariance exactly;
+/// above, it iterates on the data (cost `N·D` per iteration, no `D × D` matrix).
+pub const EXACT_EIGEN_DIM: usize = 32;
+
+/// `λ_max` of the weighted covariance of the points ([`weighted_covariance`]), 0 without weight.
+///
+/// Up to [`EXACT_EIGEN_DIM`] dimensions by a full symmetric eigendecomposition. Above, by power
+/// iteration on the centred data, `v ← Σ w (x − m)((x − m)·v) / Σ w`, never forming the
+/// covariance: memory `O(D)`, time `O(N·D)` per iteration, at most [`POWER_ITERATIONS`]
+/// iterations, stopping when the Rayleigh quotient changes by less than `1e-13` relative. The
+/// quotient never exceeds `λ_max` and approaches it as `(λ₂/λ₁)^{2t}`; when `λ₂ ≈ λ₁` both are
+/// close, so the estimate is close either way.
+#[must_use]
+pub fn largest_eigenvalue(points: &[f64], dim: usize, weights: &[f64]) -> f64 {
+    let total: f64 = weights.iter().sum();
+    if total <= 0.0 || dim == 0 {
+        return 0.0;
+    }
+    if dim <= EXACT_EIGEN_DIM {
+        let eig = nalgebra::SymmetricEigen::new(weighted_covariance(points, dim, weights));
+        return eig.eigenvalues.iter().copied().fold(0.0, f64::max);
+    }
+    let point = |i: usize| &points[i * dim..(i + 1) * dim];
+    let mut mean = vec![0.0; dim];
+    for (i, w) in weights.iter().enumerate() {
+        for (m, x) in mean.iter_mut().zip(point(i)) {
+            *m += w * x / total;
+        }
+    }
+    // Start from the weighted point farthest from the mean (never orthogonal to the top axis
+    // unless every point is), normalised.
+    let centred_norm = |i: usize| point(i).iter().zip(&mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>();
+    let far = (0..weights.len())
+        .filter(|&i| weights[i] > 0.0)
+        .max_by(|&a, &b| centred_norm(a).total_cmp(&centred_norm(b)))
+        .unwrap_or(0);
+    let mut v: Vec<f64> = point(far).iter().zip(&mean).map(|(x, m)| x - m).collect();
+    let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+    if norm == 0.0 {
+        return 0.0;
+    }
+    v.iter_mut().for_each(|a| *a /= norm);
+    let mut next = vec![0.0; dim];
+    let mut lambda = 0.0;
+    for _ in 0..POWER_ITERATIONS {
+        next.fill(0.0);
+        for (i, &w) in weights.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let x = point(i);
+            let proj: f64 = x.iter().zip(&mean).zip(&v).map(|((x, m), v)| (x - m) * v).sum();
+            let c = w * proj / total;
+            for ((n, x), m) in next.iter_mut().zip(x).zip(&mean) {
+                *n += c * (x - m);
+            }
+        }
+        // Rayleigh quotient vᵀCv with ‖v‖ = 1.
+        let quotient: f64 = next.iter().zip(&v).map(|(a, b)| a * b).sum();
+        let norm = next.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return 0.0;
+        }
+        let settled = (quotient - lambda).abs() <= 1e-13 * quotient.abs();
+        lambda = quotient;
+        if settled {
+            break;
+        }
+        for (a, b) in v.iter_mut().zip(&next) {
+            *a = b / norm;
+        }
+    }
+    lambda
+}
+
+/// Most power iterations [`largest_eigenvalue`] takes.
+pub const POWER_ITERATIONS: usize = 2000;
 
 /// Covariance of the points (`N × dim`, row-major) under non-negative weights
 /// (`Σ w (x − m)(x − m)ᵀ / Σ w`), in two passes (the mean first).
@@ -288,6 +373,29 @@ mod tests {
             ..Dataset::default()
         };
         assert!((data.critical_temperature() - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn largest_eigenvalue_iterates_like_the_exact_decomposition() {
+        // D = 40 (above EXACT_EIGEN_DIM): the iterative λ_max against nalgebra's full
+        // decomposition of the same covariance, for unit and uneven weights.
+        let data = blobs(4, 300, 40, 5.0, 1.0, 3);
+        let uneven: Vec<f64> = (0..data.len()).map(|i| 0.25 + (i % 7) as f64).collect();
+        for w in [vec![1.0; data.len()], uneven] {
+            let exact = nalgebra::SymmetricEigen::new(weighted_covariance(&data.points, data.dim, &w))
+                .eigenvalues
+                .iter()
+                .copied()
+                .fold(0.0, f64::max);
+            let iterated = largest_eigenvalue(&data.points, data.dim, &w);
+            assert!((iterated - exact).abs() <= 1e-10 * exact, "{iterated} vs {exact}");
+        }
+        // Ten points in 100,000 dimensions: no 80 GB matrix, and λ_max of two points ±a·e₁ is a².
+        let dim = 100_000;
+        let mut points = vec![0.0; 2 * dim];
+        points[0] = -3.0;
+        points[dim] = 3.0;
+        assert!((largest_eigenvalue(&points, dim, &[1.0, 1.0]) - 9.0).abs() < 1e-12);
     }
 
     #[test]

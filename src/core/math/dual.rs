@@ -119,7 +119,10 @@ impl<const L: usize> Div for Duals<L> {
     fn div(self, o: Self) -> Self {
         Self {
             re: self.re / o.re,
-            eps: std::array::from_fn(|k| (self.eps[k] * o.re - self.re * o.eps[k]) / (o.re * o.re)),
+            // (a' − (a/b) b') / b rather than (a' b − a b') / b²: b² overflows for |b| > 1e154
+            // and underflows for |b| < 1e-154, which made every derivative through a division by
+            // an extreme temperature NaN or 0.
+            eps: std::array::from_fn(|k| (self.eps[k] - self.re / o.re * o.eps[k]) / o.re),
         }
     }
 }
