@@ -30,7 +30,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })();
     result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        format!("cannot write {}: {e}", shown(path))
     })
 }
 
@@ -53,7 +53,7 @@ fn temporary_name(name: &str) -> String {
 /// # Errors
 /// Missing, a folder, or not a regular file.
 pub fn check_input_file(flag: &str, path: &Path) -> Result<(), String> {
-    let shown = path.display();
+    let shown = shown(path);
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("{flag} {shown}: no such file")),
         Err(e) => Err(format!("{flag} {shown}: {e}")),
@@ -63,6 +63,12 @@ pub fn check_input_file(flag: &str, path: &Path) -> Result<(), String> {
         )),
         Ok(_) => Ok(()),
     }
+}
+
+/// A path as messages print it: control characters escaped, at most 200 characters.
+#[must_use]
+pub fn shown(path: &Path) -> String {
+    crate::preset::csv::quote_at_most(&path.display().to_string(), 200)
 }
 
 /// The size of the file at `path` in bytes, if it can be read.
@@ -112,8 +118,8 @@ pub fn csv_header_summary(path: &Path) -> Option<String> {
 /// A missing or unreadable file, or a parse error.
 pub fn read_csv(path: &Path) -> Result<Dataset, String> {
     check_input_file("CSV file", path)?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse_csv(&text, &path.display().to_string())
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", shown(path)))?;
+    parse_csv(&text, &shown(path))
 }
 
 #[cfg(test)]

@@ -1086,7 +1086,12 @@ pub fn make_data(spec: &DataSpec, seed: u64, root: &DataRoot) -> Result<Dataset,
                 .iter()
                 .find(|(name, _)| *name == path.as_str())
                 .map(|(_, text)| *text)
-                .ok_or_else(|| err(format!("{path} is not one of the data files compiled into the lab")))?;
+                .ok_or_else(|| {
+                    err(format!(
+                        "{} is not one of the data files compiled into the lab",
+                        csv::quote_at_most(path, 200)
+                    ))
+                })?;
             csv::parse_csv(text, path).map_err(err)?
         }
         DataSpec::Csv { path } => {
@@ -1252,7 +1257,7 @@ impl ValidPreset {
                     "data.path",
                     format!(
                         "{} is {}; reading it needs about {}, but the limit is {} (the memory available); raise it with --memory-limit GB",
-                        full.display(),
+                        crate::preset::io::shown(&full),
                         budget::human(size as f64),
                         budget::human(3.0 * size as f64),
                         budget::human(limit)
@@ -1326,7 +1331,7 @@ impl ValidPreset {
         }
         let critical_temperature = data.critical_temperature();
         let problem = Problem::bind(data, spec).map_err(|e| match &p.data {
-            DataSpec::Csv { path } => field_error("data.path", format!("{path}: {}", e.0)),
+            DataSpec::Csv { path } => field_error("data.path", format!("{}: {}", csv::quote_at_most(path, 200), e.0)),
             _ => field_error("data", e.0),
         })?;
         let mut state = State::new(dim, positions, problem.target_dim);
