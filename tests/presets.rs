@@ -246,6 +246,21 @@ fn locate_field_walks_nested_paths() {
 }
 
 #[test]
+fn an_out_of_range_default_is_reported_as_one() {
+    // `initial_scale` is not in the file: its default (1) falls below the file's scale_floor.
+    let text = GOOD.replace("learning_rate: 0.5", "learning_rate: 0.5, scale_floor: 2.0");
+    let e = parse(&text, "p.ron")
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .located("p.ron", &text);
+    assert_eq!(
+        e.message,
+        "p.ron (a default the file does not write): field `initial_scale`: must be ≥ scale_floor (2), got 1"
+    );
+}
+
+#[test]
 fn locate_field_finds_the_indexed_element_of_a_list() {
     // The same field name three times: `[2]` goes to the third element's line.
     let text = "(\n  data: Gaussians(clouds: [\n    (mean: [0, 0], std: [1]),\n    // a comment, with a comma\n    (mean: [5, (1)], std: [1]),\n    (mean: [0, 5],\n     std: [NaN]),\n  ]),\n  probes: [[1, 2],\n    [3]],\n)";

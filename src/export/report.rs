@@ -190,8 +190,8 @@ fn summary(preset: &Preset, experiment: &Experiment, rows: &[CheckRow], method: 
         problem.effective_n(),
         experiment.gd_state().k,
         problem.dim,
-        problem.spec.settings.temperature,
-        preset.learning_rate,
+        crate::core::math::readable(problem.spec.settings.temperature),
+        crate::core::math::readable(preset.learning_rate),
         preset.rate.name(),
         last.step,
         env!("CARGO_PKG_VERSION")

@@ -334,9 +334,11 @@ impl PresetError {
     #[must_use]
     pub fn located(mut self, source: &str, text: &str) -> Self {
         let line = self.field.as_deref().and_then(|f| locate_field(text, f));
-        self.message = match line {
-            Some(line) => format!("{source}, line {line}: {}", self.message),
-            None => format!("{source}: {}", self.message),
+        self.message = match (line, &self.field) {
+            (Some(line), _) => format!("{source}, line {line}: {}", self.message),
+            // A field the file does not write: its default is what is out of range.
+            (None, Some(_)) => format!("{source} (a default the file does not write): {}", self.message),
+            (None, None) => format!("{source}: {}", self.message),
         };
         self
     }
