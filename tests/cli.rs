@@ -650,7 +650,13 @@ fn extreme_data_is_refused_before_it_can_overflow_or_exhaust_memory() {
         &dir,
     );
     let k = dir.write("k.ron", &blobs("k: 4294967295, n: 10, spread: 1.0, std: 1.0"));
-    assert_refused(&["run", "--preset", &k, "--out", &out], "field `data.k`", &dir);
+    assert_refused(
+        &["run", "--preset", &k, "--out", &out],
+        "field `data.k`: must be at most data.n = 10",
+        &dir,
+    );
+    let k = dir.write("k2.ron", &blobs("k: 4294967295, n: 4294967295, spread: 1.0, std: 1.0"));
+    assert_refused(&["run", "--preset", &k, "--out", &out], "GB of memory", &dir);
     let d = dir.write(
         "d.ron",
         &blobs("k: 2, n: 10, dim: 18446744073709551615, spread: 1.0, std: 1.0"),

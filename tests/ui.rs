@@ -661,6 +661,9 @@ fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
     assert!((placed[0] - expected[0]).abs() < 1e-6 && (placed[1] - expected[1]).abs() < 1e-6);
     assert_eq!(h.state().preset_to_save(Path::new("x.ron")).unwrap().probes.len(), 6);
     h.get_by_label_contains("probe 6:");
+    // The button sits at the foot of the controls: scroll it into view, as a user would.
+    h.get_by_label("clear probes").scroll_to_me();
+    h.run_steps(2);
     h.get_by_label("clear probes").click();
     h.run_steps(2);
     assert!(h.state().draft().probes.is_empty());
@@ -1068,4 +1071,136 @@ fn steps_taken_after_an_undo_clear_what_could_be_redone() {
     h.state_mut().command(Command::Step);
     h.run_steps(1);
     assert_eq!(h.state().redo_depth(), 0);
+}
+
+/// Whether the view `(lo, hi)` holds the box `content` whole.
+fn holds(view: ([f64; 2], [f64; 2]), content: ([f64; 2], [f64; 2])) -> bool {
+    (0..2).all(|d| view.0[d] <= content.0[d] && content.1[d] <= view.1[d])
+}
+
+#[test]
+fn every_bundled_preset_opens_with_all_its_content_in_view_at_every_window_size() {
+    // Issue 13, item 1: the plot kept the x range and derived y from the aspect, cropping
+    // clouds (metric collapse, volume collapse, three blobs at wide windows, …).
+    for size in [
+        egui::vec2(960.0, 600.0),
+        egui::vec2(1320.0, 740.0),
+        egui::vec2(1920.0, 1080.0),
+    ] {
+        for (name, text) in BUNDLED {
+            let mut app = LabApp::new(preset::parse(text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
+            app.worker_mut().pin_to_ui_thread();
+            app.playback_mut().playing = false;
+            let mut h = Harness::builder()
+                .with_size(size)
+                .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app);
+            h.run_steps(4);
+            let view = h.state().scene_view().unwrap();
+            let content = h.state().scene_content();
+            assert!(
+                holds(view, content),
+                "{name} at {size:?}: view {view:?}, content {content:?}"
+            );
+            // A margin on every side, and the content fills the view along one axis.
+            let fill = (0..2)
+                .map(|d| (content.1[d] - content.0[d]) / (view.1[d] - view.0[d]))
+                .fold(0.0, f64::max);
+            assert!((0.8..0.95).contains(&fill), "{name} at {size:?}: content fills {fill}");
+        }
+    }
+}
+
+#[test]
+fn fit_view_reset_and_undo_bring_everything_back_into_view() {
+    let mut h = harness(bundled_lab("metric-collapse.ron"));
+    h.state_mut().playback_mut().playing = false;
+    h.run_steps(4);
+    let scene = h.state().scene_rect().unwrap();
+    // Zoom far in with the scroll wheel (plus Ctrl), then ask for the fit by key.
+    h.hover_at(scene.center());
+    for _ in 0..10 {
+        zoom_in(&mut h, 5.0);
+    }
+    let zoomed = h.state().scene_view().unwrap();
+    assert!(
+        !holds(zoomed, h.state().scene_content()),
+        "the zoom did not zoom: {zoomed:?}"
+    );
+    h.key_press(egui::Key::F);
+    h.run_steps(3);
+    assert!(holds(h.state().scene_view().unwrap(), h.state().scene_content()));
+    zoom_in(&mut h, 20.0);
+    assert!(!holds(h.state().scene_view().unwrap(), h.state().scene_content()));
+    h.state_mut().command(Command::Reset);
+    h.run_steps(3);
+    assert!(
+        holds(h.state().scene_view().unwrap(), h.state().scene_content()),
+        "after reset"
+    );
+    // Undo refits: a rebuild, a zoom, then undo.
+    h.state_mut().command(Command::Regenerate);
+    h.run_steps(3);
+    h.hover_at(scene.center());
+    zoom_in(&mut h, 20.0);
+    assert!(!holds(h.state().scene_view().unwrap(), h.state().scene_content()));
+    h.state_mut().command(Command::Undo);
+    h.run_steps(3);
+    assert!(
+        holds(h.state().scene_view().unwrap(), h.state().scene_content()),
+        "after undo"
+    );
+}
+
+fn zoom_in(h: &mut Harness<'static, LabApp>, lines: f32) {
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, lines),
+        modifiers: egui::Modifiers::CTRL,
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+    });
+    h.run_steps(2);
+}
+
+#[test]
+fn a_pause_is_explained_in_view_and_wide_numbers_never_push_panels_over_the_scene() {
+    // Issue 13, items 2, 3 and 10, at the smallest window the README promises: η = 100 runs
+    // the losses to 1e300 and then pauses. The reason must be on screen (it was below the fold
+    // of the left panel) and the side panels must leave the scene its room.
+    let size = egui::vec2(960.0, 600.0);
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size);
+    let mut app = bundled_lab("three-blobs.ron");
+    app.draft_mut().learning_rate = 100.0;
+    app.apply_live();
+    let mut h = Harness::builder()
+        .with_size(size)
+        .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app);
+    let mut frames = 0;
+    while h.state().playback().playing && frames < 2000 {
+        h.run_steps(1);
+        frames += 1;
+    }
+    assert!(!h.state().playback().playing, "no pause after {frames} frames");
+    h.run_steps(2);
+    let reason = h.get_by_label_contains("became non-finite");
+    assert!(
+        window.contains_rect(reason.rect()),
+        "the reason is out of view: {:?}",
+        reason.rect()
+    );
+    let scene = h.state().scene_rect().unwrap();
+    let compare = h.get_by_label("Explicit EM beside gradient descent").rect();
+    assert!(
+        scene.right() <= compare.left(),
+        "scene {scene:?} runs under the comparison panel {compare:?}"
+    );
+    assert!(compare.right() <= window.right() + 0.5, "{compare:?}");
+    assert!(
+        scene.width() >= 300.0,
+        "the scene kept only {} points of width: {scene:?}",
+        scene.width()
+    );
+    // The losses are printed in scientific notation, a few characters wide.
+    let gd_loss = h.get_by_label("GD loss").rect();
+    assert!(gd_loss.right() <= compare.right());
 }

@@ -62,6 +62,8 @@ pub enum Command {
     AddProbe([f64; 2]),
     /// Remove every probe.
     ClearProbes,
+    /// Fit the scene's view to every point, prototype, trail and probe.
+    FitView,
 }
 
 impl Command {
@@ -80,7 +82,7 @@ impl Command {
     /// Commands with keys of their own, in the order their keys are tried (Save As before Save
     /// and Redo before Undo: egui matches Ctrl+S and Ctrl+Z ignoring Shift, so the shifted
     /// shortcuts must be taken first).
-    pub const WITH_KEYS: [Command; 8] = [
+    pub const WITH_KEYS: [Command; 9] = [
         Command::Open,
         Command::SaveAs,
         Command::Save,
@@ -89,6 +91,7 @@ impl Command {
         Command::TogglePlay,
         Command::Step,
         Command::Reset,
+        Command::FitView,
     ];
 
     /// What a menu item or button says.
@@ -117,6 +120,7 @@ impl Command {
             Command::RemovePoint(_) => "Remove a point",
             Command::AddProbe(_) => "Place a probe",
             Command::ClearProbes => "Clear probes",
+            Command::FitView => "Fit view",
         }
     }
 
@@ -146,6 +150,7 @@ impl Command {
             Command::RemovePoint(_) => "Remove the nearest point",
             Command::AddProbe(_) => "A query iterated to its fixed point",
             Command::ClearProbes => "Remove every probe",
+            Command::FitView => "Show every point, prototype, trail and probe (or double-click the scene)",
         }
     }
 
@@ -166,6 +171,7 @@ impl Command {
         const PLAY: [KeyboardShortcut; 1] = [key(Modifiers::NONE, Key::Space)];
         const STEP: [KeyboardShortcut; 1] = [key(Modifiers::NONE, Key::ArrowRight)];
         const RESET: [KeyboardShortcut; 1] = [key(Modifiers::NONE, Key::R)];
+        const FIT: [KeyboardShortcut; 1] = [key(Modifiers::NONE, Key::F)];
         match self {
             Command::Open => &OPEN,
             Command::Save => &SAVE,
@@ -175,6 +181,7 @@ impl Command {
             Command::TogglePlay => &PLAY,
             Command::Step => &STEP,
             Command::Reset => &RESET,
+            Command::FitView => &FIT,
             _ => &[],
         }
     }

@@ -4,7 +4,7 @@ use eframe::egui;
 use egui_plot::{Legend, Line, Plot, VLine};
 
 use super::Playback;
-use super::view_data;
+use super::view_data::{self, num};
 use crate::core::experiment::StepRecord;
 use crate::core::model::Regime;
 use crate::session::Session;
@@ -62,7 +62,7 @@ fn scrub_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback) {
 /// Each run's loss over the steps, the twin's dashed.
 fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twin: Option<&Twin>) {
     ui.label("loss J of each run");
-    Plot::new("losses")
+    view_data::short_ticks(Plot::new("losses"))
         .height(150.0)
         .legend(Legend::default())
         .allow_scroll(false)
@@ -93,14 +93,25 @@ fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twi
 /// The distance between the two runs' prototype sets over the steps.
 fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
-    Plot::new("distance").height(90.0).allow_scroll(false).show(ui, |plot| {
-        plot.line(
-            Line::new("distance", series(trace, 600, |r| r.prototype_distance))
-                .color(view_data::colour(2))
-                .width(1.5),
-        );
-        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
-    });
+    view_data::short_ticks(Plot::new("distance"))
+        .height(90.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            // Rounding noise (1e-15 when GD and EM coincide) reads 0 rather than a spike.
+            let floored = |r: &StepRecord| {
+                if r.prototype_distance < view_data::DISTANCE_FLOOR {
+                    0.0
+                } else {
+                    r.prototype_distance
+                }
+            };
+            plot.line(
+                Line::new("distance", series(trace, 600, floored))
+                    .color(view_data::colour(2))
+                    .width(1.5),
+            );
+            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+        });
 }
 
 /// Each component's mass over the steps (GD; EM dashed for a few components).
@@ -110,32 +121,35 @@ fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     let k = rec.gd.counts.len();
     // 200 points per line are plenty at this size; EM's lines only for a few components.
     let every = (trace.len() / 200).max(1);
-    Plot::new("masses").height(110.0).allow_scroll(false).show(ui, |plot| {
-        for j in 0..k {
-            let series = |em: bool| -> Vec<[f64; 2]> {
-                trace
-                    .iter()
-                    .step_by(every)
-                    .map(|r| [r.step as f64, if em { r.em.counts[j] } else { r.gd.counts[j] }])
-                    .collect()
-            };
-            plot.line(
-                Line::new(format!("N_{j} GD"), series(false))
-                    .color(view_data::colour(j))
-                    .width(1.5),
-            );
-            if k > 8 {
-                continue;
+    view_data::short_ticks(Plot::new("masses"))
+        .height(110.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for j in 0..k {
+                let series = |em: bool| -> Vec<[f64; 2]> {
+                    trace
+                        .iter()
+                        .step_by(every)
+                        .map(|r| [r.step as f64, if em { r.em.counts[j] } else { r.gd.counts[j] }])
+                        .collect()
+                };
+                plot.line(
+                    Line::new(format!("N_{j} GD"), series(false))
+                        .color(view_data::colour(j))
+                        .width(1.5),
+                );
+                if k > 8 {
+                    continue;
+                }
+                plot.line(
+                    Line::new(format!("N_{j} EM"), series(true))
+                        .color(view_data::colour(j).gamma_multiply(0.6))
+                        .width(1.0)
+                        .style(egui_plot::LineStyle::dashed_dense()),
+                );
             }
-            plot.line(
-                Line::new(format!("N_{j} EM"), series(true))
-                    .color(view_data::colour(j).gamma_multiply(0.6))
-                    .width(1.0)
-                    .style(egui_plot::LineStyle::dashed_dense()),
-            );
-        }
-        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
-    });
+            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+        });
 }
 
 /// The shown step's numbers: losses, distance, effective components, residual, rate.
@@ -143,7 +157,7 @@ fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &Ste
     let twin = session.twin();
     egui::Grid::new("numbers").num_columns(2).striped(true).show(ui, |ui| {
         ui.label("GD loss");
-        ui.monospace(format!("{:.10}", rec.gd.loss));
+        ui.monospace(num(rec.gd.loss, 11));
         ui.end_row();
         if let Some(t) = twin {
             let last = t.experiment.latest();
@@ -153,18 +167,18 @@ fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &Ste
             ));
             match &t.stopped {
                 Some(why) => ui.monospace("stopped").on_hover_text(why.as_str()),
-                None => ui.monospace(format!("{:.10}", last.gd.loss)),
+                None => ui.monospace(num(last.gd.loss, 11)),
             };
             ui.end_row();
             ui.label("twin scales");
-            ui.monospace(last.gd.scales.iter().take(6).map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(" "));
+            ui.monospace(last.gd.scales.iter().take(6).map(|&s| num(s, 4)).collect::<Vec<_>>().join(" "));
             ui.end_row();
         }
         ui.label("EM loss");
-        ui.monospace(format!("{:.10}", rec.em.loss));
+        ui.monospace(num(rec.em.loss, 11));
         ui.end_row();
         ui.label("prototype distance");
-        ui.monospace(format!("{:.3e}", rec.prototype_distance));
+        ui.monospace(num(rec.prototype_distance, 4));
         ui.end_row();
         ui.label("effective components")
             .on_hover_text("exp(H(N_j/N)): K when all components share the data equally, 1 when one takes all");
@@ -186,7 +200,7 @@ fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &Ste
         ui.monospace(format!(
             "{} η = {}",
             session.experiment().settings().optimiser.rate.name(),
-            session.experiment().settings().optimiser.learning_rate
+            num(session.experiment().settings().optimiser.learning_rate, 4)
         ));
         ui.end_row();
     });
@@ -219,9 +233,9 @@ fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
                 let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |v| format!("{v:.p$}"));
                 ui.monospace(opt(rec.alignment[j], 6));
                 ui.monospace(opt(rec.step_fraction[j], 4));
-                ui.monospace(format!("{:.2}", rec.gd.counts[j]));
+                ui.monospace(num(rec.gd.counts[j], 5));
                 ui.monospace(format!("{:.3}", rec.gd.weights[j]));
-                ui.monospace(format!("{:.3}", rec.gd.scales[j]));
+                ui.monospace(num(rec.gd.scales[j], 4));
                 ui.end_row();
             }
         });

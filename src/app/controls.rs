@@ -3,6 +3,7 @@
 
 use eframe::egui;
 
+use super::view_data::num;
 use super::{Background, Command, LabApp, Tool};
 use crate::core::model::RateMode;
 use crate::core::model::{ScalePrior, Score};
@@ -48,15 +49,6 @@ pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     data_ui(app, ui);
     ui.separator();
     view_ui(app, ui);
-    if let Some(s) = app.shell.status.clone() {
-        ui.separator();
-        let colour = if s.error {
-            ui.visuals().error_fg_color
-        } else {
-            ui.visuals().weak_text_color()
-        };
-        ui.add(egui::Label::new(egui::RichText::new(&s.text).color(colour)).wrap());
-    }
 }
 
 fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
@@ -245,7 +237,7 @@ fn optimiser_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut t = app.doc.draft.temperature;
     let r = ui
-        .add(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true).text("temperature T"))
+        .add(short_numbers(egui::Slider::new(&mut t, 1e-3..=1e2).logarithmic(true)).text("temperature T"))
         .on_hover_text("T > 0: r_ij = softmax_j(−E_ij/T). Small T: hard assignments (k-means); large T: all prototypes merge at the mean.\nThe tick marks T_c = λ_max of the data covariance, below which prototypes at the mean split (mixture).");
     if app.doc.draft.objective == ObjectiveSpec::Mixture && app.session.critical_temperature() > 0.0 {
         // Mark T_c on the slider's track.
@@ -256,7 +248,7 @@ fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.painter().vline(x, track.y_range(), stroke);
         ui.horizontal(|ui| {
             ui.label(
-                egui::RichText::new(format!("T_c = {:.4}", app.session.critical_temperature()))
+                egui::RichText::new(format!("T_c = {}", num(app.session.critical_temperature(), 5)))
                     .color(ui.visuals().warn_fg_color),
             )
             .on_hover_text("Critical temperature of the first split: λ_max of the data covariance (MATH.md §6)");
@@ -278,7 +270,7 @@ fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut eta = app.doc.draft.learning_rate;
     let r = ui
-        .add(egui::Slider::new(&mut eta, 1e-9..=1e2).logarithmic(true).text("learning rate η"))
+        .add(short_numbers(egui::Slider::new(&mut eta, 1e-9..=1e2).logarithmic(true)).text("learning rate η"))
         .on_hover_text("η > 0: θ := θ − η ∂J/∂θ. With the EM rate, η multiplies η_j = N s_j/N_j (η = 1 is exactly EM for the mixture)");
     live(app, &r, |app| app.doc.draft.learning_rate = eta);
     let mut rate = app.doc.draft.rate;
@@ -290,18 +282,19 @@ fn rate_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 .on_hover_text("One learning rate: the GD step is α_j = η N_j/(N s_j) of the EM step");
             let b = ui
                 .radio_value(&mut rate, RateMode::Em, "EM-preconditioned")
-                .on_hover_text("η_j = η N s_j/N_j on prototypes: at η = 1 gradient descent lands exactly on EM's m_j");
+                .on_hover_text("η_j = η N s_j/N_j on prototypes: at η = 1 gradient descent lands exactly on EM's m_j (weights and scales keep η)");
             a.union(b)
         })
         .inner;
     live(app, &r, |app| app.doc.draft.rate = rate);
-    ui.label(
-        egui::RichText::new(match app.doc.draft.rate {
-            RateMode::Shared => "shared rate on",
-            RateMode::Em => "EM-preconditioned rate on (prototypes; weights and scales use η)",
-        })
-        .small(),
-    );
+}
+
+/// A slider over several decades that shows its value in a few significant digits
+/// (`1.00e-9`, not `0.0000000010`) and reads what is typed, scientific notation included.
+fn short_numbers(slider: egui::Slider<'_>) -> egui::Slider<'_> {
+    slider
+        .custom_formatter(|v, _| num(v, 3))
+        .custom_parser(|text| text.trim().parse::<f64>().ok())
 }
 
 /// Which parameters are learned, and the volume term.
@@ -349,11 +342,7 @@ fn mixture_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let mut floor = app.doc.draft.scale_floor;
     let r = ui
-        .add(
-            egui::Slider::new(&mut floor, 1e-8..=1.0)
-                .logarithmic(true)
-                .text("scale floor"),
-        )
+        .add(short_numbers(egui::Slider::new(&mut floor, 1e-8..=1.0).logarithmic(true)).text("scale floor"))
         .on_hover_text("s_j ≥ floor after every step: the remedy for a component collapsing onto one point");
     live(app, &r, |app| app.doc.draft.scale_floor = floor);
     let mut prior = app.doc.draft.scale_prior;

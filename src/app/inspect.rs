@@ -4,7 +4,7 @@
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::view_data;
+use super::view_data::{self, num};
 use super::{Convention, LabApp, Selection, ViewOptions};
 use crate::core::eval::{Row, point_row};
 use crate::core::model::Regime;
@@ -154,8 +154,8 @@ fn point_table_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64]) {
                 ui.end_row();
                 for j in 0..k {
                     ui.label(egui::RichText::new(format!("#{j}")).color(view_data::colour(j)));
-                    ui.monospace(format!("{:.4}", row.distances[j]));
-                    ui.monospace(format!("{:.4}", row.energies[j]));
+                    ui.monospace(num(row.distances[j], 5));
+                    ui.monospace(num(row.energies[j], 5));
                     ui.monospace(format!("{:.6}", row.responsibilities[j]));
                     ui.monospace(format!("{:+.6}", row.energy_gradient[j]));
                     ui.end_row();

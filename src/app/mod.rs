@@ -85,6 +85,9 @@ pub struct ViewOptions {
     pub dark: bool,
     /// Paired steps per frame while playing.
     pub steps_per_frame: usize,
+    /// Layout generation: *View → Reset layout* counts it up, so the panels forget the sizes
+    /// they were dragged to (their ids include it).
+    pub layout: u32,
 }
 
 impl Default for ViewOptions {
@@ -98,6 +101,33 @@ impl Default for ViewOptions {
             convention: Convention::FreeEnergy,
             dark: true,
             steps_per_frame: 1,
+            layout: 0,
+        }
+    }
+}
+
+/// Panel sizes as fractions of the window, with floors and ceilings in points: the side panels
+/// grow on a large screen and shrink on a small one, and none can be dragged so wide that the
+/// scene disappears.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layout {
+    /// The controls' width: default and largest.
+    pub left: (f32, f32),
+    /// The comparison panel's width: default and largest.
+    pub right: (f32, f32),
+    /// The inspector's height: default and largest.
+    pub bottom: (f32, f32),
+}
+
+impl Layout {
+    /// The layout of a window of `width × height` points.
+    #[must_use]
+    pub fn of(width: f32, height: f32) -> Self {
+        let part = |total: f32, share: f32, lo: f32, hi: f32| (total * share).clamp(lo, hi);
+        Self {
+            left: (part(width, 0.2, 250.0, 380.0), part(width, 0.3, 250.0, 520.0)),
+            right: (part(width, 0.23, 230.0, 460.0), part(width, 0.34, 230.0, 640.0)),
+            bottom: (part(height, 0.22, 110.0, 280.0), part(height, 0.42, 110.0, 520.0)),
         }
     }
 }
@@ -109,7 +139,13 @@ pub struct Status {
     pub text: String,
     /// An error (red) or information.
     pub error: bool,
+    /// When the status bar first showed it (seconds of egui time): information fades after
+    /// [`INFO_SECONDS`], an error stays until the next message.
+    pub shown_at: Option<f64>,
 }
+
+/// Seconds an information message stays in the status bar.
+pub const INFO_SECONDS: f64 = 8.0;
 
 /// State that survives restarts (eframe persistence).
 #[derive(Serialize, Deserialize, Default)]
@@ -390,6 +426,26 @@ impl LabApp {
         })
     }
 
+    /// The plane region the scene showed on the last frame (`(min, max)`).
+    #[must_use]
+    pub fn scene_view(&self) -> Option<([f64; 2], [f64; 2])> {
+        self.scene.transform().map(|t| (t.bounds().min(), t.bounds().max()))
+    }
+
+    /// What the scene must show whole: the box of every point, prototype, trail and probe
+    /// ([`scene_data::SceneData::content`]) at the live state.
+    #[must_use]
+    pub fn scene_content(&self) -> ([f64; 2], [f64; 2]) {
+        scene_data::SceneData::new(
+            &self.session,
+            &self.view,
+            None,
+            self.selection.selected,
+            &self.doc.running.probes,
+        )
+        .content
+    }
+
     /// Where the scene was drawn on the last frame.
     #[must_use]
     pub fn scene_rect(&self) -> Option<egui::Rect> {
@@ -430,6 +486,7 @@ impl LabApp {
         self.shell.status = Some(Status {
             text: text.into(),
             error: false,
+            shown_at: None,
         });
     }
 
@@ -437,6 +494,7 @@ impl LabApp {
         self.shell.status = Some(Status {
             text: text.into(),
             error: true,
+            shown_at: None,
         });
     }
 
@@ -744,6 +802,7 @@ impl LabApp {
                         Ok(()) => self.info("reset to step 0"),
                         Err(e) => self.error(format!("annealing not started: {e}")),
                     }
+                    self.scene.request_fit();
                     self.residual_max = 0.0;
                     self.playback.scrub = None;
                 }
@@ -795,6 +854,7 @@ impl LabApp {
                 Command::AddPoint(at) => scene::add_point(self, at),
                 Command::RemovePoint(i) => scene::remove_point(self, i),
                 Command::AddProbe(at) => scene::add_probe(self, at),
+                Command::FitView => self.scene.request_fit(),
                 Command::ClearProbes => {
                     self.before_change("probe", f64::NEG_INFINITY);
                     self.doc.draft.probes.clear();
@@ -833,6 +893,7 @@ impl LabApp {
                     self.shell.status = Some(Status {
                         text: format!("only .ron presets can be dropped here ({})", p.display()),
                         error: true,
+                        shown_at: None,
                     });
                 }
             }
@@ -852,23 +913,30 @@ impl LabApp {
         self.play(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::top("formula").show(ui, |ui| inspect::formula_ui(self, ui));
-        egui::Panel::left("controls")
+        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
+        let room = ctx.content_rect().size();
+        let layout = Layout::of(room.x, room.y);
+        let generation = self.view.layout;
+        egui::Panel::left(("controls", generation))
             .resizable(true)
-            .default_size(270.0)
+            .default_size(layout.left.0)
+            .size_range(160.0..=layout.left.1)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| controls::controls_ui(self, ui));
             });
-        egui::Panel::right("compare")
+        egui::Panel::right(("compare", generation))
             .resizable(true)
-            .default_size(330.0)
+            .default_size(layout.right.0)
+            .size_range(180.0..=layout.right.1)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
+                egui::ScrollArea::both().show(ui, |ui| {
                     compare::compare_ui(ui, &self.session, &mut self.playback, self.residual_max);
                 });
             });
-        egui::Panel::bottom("inspect")
+        egui::Panel::bottom(("inspect", generation))
             .resizable(true)
-            .default_size(200.0)
+            .default_size(layout.bottom.0)
+            .size_range(80.0..=layout.bottom.1)
             .show(ui, |ui| {
                 inspect::inspect_ui(ui, &self.session, &self.selection, &mut self.view)
             });
@@ -876,6 +944,45 @@ impl LabApp {
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
         self.run_commands();
+    }
+
+    /// The status bar, always in view at the bottom of the window: playing or paused, the step,
+    /// the last message (an error in red until the next message; information for
+    /// [`INFO_SECONDS`]) and the latest step's warnings.
+    fn status_ui(&mut self, ui: &mut egui::Ui) {
+        let now = ui.input(|i| i.time);
+        if let Some(s) = &mut self.shell.status {
+            let since = *s.shown_at.get_or_insert(now);
+            if !s.error && now - since > INFO_SECONDS {
+                self.shell.status = None;
+            } else if !s.error {
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_secs_f64(INFO_SECONDS - (now - since) + 0.05));
+            }
+        }
+        let warnings = self.experiment().latest().warnings.clone();
+        ui.horizontal_wrapped(|ui| {
+            let state = if self.playback.playing { "playing" } else { "paused" };
+            ui.label(egui::RichText::new(format!("{state}, step {}", self.experiment().step_count())).strong());
+            if let Some(s) = &self.shell.status {
+                ui.separator();
+                let colour = if s.error {
+                    ui.visuals().error_fg_color
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.label(egui::RichText::new(&s.text).color(colour));
+            }
+            if let Some(first) = warnings.first() {
+                ui.separator();
+                let more = if warnings.len() > 1 {
+                    format!(" (and {} more: see the right panel)", warnings.len() - 1)
+                } else {
+                    String::new()
+                };
+                ui.label(egui::RichText::new(format!("warning: {first}{more}")).color(ui.visuals().warn_fg_color));
+            }
+        });
     }
 
     /// One menu item: the command's label, its keys on the right, its tooltip.
@@ -926,6 +1033,15 @@ impl LabApp {
                 }
             });
             ui.menu_button("View", |ui| {
+                self.menu_item_ui(ui, Command::FitView);
+                if ui
+                    .button("Reset layout")
+                    .on_hover_text("The panels back to their default sizes for this window")
+                    .clicked()
+                {
+                    self.view.layout = self.view.layout.wrapping_add(1);
+                }
+                ui.separator();
                 ui.checkbox(&mut self.view.dark, "Dark theme")
                     .on_hover_text("Dark or light colours for the whole window");
                 ui.checkbox(&mut self.view.trails, "Prototype trails")

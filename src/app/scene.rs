@@ -28,9 +28,22 @@ pub struct SceneState {
     fields: Option<(Grid, Fields)>,
     /// Points drawn on the last frame (all, or a reduced view).
     pub drawn_points: usize,
+    /// The view follows the content's fit (set by a fit, cleared when the user pans or zooms):
+    /// while it does, a change of the plot's size refits.
+    fit_sticky: bool,
+    /// The plot size the view was last fitted for.
+    fitted_size: Option<[f32; 2]>,
+    /// The session generation the view was last fitted for.
+    fitted_generation: Option<u64>,
 }
 
 impl SceneState {
+    /// Fits the view to the content on the next frames ([`scene_data::fit_view`]).
+    pub fn request_fit(&mut self) {
+        self.fit_sticky = true;
+        self.fitted_size = None;
+    }
+
     /// The last frame's plot transform.
     #[must_use]
     pub fn transform(&self) -> Option<&PlotTransform> {
@@ -139,6 +152,9 @@ impl PlotItem for Segments {
     }
 }
 
+/// Pixels the plot's axes take from the scene's room (an estimate for a plot's first frame).
+const AXIS_ROOM: [f32; 2] = [40.0, 24.0];
+
 /// Draws the scene and handles its mouse interactions.
 pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let data = SceneData::new(
@@ -183,18 +199,23 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     } else {
         Color32::from_gray(30)
     };
-    let (data_lo, data_hi) = data.data_bounds;
-    let plot = Plot::new(("scene", app.scene_generation()))
+    let ((fit_lo, fit_hi), fit) = fitted_view(app, ui, &data);
+    let plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation())))
         .data_aspect(1.0)
-        .default_x_bounds(data_lo[0], data_hi[0])
-        .default_y_bounds(data_lo[1], data_hi[1])
+        .default_x_bounds(fit_lo[0], fit_hi[0])
+        .default_y_bounds(fit_lo[1], fit_hi[1])
         .auto_bounds(egui::Vec2b::FALSE)
+        // Double-click fits the view (egui's own reset would crop: it keeps x and derives y).
+        .allow_double_click_reset(false)
         .allow_drag(!interacting)
         .allow_boxed_zoom(false)
         .show_x(false)
         .show_y(false);
     let (background, show_em) = (app.view.background, app.view.show_em);
     let response = plot.show(ui, |plot| {
+        if fit {
+            plot.set_plot_bounds(PlotBounds::from_min_max(fit_lo, fit_hi));
+        }
         background_layer(plot, &app.scene, background, ce, fg);
         points_layer(plot, &data, fg);
         prototypes_layer(plot, &data, show_em, fg);
@@ -202,6 +223,15 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         plot.pointer_coordinate()
     });
     app.scene.rect = Some(response.response.rect);
+    if response.response.double_clicked() {
+        app.command(Command::FitView);
+    }
+    // A pan or a zoom by the user ends the fit's hold on the view.
+    let zoomed =
+        response.response.hovered() && ui.input(|i| i.smooth_scroll_delta != egui::Vec2::ZERO || i.zoom_delta() != 1.0);
+    if response.response.dragged() || zoomed {
+        app.scene.fit_sticky = false;
+    }
     let transform = response.transform;
     // While a drag is in progress the plot reports no hover coordinate; map the pointer itself.
     let latest = ui.input(|i| i.pointer.latest_pos());
@@ -226,10 +256,42 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     app.scene.transform = Some(transform);
 }
 
+/// The view that fits the content into the plot, and whether to set it this frame: after a
+/// fit was asked for (or a new session), and again whenever the plot's size changes until the
+/// user pans or zooms.
+fn fitted_view(app: &mut LabApp, ui: &egui::Ui, data: &SceneData) -> (([f64; 2], [f64; 2]), bool) {
+    // A new session (load, rebuild, undo) fits the view to what it shows.
+    if app.scene.fitted_generation != Some(app.scene_generation()) {
+        app.scene.fitted_generation = Some(app.scene_generation());
+        app.scene.request_fit();
+    }
+    // The plot area of the last frame, or (first frame) the room left less the axes.
+    let size = app.scene.transform.as_ref().map_or_else(
+        || {
+            let room = ui.available_size();
+            [room.x - AXIS_ROOM[0], room.y - AXIS_ROOM[1]]
+        },
+        |t| [t.frame().width(), t.frame().height()],
+    );
+    let fit = app.scene.fit_sticky && app.scene.fitted_size != Some(size);
+    if fit {
+        app.scene.fitted_size = Some(size);
+    }
+    (scene_data::fit_view(data.content, size), fit)
+}
+
 /// The line above the scene: the step shown, what the markers mean, the projection and any
 /// reduced view.
 fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
-    ui.horizontal(|ui| {
+    // Wrapped, so a narrow scene never grows past its panel into its neighbours.
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .small_button("Fit view")
+            .on_hover_text(Command::FitView.hover_text(ui.ctx()))
+            .clicked()
+        {
+            app.command(Command::FitView);
+        }
         match data.shown_step {
             Some(s) => {
                 ui.label(

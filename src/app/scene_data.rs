@@ -75,6 +75,9 @@ pub struct SceneData {
     pub selected: Option<[f64; 2]>,
     /// The data's bounding box (the default view).
     pub data_bounds: ([f64; 2], [f64; 2]),
+    /// The box around everything that must be in view: every point (drawn or not), both runs'
+    /// prototypes and trails, the twin's prototypes, the probes and their paths, the read-outs.
+    pub content: ([f64; 2], [f64; 2]),
 }
 
 impl SceneData {
@@ -124,7 +127,7 @@ impl SceneData {
         };
         let (drawn, points, colours, outlines) = drawn_points(problem, &gd);
         let attention = matches!(problem.spec.regime, Regime::Attention { .. });
-        Self {
+        let mut scene = Self {
             shown_step: shown,
             live_step: experiment.step_count(),
             total_points: problem.len(),
@@ -146,13 +149,54 @@ impl SceneData {
             probes: retrievals(problem, &gd, probes),
             selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
             data_bounds: view_data::data_bounds(problem),
+            content: ([0.0; 2], [0.0; 2]),
             drawn,
             points,
             colours,
             outlines,
             gd,
             em,
+        };
+        scene.content = scene.content_extent(problem);
+        scene
+    }
+
+    /// The raw box around everything that must be in view ([`SceneData::content`]).
+    fn content_extent(&self, problem: &Problem) -> ([f64; 2], [f64; 2]) {
+        let mut lo = [f64::INFINITY; 2];
+        let mut hi = [f64::NEG_INFINITY; 2];
+        // A run that diverged (η = 100) may have left 1e300 behind: beyond the coordinates the
+        // lab accepts, a position is not something to fit the view to.
+        let mut add = |p: [f64; 2]| {
+            for d in 0..2 {
+                if p[d].abs() <= crate::core::data::MAX_COORDINATE {
+                    lo[d] = lo[d].min(p[d]);
+                    hi[d] = hi[d].max(p[d]);
+                }
+            }
+        };
+        (0..problem.len()).for_each(|i| add(xy(problem.point(i))));
+        (0..self.gd.k).for_each(|j| add(self.gd_prototype(j)));
+        (0..self.em.k).for_each(|j| add(self.em_prototype(j)));
+        self.gd_trails
+            .iter()
+            .chain(&self.em_trails)
+            .flatten()
+            .for_each(|&p| add(p));
+        if let Some((_, twin)) = &self.twin {
+            twin.iter().for_each(|&p| add(p));
         }
+        self.probes.iter().flat_map(|r| &r.path).for_each(|p| add(xy(p)));
+        self.readouts.iter().flatten().for_each(|&p| add(p));
+        if problem.dim < 2 {
+            (lo[1], hi[1]) = (-1.0, 1.0);
+        }
+        for d in 0..2 {
+            if lo[d] > hi[d] {
+                (lo[d], hi[d]) = (-1.0, 1.0);
+            }
+        }
+        (lo, hi)
     }
 
     /// GD prototype `j`'s position.
@@ -166,6 +210,35 @@ impl SceneData {
     pub fn em_prototype(&self, j: usize) -> [f64; 2] {
         xy(self.em.prototype(j))
     }
+}
+
+/// Fraction of the content's extent left free on each side by [`fit_view`].
+pub const FIT_MARGIN: f64 = 0.06;
+
+/// The view that shows `content` whole, with [`FIT_MARGIN`] on every side, in a plot area of
+/// `size` pixels where one unit is as long on both axes: the axis with room to spare is widened
+/// around the content's centre. Returns `(min, max)` plot coordinates.
+#[must_use]
+pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2]) -> ([f64; 2], [f64; 2]) {
+    let (lo, hi) = content;
+    // Halves first, so that extents near f64::MAX cannot overflow.
+    let centre = [0.5 * lo[0] + 0.5 * hi[0], 0.5 * lo[1] + 0.5 * hi[1]];
+    let extent = [0.5 * hi[0] - 0.5 * lo[0], 0.5 * hi[1] - 0.5 * lo[1]];
+    let largest = extent[0].max(extent[1]);
+    // A single point (or all points on one line) still gets a view of some size.
+    let floor = if largest > 0.0 { 1e-3 * largest } else { 0.5 };
+    let mut half = [0.0; 2];
+    for d in 0..2 {
+        half[d] = extent[d].max(floor) * (1.0 + 2.0 * FIT_MARGIN);
+    }
+    let (w, h) = (f64::from(size[0].max(1.0)), f64::from(size[1].max(1.0)));
+    // Units per pixel: the larger of what each axis needs.
+    let per_pixel = (2.0 * half[0] / w).max(2.0 * half[1] / h);
+    let half = [0.5 * per_pixel * w, 0.5 * per_pixel * h];
+    (
+        [centre[0] - half[0], centre[1] - half[1]],
+        [centre[0] + half[0], centre[1] + half[1]],
+    )
 }
 
 /// The points drawn (every n-th above [`MAX_DRAWN_POINTS`]), their positions, fills and

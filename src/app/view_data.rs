@@ -320,6 +320,57 @@ pub fn responsibility_matrix(problem: &Problem, state: &State, max_rows: usize) 
     (rows.into_iter().flat_map(|(_, _, r)| r).collect(), take)
 }
 
+/// A number as the window shows it: `sig` significant digits in fixed point between `1e-3` and
+/// `1e6`, scientific notation outside (so η = 100 can run the losses to `1e300` without a
+/// 300-digit label widening a panel), `0` for zero.
+#[must_use]
+pub fn num(v: f64, sig: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let sig = sig.max(1);
+    let magnitude = v.abs().log10().floor();
+    if (-3.0..6.0).contains(&magnitude) {
+        let decimals = (sig as f64 - 1.0 - magnitude).max(0.0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.*e}", sig - 1)
+    }
+}
+
+/// An axis tick label: `0` for a tick at rounding distance from zero, fixed point with as many
+/// decimals as the tick spacing needs between `1e-3` and `1e5`, two significant digits in
+/// scientific notation outside (so an axis at `1e300` is a few characters wide, never hundreds
+/// of digits that squeeze the plot).
+#[must_use]
+pub fn tick(value: f64, range: &std::ops::RangeInclusive<f64>) -> String {
+    let span = (range.end() - range.start()).abs();
+    if value == 0.0 || value.abs() <= 1e-9 * span {
+        return "0".into();
+    }
+    let largest = range.start().abs().max(range.end().abs());
+    if (1e-3..1e5).contains(&largest) && span > 0.0 {
+        let decimals = (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize;
+        format!("{value:.decimals$}")
+    } else {
+        format!("{value:.1e}")
+    }
+}
+
+/// A plot with [`tick`] labels on both axes.
+#[must_use]
+pub fn short_ticks(plot: egui_plot::Plot<'_>) -> egui_plot::Plot<'_> {
+    plot.x_axis_formatter(|mark, range| tick(mark.value, range))
+        .y_axis_formatter(|mark, range| tick(mark.value, range))
+}
+
+/// Distances below this read as 0 in the plots: the rounding level of coordinates of order one
+/// (GD and EM that coincide differ by about `1e-15`, which auto-scaling would blow up).
+pub const DISTANCE_FLOOR: f64 = 1e-12;
+
 /// The data's bounding box (first two coordinates), padded by 10%.
 #[must_use]
 pub fn data_bounds(problem: &Problem) -> ([f64; 2], [f64; 2]) {
@@ -351,6 +402,32 @@ pub fn data_bounds(problem: &Problem) -> ([f64; 2], [f64; 2]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_stay_short() {
+        assert_eq!(tick(0.0, &(-1.0..=1.0)), "0");
+        assert_eq!(tick(1e-17, &(-1.0..=1.0)), "0");
+        assert_eq!(tick(0.5, &(-1.0..=1.0)), "0.50");
+        assert_eq!(tick(250.0, &(0.0..=1000.0)), "250");
+        assert_eq!(tick(-1e300, &(-2e300..=0.0)), "-1.0e300");
+        assert_eq!(tick(2e-7, &(0.0..=1e-6)), "2.0e-7");
+    }
+
+    #[test]
+    fn numbers_switch_to_scientific_notation_outside_the_ordinary_range() {
+        assert_eq!(num(1.7280963225, 11), "1.7280963225");
+        assert_eq!(num(0.0172824886, 9), "0.0172824886");
+        assert_eq!(num(-2.5e300, 11), "-2.5000000000e300");
+        assert_eq!(num(1e-9, 3), "1.00e-9");
+        assert_eq!(num(1057.2375, 6), "1057.24");
+        assert_eq!(num(0.0, 6), "0");
+        assert_eq!(num(f64::NAN, 6), "NaN");
+        // Never longer than a fixed width, whatever the magnitude.
+        for e in -300..300 {
+            let v = 1.234_567_890_123 * 10f64.powi(e);
+            assert!(num(v, 11).len() <= 18, "{}", num(v, 11));
+        }
+    }
 
     #[test]
     fn blend_of_one_component_is_its_colour_and_halves_mix() {

@@ -676,6 +676,13 @@ fn validate_data(data: &DataSpec) -> Result<(), PresetError> {
             at_least_one("data.k", *k)?;
             at_least_one("data.n", *n)?;
             at_least_one("data.dim", *dim)?;
+            if k > n {
+                return Err(range_error(
+                    "data.k",
+                    &format!("must be at most data.n = {n} (the n points are split among the k blobs)"),
+                    k,
+                ));
+            }
             generator_scale("data.spread", *spread)?;
             generator_scale("data.std", *std)?;
         }
