@@ -866,6 +866,7 @@ fn messages_never_echo_a_whole_input_and_name_the_line() {
 }
 
 #[test]
+#[cfg(feature = "gui")]
 fn no_display_says_so_without_a_build_path() {
     let o = Command::new(BIN)
         .arg(preset("three-blobs.ron"))

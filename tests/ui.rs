@@ -661,10 +661,8 @@ fn retrieval_probes_show_their_fixed_points_and_follow_the_temperature() {
     assert!((placed[0] - expected[0]).abs() < 1e-6 && (placed[1] - expected[1]).abs() < 1e-6);
     assert_eq!(h.state().preset_to_save(Path::new("x.ron")).unwrap().probes.len(), 6);
     h.get_by_label_contains("probe 6:");
-    // The button sits at the foot of the controls: scroll it into view, as a user would.
-    h.get_by_label("clear probes").scroll_to_me();
-    h.run_steps(2);
-    h.get_by_label("clear probes").click();
+    // The button sits at the foot of the controls, out of view: press it as a screen reader would.
+    h.get_by_label("clear probes").click_accesskit();
     h.run_steps(2);
     assert!(h.state().draft().probes.is_empty());
     h.state_mut().command(Command::Undo);
@@ -1203,4 +1201,57 @@ fn a_pause_is_explained_in_view_and_wide_numbers_never_push_panels_over_the_scen
     // The losses are printed in scientific notation, a few characters wide.
     let gd_loss = h.get_by_label("GD loss").rect();
     assert!(gd_loss.right() <= compare.right());
+}
+
+#[test]
+fn help_lists_every_shortcut_and_the_preset_says_what_to_look_for() {
+    // Issue 13, item 8: descriptions were never shown, and there was no help.
+    let mut h = harness(bundled_lab("metric-collapse.ron"));
+    h.run_steps(2);
+    let description = h.state().draft().description.clone();
+    let shown = h.get_by_label_contains(&description[..40]);
+    assert!(shown.rect().width() > 0.0);
+    h.get_by_label("Help").click();
+    h.run_steps(2);
+    h.get_by_label("Keyboard and mouse").click();
+    h.run_steps(2);
+    for c in Command::WITH_KEYS {
+        h.get_by_label(c.tooltip());
+    }
+    h.get_by_label("fit the view to everything shown");
+}
+
+#[test]
+fn plain_keys_still_act_after_a_click_on_a_radio_button_or_slider() {
+    // Issue 13, item 9: after clicking a control, Space, → and R were swallowed until Escape
+    // (any focused widget counted as typing; now only a text field being typed into does).
+    let mut h = paused_lab();
+    h.get_by_label("EM-preconditioned").click();
+    h.run_steps(2);
+    // A control keeps the keyboard focus after it was used (Tab, or a click on some platforms).
+    h.get_by_label("EM-preconditioned").focus();
+    h.run_steps(1);
+    assert!(h.ctx.memory(|m| m.focused().is_some()), "no widget has the focus");
+    let at = h.state().experiment().step_count();
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().experiment().step_count(), at + 1, "→ did not step");
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(h.state().playback().playing, "Space did not play");
+    h.key_press(egui::Key::Space);
+    h.run_steps(2);
+    assert!(!h.state().playback().playing, "Space did not pause");
+    let at = h.state().experiment().step_count();
+    h.get_by_role_and_label(Role::Slider, "temperature T").focus();
+    h.run_steps(1);
+    let t = h.state().draft().temperature;
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().experiment().step_count(),
+        at + 1,
+        "→ moved the slider instead of stepping"
+    );
+    assert_eq!(h.state().draft().temperature, t);
 }

@@ -40,6 +40,12 @@ fn objective_name(o: &ObjectiveSpec) -> &'static str {
 
 /// Draws the controls.
 pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    // Open again for each newly loaded preset (the id follows its name).
+    let name = app.draft().name.clone();
+    ui.push_id(&name, |ui| {
+        super::help::description_ui(ui, &app.draft().name, &app.draft().description);
+    });
+    ui.separator();
     run_ui(app, ui);
     ui.separator();
     objective_ui(app, ui);

@@ -8,6 +8,7 @@ mod command;
 mod compare;
 mod controls;
 mod files;
+mod help;
 mod inspect;
 mod scene;
 pub mod scene_data;
@@ -214,6 +215,10 @@ struct Shell {
     /// the user's saved lab).
     persist: bool,
     exit_status: Arc<Mutex<Result<(), String>>>,
+    /// The open help window.
+    help: help::HelpWindow,
+    /// Whether a text field was being typed into on the last frame.
+    typing: bool,
 }
 
 /// The lab's window: the document, the session it runs, and the window's own state. Panels
@@ -277,6 +282,8 @@ impl LabApp {
                 generation: 0,
                 persist: true,
                 exit_status: Arc::new(Mutex::new(Ok(()))),
+                help: help::HelpWindow::Closed,
+                typing: false,
             },
             scene: scene::SceneState::default(),
             residual_max: 0.0,
@@ -875,7 +882,9 @@ impl LabApp {
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
-        let typing = ctx.egui_wants_keyboard_input();
+        // Only a text field being typed into keeps the plain keys (it set the IME output last
+        // frame): a focused slider or radio button must not swallow Space, → and R.
+        let typing = self.shell.typing;
         ctx.input_mut(|i| {
             for c in Command::WITH_KEYS {
                 if typing && c.plain_keys() {
@@ -941,8 +950,10 @@ impl LabApp {
                 inspect::inspect_ui(ui, &self.session, &self.selection, &mut self.view)
             });
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
+        help::window_ui(&ctx, &mut self.shell.help);
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
+        self.shell.typing = ctx.output(|o| o.ime.is_some());
         self.run_commands();
     }
 
@@ -1024,10 +1035,11 @@ impl LabApp {
             });
             ui.menu_button("Presets", |ui| {
                 for (i, (name, text)) in BUNDLED.iter().enumerate() {
-                    let title = preset::parse(text, name)
-                        .map(|p| p.name)
-                        .unwrap_or_else(|_| (*name).to_string());
-                    if ui.button(title).on_hover_text(*name).clicked() {
+                    let (title, description) = preset::parse(text, name)
+                        .map(|p| (p.name, p.description))
+                        .unwrap_or_else(|_| ((*name).to_string(), String::new()));
+                    let tip = help::drawable(ui.ctx(), &format!("{description}\n\n({name})"));
+                    if ui.button(title).on_hover_text(tip).clicked() {
                         self.command(Command::LoadBundled(i));
                     }
                 }
@@ -1049,6 +1061,7 @@ impl LabApp {
                 ui.checkbox(&mut self.view.show_em, "Explicit EM prototypes (hollow)")
                     .on_hover_text("Explicit EM's run, hollow, beside gradient descent's");
             });
+            ui.menu_button("Help", |ui| help::menu_ui(ui, &mut self.shell.help));
             ui.separator();
             let file = self
                 .doc
@@ -1121,17 +1134,22 @@ pub fn window_error(text: &str) -> String {
 /// A preset that cannot be loaded, a window that cannot be created, or a screenshot that
 /// cannot be written.
 pub fn launch(args: &LaunchOptions) -> Result<(), String> {
-    let from_cli = match &args.preset {
-        Some(path) => {
-            let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
-            let source = path.display().to_string();
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let mut app =
-                LabApp::with_field_errors(p, DataRoot::of_file(path)).map_err(|e| e.located(&source, &text).message)?;
-            app.doc.path = Some(path.clone());
-            Some(app)
-        }
-        None => None,
+    // A preset that cannot be opened: a screenshot run fails (exit 2); the window opens anyway
+    // and says why in its status bar.
+    let opened = args.preset.as_ref().map(|path| {
+        let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut app =
+            LabApp::with_field_errors(p, DataRoot::of_file(path)).map_err(|e| e.located(&source, &text).message)?;
+        app.doc.path = Some(path.clone());
+        Ok::<LabApp, String>(app)
+    });
+    let (from_cli, open_error) = match opened {
+        Some(Ok(app)) => (Some(app), None),
+        Some(Err(message)) if args.screenshot.is_some() => return Err(message),
+        Some(Err(message)) => (None, Some(message)),
+        None => (None, None),
     };
     let screenshot = args.screenshot.clone();
     let steps = args.steps.unwrap_or(0);
@@ -1155,9 +1173,18 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
         options,
         Box::new(move |cc| {
             let mut app = match from_cli {
-                Some(app) => app,
+                // A preset from the command line keeps the saved view preferences.
+                Some(mut app) => {
+                    if let Some(view) = saved_view(cc.storage) {
+                        app.view = view;
+                    }
+                    app
+                }
                 None => restore(cc.storage).unwrap_or_else(LabApp::bundled_default),
             };
+            if let Some(message) = open_error {
+                app.error(format!("not opened: {message}"));
+            }
             app.shell.exit_status = status_in;
             if let Some(path) = screenshot {
                 app.shell.persist = false;
@@ -1171,6 +1198,14 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     )
     .map_err(|e| window_error(&e.to_string()))?;
     status.lock().map_err(|_| "screenshot status lost".to_string())?.clone()
+}
+
+/// The view preferences saved with the last session (theme, steps per frame, background, …),
+/// kept when a preset is opened from the command line.
+#[must_use]
+pub fn saved_view(storage: Option<&dyn eframe::Storage>) -> Option<ViewOptions> {
+    let state: Persisted = eframe::get_value(storage?, STORAGE_KEY)?;
+    Some(state.view)
 }
 
 /// The lab as it was at the last clean exit, if there is one and it still builds.
