@@ -744,6 +744,8 @@ pub fn format_table(rows: &[CheckRow], method: Derivative) -> String {
             if r.passed() { "ok" } else { "FAILED" }
         );
     }
+    s += "tolerance = relative tolerance × max(1, largest closed-form value, size of the terms that cancel: \
+          T for ∂J/∂w, max|E| + T ln(K+1) for J)\n";
     s
 }
 
