@@ -810,6 +810,18 @@ fn negative_values_reach_validation_and_paths_are_told_apart() {
         "must be a finite number > 0, got -0.5",
         &dir,
     );
+    // Found by the property tests in a debug build: classes × per_class overflowed.
+    assert_refused(
+        &[
+            "run",
+            "--objective",
+            "cross-entropy",
+            "--per-class",
+            "18446744073709551615",
+        ],
+        "--per-class: field `objective.per_class`: must be at most 1024",
+        &dir,
+    );
     let folder = dir.0.display().to_string();
     assert_refused(&["run", "--data", &folder], "is a folder, not a file", &dir);
     assert_refused(&["run", "--data", "/dev/zero"], "is not a regular file", &dir);

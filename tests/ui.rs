@@ -1255,3 +1255,37 @@ fn plain_keys_still_act_after_a_click_on_a_radio_button_or_slider() {
     );
     assert_eq!(h.state().draft().temperature, t);
 }
+
+#[test]
+fn scrubbing_back_updates_the_inspector_and_the_formula_strip_too() {
+    // Issue 13, item 7: the scene showed step 5 while the inspector showed the live state.
+    use implicit_em_lab::app::scene_data::shown_state;
+    use implicit_em_lab::core::eval::point_row;
+    let mut app = bundled_lab("metric-collapse.ron");
+    app.playback_mut().playing = false;
+    let mut h = harness(app);
+    h.run_steps(2);
+    for _ in 0..20 {
+        h.state_mut().command(Command::Step);
+        h.run_steps(1);
+    }
+    let r_of = |h: &Harness<'static, LabApp>, scrub: Option<usize>, i: usize| {
+        let (problem, state) = shown_state(h.state().session(), scrub);
+        point_row(&problem, &state, i).unwrap().responsibilities
+    };
+    // Inspect a point whose responsibilities moved between step 1 and now.
+    let n = h.state().experiment().problem().len();
+    let i = (0..n)
+        .find(|&i| (r_of(&h, Some(1), i)[0] - r_of(&h, None, i)[0]).abs() > 0.005)
+        .expect("a point whose responsibility moved");
+    h.state_mut().selection_mut().selected = Some(i);
+    let (past, live) = (r_of(&h, Some(1), i), r_of(&h, None, i));
+    h.get_by_role_and_label(Role::SpinButton, "step shown")
+        .set_value_accesskit(1.0);
+    h.run_steps(2);
+    assert_eq!(h.state().playback().scrub, Some(1));
+    // The inspector's table and the formula strip print the shown step's r, not the live one.
+    h.get_by_label(&format!("{:.6}", past[0]));
+    assert!(h.query_by_label(&format!("{:.6}", live[0])).is_none());
+    h.get_by_label_contains(&format!("point {i}: r = ({:.3}", past[0]));
+}

@@ -4,6 +4,7 @@
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Plot};
 
+use super::scene_data;
 use super::view_data::{self, num};
 use super::{Convention, LabApp, Selection, ViewOptions};
 use crate::core::eval::{Row, point_row};
@@ -22,11 +23,18 @@ fn inspected(session: &Session, selection: &Selection) -> usize {
 
 /// Draws the inspector: reads the session and the selection, writes only the view (the sign
 /// convention).
-pub fn inspect_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, view: &mut ViewOptions) {
+pub fn inspect_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    scrub: Option<usize>,
+    selection: &Selection,
+    view: &mut ViewOptions,
+) {
     let i = inspected(session, selection);
     point_header_ui(ui, session, selection, view, i);
-    let problem = session.experiment().problem();
-    let state = session.experiment().gd_state();
+    // The step shown: a past one while scrubbing, as in the scene.
+    let (problem, state) = scene_data::shown_state(session, scrub);
+    let (problem, state) = (&problem, &state);
     let t = problem.spec.settings.temperature;
     let Some(row) = point_row(problem, state, i) else {
         ui.label("this point is unlabelled: it does not enter the cross-entropy objective");
@@ -54,7 +62,7 @@ pub fn inspect_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, v
         ui.allocate_ui_with_layout(
             egui::vec2(ui.available_width(), height),
             egui::Layout::top_down(egui::Align::Min),
-            |ui| matrix_ui(ui, session),
+            |ui| matrix_ui(ui, problem, state),
         );
     });
 }
@@ -169,9 +177,7 @@ const MATRIX_ROWS: usize = 2000;
 
 /// The responsibility matrix: points (rows, grouped by their most responsible component) ×
 /// components (columns), drawn as an image.
-fn matrix_ui(ui: &mut egui::Ui, session: &Session) {
-    let problem = session.experiment().problem();
-    let state = session.experiment().gd_state();
+fn matrix_ui(ui: &mut egui::Ui, problem: &crate::core::problem::Problem, state: &crate::core::model::State) {
     let (m, rows) = view_data::responsibility_matrix(problem, state, MATRIX_ROWS);
     let k = state.k;
     let (w, h) = (k * 4, rows);
@@ -246,8 +252,9 @@ pub fn formula_ui(app: &LabApp, ui: &mut egui::Ui) {
             "∂J/∂E_ij = −α_ij (a_ij − ā_i)/T,  a_ij = g_i·v_j",
         ),
     };
-    let numbers = point_row(problem, app.session.experiment().gd_state(), i).map(|row| {
-        let t = problem.spec.settings.temperature;
+    let (shown_problem, shown) = scene_data::shown_state(&app.session, app.playback.scrub);
+    let numbers = point_row(&shown_problem, &shown, i).map(|row| {
+        let t = shown_problem.spec.settings.temperature;
         let fmt = |v: &[f64]| {
             v.iter()
                 .take(6)

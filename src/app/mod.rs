@@ -947,7 +947,7 @@ impl LabApp {
             .default_size(layout.bottom.0)
             .size_range(80.0..=layout.bottom.1)
             .show(ui, |ui| {
-                inspect::inspect_ui(ui, &self.session, &self.selection, &mut self.view)
+                inspect::inspect_ui(ui, &self.session, self.playback.scrub, &self.selection, &mut self.view)
             });
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
         help::window_ui(&ctx, &mut self.shell.help);

@@ -166,7 +166,8 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     );
     app.scene.drawn_points = data.drawn.len();
     header_ui(app, ui, &data);
-    let problem = app.session.experiment().problem().clone();
+    // At the shown step's temperature (a past annealing step has its own T).
+    let (problem, _) = scene_data::shown_state(&app.session, data.shown_step);
     let ce = problem.spec.regime == Regime::CrossEntropy;
 
     // Hit-testing with the previous frame's transform (the plot has not been laid out yet).

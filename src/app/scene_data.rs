@@ -38,6 +38,25 @@ pub fn state_from_record(run: &RunRecord, dim: usize, value_dim: usize) -> State
     s
 }
 
+/// The problem and gradient-descent state at the step the window shows: the past step `scrub`
+/// (an index into the history; its record's temperature, so a past annealing step is shown at
+/// its own T) or the live one. Every panel that reads the state reads it through this, so the
+/// scene, the inspector and the formula strip agree on the step.
+#[must_use]
+pub fn shown_state(session: &Session, scrub: Option<usize>) -> (Problem, State) {
+    let experiment = session.experiment();
+    let mut problem = experiment.problem().clone();
+    let trace = experiment.trace();
+    match scrub.filter(|&s| s < trace.len()) {
+        Some(s) => {
+            problem.spec.settings.temperature = trace[s].temperature;
+            let state = state_from_record(&trace[s].gd, problem.dim, problem.target_dim);
+            (problem, state)
+        }
+        None => (problem, experiment.gd_state().clone()),
+    }
+}
+
 /// Everything the scene draws, for one frame.
 #[derive(Clone, Debug)]
 pub struct SceneData {

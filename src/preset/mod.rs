@@ -1016,6 +1016,13 @@ impl Preset {
         }
         if let ObjectiveSpec::CrossEntropy { per_class } = self.objective {
             at_least_one("objective.per_class", per_class)?;
+            if per_class > MAX_COMPONENTS {
+                return Err(range_error(
+                    "objective.per_class",
+                    &format!("must be at most {MAX_COMPONENTS}"),
+                    per_class,
+                ));
+            }
         }
         if matches!(
             self.objective,
@@ -1418,12 +1425,12 @@ impl ValidPreset {
                         if classes_in_data == 0 {
                             return Err(err("cross-entropy needs labelled points: the data set has no labels (add a `label` column or labels)".into()));
                         }
-                        if *k != classes_in_data * m {
+                        if *k != classes_in_data.saturating_mul(m) {
                             return Err(field_error(
                                 "prototypes.k",
                                 format!(
                                     "cross-entropy needs classes × per_class = {classes_in_data} × {m} = {} prototypes, got {k}",
-                                    classes_in_data * m
+                                    classes_in_data.saturating_mul(m)
                                 ),
                             ));
                         }
