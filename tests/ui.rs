@@ -13,8 +13,13 @@ use implicit_em_lab::session::anneal::Annealer;
 use std::path::Path;
 
 fn harness(app: LabApp) -> Harness<'static, LabApp> {
+    sized_harness(app, egui::vec2(1440.0, 880.0))
+}
+
+/// The whole window of `app` in a harness of `size` points.
+fn sized_harness(app: LabApp, size: egui::Vec2) -> Harness<'static, LabApp> {
     Harness::builder()
-        .with_size(egui::vec2(1440.0, 880.0))
+        .with_size(size)
         .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app)
 }
 
@@ -1089,9 +1094,7 @@ fn every_bundled_preset_opens_with_all_its_content_in_view_at_every_window_size(
             let mut app = LabApp::new(preset::parse(text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
             app.worker_mut().pin_to_ui_thread();
             app.playback_mut().playing = false;
-            let mut h = Harness::builder()
-                .with_size(size)
-                .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app);
+            let mut h = sized_harness(app, size);
             h.run_steps(4);
             let view = h.state().scene_view().unwrap();
             let content = h.state().scene_content();
@@ -1170,9 +1173,7 @@ fn a_pause_is_explained_in_view_and_wide_numbers_never_push_panels_over_the_scen
     let mut app = bundled_lab("three-blobs.ron");
     app.draft_mut().learning_rate = 100.0;
     app.apply_live();
-    let mut h = Harness::builder()
-        .with_size(size)
-        .build_ui_state(|ui, app: &mut LabApp| app.frame_ui(ui), app);
+    let mut h = sized_harness(app, size);
     let mut frames = 0;
     while h.state().playback().playing && frames < 2000 {
         h.run_steps(1);

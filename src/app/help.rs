@@ -126,20 +126,22 @@ pub fn description_ui(ui: &mut egui::Ui, name: &str, description: &str) {
 #[must_use]
 pub fn drawable(ctx: &egui::Context, text: &str) -> String {
     let font = egui::FontId::proportional(12.0);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_whitespace() || ctx.fonts_mut(|f| f.has_glyph(&font, c)) {
-            out.push(c);
-        } else {
-            out += match c {
-                '→' | '⟶' => "->",
-                '←' => "<-",
-                '≈' => "~",
-                '≤' => "<=",
-                '≥' => ">=",
-                _ => "?",
-            };
+    ctx.fonts_mut(|fonts| {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_whitespace() || fonts.has_glyph(&font, c) {
+                out.push(c);
+            } else {
+                out += match c {
+                    '→' | '⟶' => "->",
+                    '←' => "<-",
+                    '≈' => "~",
+                    '≤' => "<=",
+                    '≥' => ">=",
+                    _ => "?",
+                };
+            }
         }
-    }
-    out
+        out
+    })
 }

@@ -167,7 +167,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     app.scene.drawn_points = data.drawn.len();
     header_ui(app, ui, &data);
     // At the shown step's temperature (a past annealing step has its own T).
-    let (problem, _) = scene_data::shown_state(&app.session, data.shown_step);
+    let problem = &data.problem;
     let ce = problem.spec.regime == Regime::CrossEntropy;
 
     // Hit-testing with the previous frame's transform (the plot has not been laid out yet).
@@ -193,7 +193,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.selection.tool != Tool::Select;
     if app.view.background != Background::None || ce {
-        update_fields(app, ui, &problem, &data.gd);
+        update_fields(app, ui, problem, &data.gd);
     }
     let fg = if ui.visuals().dark_mode {
         Color32::from_gray(220)
@@ -243,7 +243,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     // Hover: nearest point within 8 px.
     app.selection.hovered = pointer
         .filter(|p| resp.rect.contains(*p))
-        .and_then(|p| nearest_point(&problem, &transform, p, 8.0));
+        .and_then(|p| nearest_point(problem, &transform, p, 8.0));
     if data.shown_step.is_none() {
         let clicked_at = pointer.filter(|p| resp.rect.contains(*p));
         edit_ui(

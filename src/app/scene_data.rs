@@ -92,8 +92,8 @@ pub struct SceneData {
     pub probes: Vec<Retrieval>,
     /// The inspected point's position.
     pub selected: Option<[f64; 2]>,
-    /// The data's bounding box (the default view).
-    pub data_bounds: ([f64; 2], [f64; 2]),
+    /// The problem at the shown step (its temperature).
+    pub problem: Problem,
     /// The box around everything that must be in view: every point (drawn or not), both runs'
     /// prototypes and trails, the twin's prototypes, the probes and their paths, the read-outs.
     pub content: ([f64; 2], [f64; 2]),
@@ -111,18 +111,12 @@ impl SceneData {
         probes: &[Vec<f64>],
     ) -> Self {
         let experiment = session.experiment();
-        let problem = experiment.problem();
         let trace = experiment.trace();
         let shown = scrub.filter(|&s| s < trace.len());
-        let (gd, em) = match shown {
-            Some(s) => {
-                let (d, p) = (problem.dim, problem.target_dim);
-                (
-                    state_from_record(&trace[s].gd, d, p),
-                    state_from_record(&trace[s].em, d, p),
-                )
-            }
-            None => (experiment.gd_state().clone(), experiment.em_state().clone()),
+        let (problem, gd) = shown_state(session, shown);
+        let em = match shown {
+            Some(s) => state_from_record(&trace[s].em, problem.dim, problem.target_dim),
+            None => experiment.em_state().clone(),
         };
         let upto = shown.map_or(trace.len(), |s| s + 1);
         let path = |run: fn(&crate::core::experiment::StepRecord) -> &RunRecord, j: usize| -> Vec<[f64; 2]> {
@@ -144,13 +138,13 @@ impl SceneData {
         } else {
             Vec::new()
         };
-        let (drawn, points, colours, outlines) = drawn_points(problem, &gd);
+        let (drawn, points, colours, outlines) = drawn_points(&problem, &gd);
         let attention = matches!(problem.spec.regime, Regime::Attention { .. });
         let mut scene = Self {
             shown_step: shown,
             live_step: experiment.step_count(),
             total_points: problem.len(),
-            prototype_colours: prototype_colours(problem, gd.k),
+            prototype_colours: prototype_colours(&problem, gd.k),
             gd_trails,
             em_trails,
             twin: session.twin().map(|t| {
@@ -161,13 +155,12 @@ impl SceneData {
                 )
             }),
             readouts: if view.readouts && attention {
-                readouts(problem, &gd)
+                readouts(&problem, &gd)
             } else {
                 Vec::new()
             },
-            probes: retrievals(problem, &gd, probes),
+            probes: retrievals(&problem, &gd, probes),
             selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
-            data_bounds: view_data::data_bounds(problem),
             content: ([0.0; 2], [0.0; 2]),
             drawn,
             points,
@@ -175,13 +168,15 @@ impl SceneData {
             outlines,
             gd,
             em,
+            problem,
         };
-        scene.content = scene.content_extent(problem);
+        scene.content = scene.content_extent();
         scene
     }
 
     /// The raw box around everything that must be in view ([`SceneData::content`]).
-    fn content_extent(&self, problem: &Problem) -> ([f64; 2], [f64; 2]) {
+    fn content_extent(&self) -> ([f64; 2], [f64; 2]) {
+        let problem = &self.problem;
         let mut lo = [f64::INFINITY; 2];
         let mut hi = [f64::NEG_INFINITY; 2];
         // A run that diverged (η = 100) may have left 1e300 behind: beyond the coordinates the

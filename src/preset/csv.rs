@@ -19,13 +19,7 @@ use crate::core::data::{Dataset, MAX_COORDINATE, check_soft};
 /// A message naming the line and column of the first field that does not parse, a row of the
 /// wrong length, or a soft label that is not a probability vector.
 pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(n, l)| (n + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .peekable();
+    let mut lines = rows(text).peekable();
     let Some(&(_, first)) = lines.peek() else {
         return Err(format!("{source}: no rows"));
     };
@@ -67,6 +61,17 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
         return Err(format!("{source}: a header but no data rows"));
     }
     Ok(data)
+}
+
+/// The rows of CSV `text` with their 1-based line numbers, trimmed: a leading byte-order mark
+/// skipped, blank lines and `#` comments left out.
+fn rows(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// The role of a CSV column.
@@ -117,12 +122,7 @@ fn columns(first: &str) -> (Vec<String>, Vec<Col>, bool) {
 /// row (3 coordinate columns)`, for a summary that says which was chosen.
 #[must_use]
 pub fn header_summary(text: &str) -> String {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let Some(first) = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && !l.starts_with('#'))
-    else {
+    let Some((_, first)) = rows(text).next() else {
         return "no rows".into();
     };
     let (names, _, has_header) = columns(first);

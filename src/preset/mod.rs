@@ -1258,8 +1258,7 @@ impl ValidPreset {
     }
 
     /// Refuses data sizes the memory limit cannot hold, before generating or reading them.
-    fn check_planned_memory(&self, root: &DataRoot) -> Result<(), PresetError> {
-        let limit = self.limit();
+    fn check_planned_memory(&self, root: &DataRoot, limit: f64) -> Result<(), PresetError> {
         if let Some(sizes) = self.planned_sizes() {
             return budget::check(&sizes, limit, self.data_field());
         }
@@ -1294,7 +1293,8 @@ impl ValidPreset {
         let root = root.into();
         let p = &self.preset;
         let err = PresetError::new;
-        self.check_planned_memory(&root)?;
+        let limit = self.limit();
+        self.check_planned_memory(&root, limit)?;
         let mut data = make_data(&p.data, p.seed, &root)?;
         check_coordinates(&data)?;
         let one_hot = matches!(p.objective, ObjectiveSpec::Attention { .. }) && data.target_dim == 0;
@@ -1311,7 +1311,7 @@ impl ValidPreset {
                 centres: 0.0,
                 steps: self.steps() as f64,
             },
-            self.limit(),
+            limit,
             self.data_field(),
         )?;
         if p.labelled_fraction < 1.0 {

@@ -224,12 +224,6 @@ impl Dataset {
         self.soft.remove(i);
     }
 
-    /// The covariance matrix of the points (`1/N` normalisation).
-    #[must_use]
-    pub fn covariance(&self) -> nalgebra::DMatrix<f64> {
-        weighted_covariance(&self.points, self.dim, &vec![1.0; self.len()])
-    }
-
     /// `T_c = λ_max` of the data covariance: below it, prototypes at the data mean split
     /// (deterministic annealing with unit scales, MATH.md §6).
     #[must_use]
@@ -280,12 +274,7 @@ pub fn largest_eigenvalue(points: &[f64], dim: usize, weights: &[f64]) -> f64 {
         return eig.eigenvalues.iter().copied().fold(0.0, f64::max);
     }
     let point = |i: usize| &points[i * dim..(i + 1) * dim];
-    let mut mean = vec![0.0; dim];
-    for (i, w) in weights.iter().enumerate() {
-        for (m, x) in mean.iter_mut().zip(point(i)) {
-            *m += w * x / total;
-        }
-    }
+    let mean = weighted_mean(points, dim, weights, total);
     // Start from the weighted point farthest from the mean (never orthogonal to the top axis
     // unless every point is), normalised.
     let centred_norm = |i: usize| point(i).iter().zip(&mean).map(|(x, m)| (x - m) * (x - m)).sum::<f64>();
@@ -335,18 +324,28 @@ pub fn largest_eigenvalue(points: &[f64], dim: usize, weights: &[f64]) -> f64 {
 /// Most power iterations [`largest_eigenvalue`] takes.
 pub const POWER_ITERATIONS: usize = 2000;
 
+/// The mean of the points (`N × dim`, row-major) under the weights, whose sum is `total` (the
+/// first of the two passes of [`weighted_covariance`] and [`largest_eigenvalue`]).
+fn weighted_mean(points: &[f64], dim: usize, weights: &[f64], total: f64) -> Vec<f64> {
+    let mut mean = vec![0.0; dim];
+    if dim == 0 {
+        return mean;
+    }
+    for (x, w) in points.chunks_exact(dim).zip(weights) {
+        for (m, x) in mean.iter_mut().zip(x) {
+            *m += w * x / total;
+        }
+    }
+    mean
+}
+
 /// Covariance of the points (`N × dim`, row-major) under non-negative weights
 /// (`Σ w (x − m)(x − m)ᵀ / Σ w`), in two passes (the mean first).
 #[must_use]
 pub fn weighted_covariance(points: &[f64], dim: usize, weights: &[f64]) -> nalgebra::DMatrix<f64> {
     let point = |i: usize| &points[i * dim..(i + 1) * dim];
     let total: f64 = weights.iter().sum();
-    let mut mean = vec![0.0; dim];
-    for (i, w) in weights.iter().enumerate() {
-        for (m, x) in mean.iter_mut().zip(point(i)) {
-            *m += w * x / total;
-        }
-    }
+    let mean = weighted_mean(points, dim, weights, total);
     let mut cov = nalgebra::DMatrix::zeros(dim, dim);
     for (i, w) in weights.iter().enumerate() {
         let x = point(i);
@@ -390,7 +389,7 @@ mod tests {
             let iterated = largest_eigenvalue(&data.points, data.dim, &w);
             assert!((iterated - exact).abs() <= 1e-10 * exact, "{iterated} vs {exact}");
         }
-        // Ten points in 100,000 dimensions: no 80 GB matrix, and λ_max of two points ±a·e₁ is a².
+        // Two points in 100,000 dimensions: no 80 GB matrix, and λ_max of two points ±a·e₁ is a².
         let dim = 100_000;
         let mut points = vec![0.0; 2 * dim];
         points[0] = -3.0;
