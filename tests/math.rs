@@ -319,7 +319,8 @@ impl Gmm {
                 .zip(&gamma)
                 .map(|(x, g)| g[j] * x.iter().zip(&mu).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
                 .sum();
-            self.s[j] = ss / (d as f64 * nj);
+            // scikit-learn's spherical variance with its default reg_covar (the lab's too).
+            self.s[j] = ss / (d as f64 * nj) + 1e-6;
             self.mu[j] = mu;
             self.pi[j] = nj / xs.len() as f64;
         }

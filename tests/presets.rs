@@ -114,6 +114,7 @@ fn round_trip_of_every_variant() {
         values: Some(vec![vec![1.0 / 3.0]]),
         weights: Some(vec![1.0]),
         scales: Some(vec![0.5]),
+        precisions: None,
     };
     p.temperature = 0.1 + 0.2; // not exactly representable in short decimal
     let text = to_ron(&p);
@@ -211,6 +212,7 @@ fn build_errors_for_data_that_does_not_fit() {
         values: None,
         weights: None,
         scales: None,
+        precisions: None,
     };
     let e = p.validate().unwrap().build(base).unwrap_err().message;
     assert!(e.contains("cross-entropy needs labelled points"), "{e}");

@@ -465,6 +465,7 @@ fn prototypes_from_csv(path: &Path) -> Result<InitSpec, Failure> {
         values: None,
         weights: None,
         scales: None,
+        precisions: None,
     })
 }
 

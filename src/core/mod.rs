@@ -4,6 +4,7 @@
 //! From the bottom up:
 //! - [`math`]: stable log-sum-exp, softmax and entropy; dual numbers for the reference.
 //! - [`data`]: point sets, soft labels, seeded generators, CSV text, initialisation.
+//! - [`metric`]: the maps `W_j` of components with their own metric (MATH.md §8).
 //! - [`model`]: the regimes, the parameters ([`model::State`]) and the model settings.
 //! - [`problem`]: data bound to a model ([`problem::Problem::bind`]).
 //! - [`eval`]: one pass over the points giving loss, exact gradients and EM statistics
@@ -21,6 +22,7 @@ pub mod eval;
 pub mod experiment;
 pub mod hopfield;
 pub mod math;
+pub mod metric;
 pub mod model;
 pub mod problem;
 pub mod reference;

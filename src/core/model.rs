@@ -52,12 +52,16 @@ impl Regime {
     }
 }
 
-/// The model: what forces a rebuild (the regime, each component's class) and the run settings
-/// that may change between steps ([`RunSettings`]).
+pub use crate::core::metric::{Form, Structure};
+
+/// The model: what forces a rebuild (the regime, each component's class, the metric's
+/// structure) and the run settings that may change between steps ([`RunSettings`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     /// Which objective.
     pub regime: Regime,
+    /// Each component's metric structure.
+    pub structure: Structure,
     /// Class of each component (cross-entropy); empty for the other regimes.
     pub classes: Vec<usize>,
     /// What may change live.
@@ -94,7 +98,14 @@ pub struct RunSettings {
     /// to their class, unlabelled ones stay latent, and the objective is the generative
     /// `J_S = (1/N)(Σ_labelled F^y_i + Σ_unlabelled F_i)` (MATH.md §5), EM-able with E-step `q` or `r`.
     pub semi_supervised: bool,
+    /// How gradient descent parametrises the energies (explicit EM does not depend on it).
+    pub form: Form,
+    /// scikit-learn's `reg_covar` `λ > 0`: explicit EM's covariances are `C_j + λ I`.
+    pub reg_covar: f64,
 }
+
+/// scikit-learn's default `reg_covar`.
+pub const DEFAULT_REG_COVAR: f64 = 1e-6;
 
 impl RunSettings {
     /// Only the prototypes learned, volume term on, scale floor `1e-6`, the default optimiser.
@@ -111,6 +122,8 @@ impl RunSettings {
             reject_energy: None,
             unnormalised: false,
             semi_supervised: false,
+            form: Form::Prototype,
+            reg_covar: DEFAULT_REG_COVAR,
         }
     }
 
@@ -201,7 +214,9 @@ impl ModelSpec {
     /// left out of the objective).
     #[must_use]
     pub fn active_scale_prior(&self) -> Option<ScalePrior> {
-        self.settings.scale_prior.filter(|_| self.settings.learn_scales)
+        self.settings
+            .scale_prior
+            .filter(|_| self.settings.learn_scales && !self.structure.has_maps())
     }
 
     /// `−E₀/T` of the background component, `−∞` without one.
@@ -216,6 +231,7 @@ impl ModelSpec {
     pub fn new(regime: Regime, temperature: f64) -> Self {
         Self {
             regime,
+            structure: Structure::Spherical,
             classes: Vec::new(),
             settings: RunSettings::new(temperature),
         }
@@ -239,6 +255,9 @@ pub struct State {
     pub log_scales: Vec<f64>,
     /// `v`, `K × P`.
     pub values: Vec<f64>,
+    /// `W_j`, `K × D × D` row-major (MATH.md §8), for structures with maps
+    /// ([`Structure::has_maps`]); empty for spherical components, which use `ρ`.
+    pub maps: Vec<f64>,
 }
 
 impl State {
@@ -255,6 +274,47 @@ impl State {
             log_weights: vec![0.0; k],
             log_scales: vec![0.0; k],
             values: vec![0.0; k * value_dim],
+            maps: Vec::new(),
+        }
+    }
+
+    /// Gives every component the map `W_j = s^{−1/2} I` (scale `s`) when `structure` has maps,
+    /// and removes the maps otherwise.
+    #[must_use]
+    pub fn with_structure(mut self, structure: Structure, scale: f64) -> Self {
+        self.maps = if structure.has_maps() {
+            let w = crate::core::metric::scaled_identity(self.dim, scale.powf(-0.5));
+            w.repeat(self.k)
+        } else {
+            Vec::new()
+        };
+        self
+    }
+
+    /// Whether the components carry maps `W_j`.
+    #[must_use]
+    pub fn has_maps(&self) -> bool {
+        !self.maps.is_empty()
+    }
+
+    /// `W_j` (`D × D`, row-major); only when [`State::has_maps`].
+    #[must_use]
+    pub fn map(&self, j: usize) -> &[f64] {
+        let dd = self.dim * self.dim;
+        &self.maps[j * dd..(j + 1) * dd]
+    }
+
+    /// `Σ_j = T (W_jᵀW_j)⁻¹` for a component with a map, `T s_j I` for a spherical one;
+    /// `None` for a singular map.
+    #[must_use]
+    pub fn covariance(&self, j: usize, t: f64) -> Option<Vec<f64>> {
+        if self.has_maps() {
+            crate::core::metric::covariance(self.map(j), self.dim, t)
+        } else {
+            Some(crate::core::metric::scaled_identity(
+                self.dim,
+                t * self.log_scales[j].exp(),
+            ))
         }
     }
 
@@ -301,6 +361,8 @@ impl State {
             Some("log-scales")
         } else if bad(&self.values) {
             Some("values")
+        } else if bad(&self.maps) {
+            Some("metric maps W")
         } else {
             None
         }
@@ -308,15 +370,19 @@ impl State {
 }
 
 /// Per-component constants of the energy at one state:
-/// `E_ij = d_ij + offset_j` with `d_ij = ||x_i − μ_j||² · inv_two_scale_j` (distance form).
+/// `E_ij = d_ij + offset_j` with `d_ij = q_ij · inv_two_scale_j` (distance form), where
+/// `q_ij = ||x_i − μ_j||²` for spherical components and `(x_i − μ_j)ᵀ P_j (x_i − μ_j)` for
+/// components with maps (then `inv_two_scale = ½`).
 #[derive(Clone, Debug)]
 pub struct ComponentTerms {
-    /// `1 / (2 s_j)`.
+    /// `1 / (2 s_j)` (`½` with maps).
     pub inv_two_scale: Vec<f64>,
-    /// `T·(V·(D/2)·ρ_j − log π_j)`.
+    /// `T·(V·(D/2)·ρ_j − log π_j)`, or `T·(−V·log|det W_j| − log π_j)` with maps.
     pub offset: Vec<f64>,
     /// `log π_j`.
     pub log_mixing: Vec<f64>,
+    /// `P_j = W_jᵀ W_j`, `K × D × D` (empty without maps).
+    pub precision: Vec<f64>,
 }
 
 impl ComponentTerms {
@@ -327,6 +393,22 @@ impl ComponentTerms {
         let v = if spec.settings.volume { 1.0 } else { 0.0 };
         let half_d = state.dim as f64 / 2.0;
         let log_mixing = state.log_mixing();
+        if state.has_maps() {
+            let d = state.dim;
+            let mut precision = Vec::with_capacity(state.k * d * d);
+            let mut offset = Vec::with_capacity(state.k);
+            for (j, lp) in log_mixing.iter().enumerate() {
+                let w = state.map(j);
+                precision.extend(crate::core::metric::precision(w, d));
+                offset.push(t * (-v * crate::core::metric::log_abs_det(w, d) - lp));
+            }
+            return Self {
+                inv_two_scale: vec![0.5; state.k],
+                offset,
+                log_mixing,
+                precision,
+            };
+        }
         let offset = state
             .log_scales
             .iter()
@@ -338,6 +420,7 @@ impl ComponentTerms {
             inv_two_scale,
             offset,
             log_mixing,
+            precision: Vec::new(),
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::core::eval::Gradient;
 use crate::core::math::dual::{Duals, Scalar, log_sum_exp_generic};
-use crate::core::model::{Regime, Score, State};
+use crate::core::model::{Form, Regime, Score, State, Structure};
 use crate::core::problem::Problem;
 
 /// How the independent derivative is computed.
@@ -42,6 +42,11 @@ pub struct Params<S> {
     pub log_scales: Vec<S>,
     /// `v`, `K × P`.
     pub values: Vec<S>,
+    /// `W_j`, `K × D × D` (components with maps; empty otherwise).
+    pub maps: Vec<S>,
+    /// `b_j`, `K × D`: when set, the energies are the neural form's `z = W x + b` and the
+    /// prototypes are not read; otherwise `z = W (x − μ)`.
+    pub biases: Option<Vec<S>>,
 }
 
 impl<S: Scalar> Params<S> {
@@ -54,8 +59,38 @@ impl<S: Scalar> Params<S> {
             log_weights: c(&state.log_weights),
             log_scales: c(&state.log_scales),
             values: c(&state.values),
+            maps: c(&state.maps),
+            biases: None,
         }
     }
+}
+
+/// `log|det W|` of a `D × D` matrix by Gaussian elimination with partial pivoting (pivots
+/// chosen by value), written here apart from [`crate::core::metric`].
+pub fn log_abs_det_generic<S: Scalar>(w: &[S], d: usize) -> S {
+    let mut a = w.to_vec();
+    let mut total = S::constant(0.0);
+    for col in 0..d {
+        let piv = (col..d)
+            .max_by(|&x, &y| a[x * d + col].value().abs().total_cmp(&a[y * d + col].value().abs()))
+            .expect("a column");
+        if piv != col {
+            for c in 0..d {
+                a.swap(piv * d + c, col * d + c);
+            }
+        }
+        let p = a[col * d + col];
+        let abs = if p.value() < 0.0 { -p } else { p };
+        total += abs.ln();
+        for r in col + 1..d {
+            let f = a[r * d + col] / p;
+            for c in col..d {
+                let v = a[col * d + c];
+                a[r * d + c] = a[r * d + c] - f * v;
+            }
+        }
+    }
+    total
 }
 
 /// `E_i·` for point `i`, built from the parameters (MATH.md §1).
@@ -67,6 +102,32 @@ pub fn energies<S: Scalar>(problem: &Problem, params: &Params<S>, i: usize) -> V
     let lse_w = log_sum_exp_generic(&params.log_weights);
     let x = problem.point(i);
     let half_d = S::constant(if spec.settings.volume { dim as f64 / 2.0 } else { 0.0 });
+    if !params.maps.is_empty() {
+        let v = S::constant(if spec.settings.volume { 1.0 } else { 0.0 });
+        return (0..k)
+            .map(|j| {
+                let w = &params.maps[j * dim * dim..(j + 1) * dim * dim];
+                // z = W (x − μ), or W x + b in the neural form.
+                let mut sq = S::constant(0.0);
+                for r in 0..dim {
+                    let mut z = match &params.biases {
+                        Some(b) => b[j * dim + r],
+                        None => S::constant(0.0),
+                    };
+                    for c in 0..dim {
+                        let u = match &params.biases {
+                            Some(_) => S::constant(x[c]),
+                            None => S::constant(x[c]) - params.prototypes[j * dim + c],
+                        };
+                        z += w[r * dim + c] * u;
+                    }
+                    sq += z * z;
+                }
+                let log_pi = params.log_weights[j] - lse_w;
+                S::constant(0.5) * sq + t * (-v * log_abs_det_generic(w, dim) - log_pi)
+            })
+            .collect();
+    }
     (0..k)
         .map(|j| {
             let mu = &params.prototypes[j * dim..(j + 1) * dim];
@@ -306,10 +367,103 @@ pub fn parameter_gradient(problem: &Problem, state: &State, method: Derivative) 
             },
         )
     };
+    let (maps, biases) = if state.has_maps() && problem.spec.settings.learn_scales {
+        map_gradient(problem, state, method)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Gradient {
+        maps,
+        biases,
         prototypes: block(|s| &s.prototypes, |p, v| p.prototypes = v, |p, v| p.prototypes = v),
         log_weights: block(|s| &s.log_weights, |p, v| p.log_weights = v, |p, v| p.log_weights = v),
         log_scales: block(|s| &s.log_scales, |p, v| p.log_scales = v, |p, v| p.log_scales = v),
         values: block(|s| &s.values, |p, v| p.values = v, |p, v| p.values = v),
     }
+}
+
+/// `b_j = −W_j μ_j`, written out.
+fn neural_biases(state: &State) -> Vec<f64> {
+    let d = state.dim;
+    let mut b = vec![0.0; state.k * d];
+    for j in 0..state.k {
+        for r in 0..d {
+            b[j * d + r] = -(0..d)
+                .map(|c| state.maps[j * d * d + r * d + c] * state.prototypes[j * d + c])
+                .sum::<f64>();
+        }
+    }
+    b
+}
+
+/// The structure's free parameters of the maps: the diagonals (`diag`), one shared matrix
+/// (`tied`), every entry (`full`), as (component, entry) lists; each coordinate sets every
+/// entry in its list.
+fn map_coordinates(structure: Structure, k: usize, d: usize) -> Vec<Vec<(usize, usize)>> {
+    let dd = d * d;
+    match structure {
+        Structure::Diag => (0..k).flat_map(|j| (0..d).map(move |r| vec![(j, r * d + r)])).collect(),
+        Structure::Tied => (0..dd).map(|e| (0..k).map(|j| (j, e)).collect()).collect(),
+        _ => (0..k).flat_map(|j| (0..dd).map(move |e| vec![(j, e)])).collect(),
+    }
+}
+
+/// `∂J/∂W` on the structure's free parameters (laid out `K × D × D`, zeros off a diagonal,
+/// a tied gradient written to every component) and, in the neural form, `∂J/∂b` (with
+/// `b = −W μ` held while `W` moves); both through the plain energies above.
+fn map_gradient(problem: &Problem, state: &State, method: Derivative) -> (Vec<f64>, Vec<f64>) {
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let neural = problem.spec.settings.form == Form::Neural;
+    let coords = map_coordinates(problem.spec.structure, k, d);
+    let at: Vec<f64> = coords
+        .iter()
+        .map(|list| state.maps[list[0].0 * dd + list[0].1])
+        .collect();
+    let biases = neural_biases(state);
+    let t = problem.spec.settings.temperature;
+    fn lift<S: Scalar>(state: &State, coords: &[Vec<(usize, usize)>], v: &[S], biases: Option<&[f64]>) -> Params<S> {
+        let dd = state.dim * state.dim;
+        let mut p = Params::<S>::constant(state);
+        for (list, &x) in coords.iter().zip(v) {
+            for &(j, e) in list {
+                p.maps[j * dd + e] = x;
+            }
+        }
+        p.biases = biases.map(|b| b.iter().map(|&x| S::constant(x)).collect());
+        p
+    }
+    let nb = neural.then_some(biases.as_slice());
+    let g = gradient_of(
+        &at,
+        method,
+        &|j| 1e-5 * at[j].abs().max(1.0) * t.sqrt().min(1.0),
+        &|v| loss(problem, &lift(state, &coords, v, nb)),
+        &|v| loss(problem, &lift(state, &coords, v, nb)),
+    );
+    let mut maps = vec![0.0; k * dd];
+    for (list, gv) in coords.iter().zip(&g) {
+        for &(j, e) in list {
+            maps[j * dd + e] = *gv;
+        }
+    }
+    if !neural {
+        return (maps, Vec::new());
+    }
+    let gb = gradient_of(
+        &biases,
+        method,
+        &|j| 1e-5 * biases[j].abs().max(1.0) * t.sqrt().min(1.0),
+        &|v| {
+            let mut p = Params::<Dual>::constant(state);
+            p.biases = Some(v.to_vec());
+            loss(problem, &p)
+        },
+        &|v| {
+            let mut p = Params::<f64>::constant(state);
+            p.biases = Some(v.to_vec());
+            loss(problem, &p)
+        },
+    );
+    (maps, gb)
 }

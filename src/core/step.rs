@@ -1,12 +1,16 @@
 //! One gradient-descent step and one explicit EM step, each from a state and the
 //! [`Evaluation`] at that state (the E-step is the forward pass).
 
-use crate::core::eval::Evaluation;
-use crate::core::model::{RateMode, Regime, Score, State};
+use crate::core::eval::{Evaluation, scatter};
+use crate::core::metric;
+use crate::core::model::{Form, RateMode, Regime, Score, State, Structure};
 use crate::core::problem::Problem;
 
 /// The displacement gradient descent gives prototype `j`'s block, `K × D`:
-/// `−η_j ∂J/∂μ_j`. Zero for a component with no EM mass in [`RateMode::Em`].
+/// `−η_j ∂J/∂μ_j` in the prototype form. With [`RateMode::Em`] the rate is `η N s_j / n_j`
+/// for spherical distance scores, `η N / n_j` times `P_j⁻¹` for components with maps, and
+/// `η N / n_j` for dot-product keys (`n_j` EM's responsibility mass: `Σ r`, `Σ α` or the clamped
+/// `Σ q`). Zero for a component with no EM mass in [`RateMode::Em`].
 #[must_use]
 pub fn gd_prototype_step(
     problem: &Problem,
@@ -32,8 +36,19 @@ pub fn gd_prototype_step(
                 }
             }
         };
-        for d in 0..dim {
-            step[j * dim + d] = -rate * eval.gradient.prototypes[j * dim + d];
+        let g = &eval.gradient.prototypes[j * dim..(j + 1) * dim];
+        if state.has_maps() && mode == RateMode::Em {
+            // −η (N/n_j) P_j⁻¹ ∂J/∂μ_j = −η (μ_j − m_j) (MATH.md §8).
+            let p = metric::precision(state.map(j), dim);
+            let pg =
+                metric::spd_inverse(&p, dim).map_or_else(|| vec![f64::NAN; dim], |inv| metric::apply(&inv, dim, g));
+            for d in 0..dim {
+                step[j * dim + d] = -rate * pg[d];
+            }
+        } else {
+            for d in 0..dim {
+                step[j * dim + d] = -rate * g[d];
+            }
         }
     }
     step
@@ -65,12 +80,22 @@ pub fn em_prototype_step(problem: &Problem, state: &State, eval: &Evaluation) ->
 pub fn gd_step(problem: &Problem, state: &State, eval: &Evaluation, learning_rate: f64, mode: RateMode) -> State {
     let spec = &problem.spec;
     let mut next = state.clone();
-    for (m, s) in next
-        .prototypes
-        .iter_mut()
-        .zip(gd_prototype_step(problem, state, eval, learning_rate, mode))
-    {
-        *m += s;
+    let neural = state.has_maps() && spec.settings.form == Form::Neural && !eval.gradient.biases.is_empty();
+    if neural {
+        neural_step(state, eval, learning_rate, mode, &mut next);
+    } else {
+        for (m, s) in next
+            .prototypes
+            .iter_mut()
+            .zip(gd_prototype_step(problem, state, eval, learning_rate, mode))
+        {
+            *m += s;
+        }
+        if state.has_maps() && !eval.gradient.maps.is_empty() {
+            for (w, g) in next.maps.iter_mut().zip(&eval.gradient.maps) {
+                *w -= learning_rate * g;
+            }
+        }
     }
     if matches!(spec.regime, Regime::Attention { .. }) {
         let p = state.value_dim;
@@ -91,13 +116,99 @@ pub fn gd_step(problem: &Problem, state: &State, eval: &Evaluation, learning_rat
             *w -= learning_rate * g;
         }
     }
-    if spec.settings.learn_scales {
+    if spec.settings.learn_scales && !state.has_maps() {
         let floor = spec.settings.scale_floor.ln();
         for (r, g) in next.log_scales.iter_mut().zip(&eval.gradient.log_scales) {
             *r = (*r - learning_rate * g).max(floor);
         }
     }
     next
+}
+
+/// The neural form's step (MATH.md §8): `W ← W − η ∂J/∂W`, `b ← b − η_b ∂J/∂b` with
+/// `b = −W μ` and `η_b = η` (shared) or `η N / n_j` (EM-preconditioned: the `b` step that moves
+/// `μ` to `m_j` at `η = 1` when `W` stays), then `μ = −W⁻¹ b` from the new `W` (NaN when it is
+/// singular: the run pauses).
+fn neural_step(state: &State, eval: &Evaluation, learning_rate: f64, mode: RateMode, next: &mut State) {
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let n = eval.n as f64;
+    for j in 0..k {
+        let w = state.map(j);
+        let mut b = metric::apply(w, d, state.prototype(j));
+        let rate = match mode {
+            RateMode::Shared => learning_rate,
+            RateMode::Em if eval.em.mass[j] > 0.0 => learning_rate * n / eval.em.mass[j],
+            RateMode::Em => 0.0,
+        };
+        for (c, bc) in b.iter_mut().enumerate() {
+            // b = −W μ.
+            *bc = -*bc - rate * eval.gradient.biases[j * d + c];
+        }
+        let new_w: Vec<f64> = (0..dd)
+            .map(|e| w[e] - learning_rate * eval.gradient.maps[j * dd + e])
+            .collect();
+        let mu = metric::solve(&new_w, d, &b).map_or_else(|| vec![f64::NAN; d], |v| v.iter().map(|x| -x).collect());
+        next.prototypes[j * d..(j + 1) * d].copy_from_slice(&mu);
+        next.maps[j * dd..(j + 1) * dd].copy_from_slice(&new_w);
+    }
+}
+
+/// The new means `m_j = μ_j + Σ ρ (x − μ) / n_j` (`μ_j` for a dead component), `K × D`.
+fn new_means(state: &State, eval: &Evaluation) -> Vec<f64> {
+    let dim = state.dim;
+    let mut m = state.prototypes.clone();
+    for j in 0..state.k {
+        let mass = eval.em.mass[j];
+        if mass > 0.0 {
+            for d in 0..dim {
+                m[j * dim + d] += eval.em.first[j * dim + d] / mass;
+            }
+        }
+    }
+    m
+}
+
+/// Explicit EM's metric step (MATH.md §8, scikit-learn's M-step at `T = 1`):
+/// `C_j = Σ ρ (x − m)(x − m)ᵀ / n_j + λ I` (diag keeps its diagonal; tied pools
+/// `Σ_j n_j C_j / Σ n`), `P_j = T C_j⁻¹`, `W_j` its upper Cholesky factor. A component without
+/// mass keeps its map; a covariance that is not positive definite leaves NaN (the run pauses).
+fn em_metric_step(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation, next: &mut State) {
+    let spec = &problem.spec;
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let t = spec.settings.temperature;
+    let lambda = spec.settings.reg_covar;
+    let sc = scatter(problem, state, &new_means(state, eval));
+    let mut covs: Vec<Option<Vec<f64>>> = (0..k)
+        .map(|j| (sc.mass[j] > 0.0).then(|| sc.second[j * dd..(j + 1) * dd].iter().map(|v| v / sc.mass[j]).collect()))
+        .collect();
+    if spec.structure == Structure::Tied {
+        let total: f64 = sc.mass.iter().sum();
+        let mut pooled = vec![0.0; dd];
+        for j in 0..k {
+            for (p, v) in pooled.iter_mut().zip(&sc.second[j * dd..(j + 1) * dd]) {
+                *p += v / total;
+            }
+        }
+        covs = vec![Some(pooled); k];
+    }
+    for (j, cov) in covs.into_iter().enumerate() {
+        let Some(mut c) = cov else { continue };
+        for r in 0..d {
+            for col in 0..d {
+                if r == col {
+                    c[r * d + col] += lambda;
+                } else if spec.structure == Structure::Diag {
+                    c[r * d + col] = 0.0;
+                }
+            }
+        }
+        let w = metric::spd_inverse(&c, d)
+            .and_then(|inv| metric::cholesky_upper(&inv.iter().map(|v| v * t).collect::<Vec<_>>(), d))
+            .unwrap_or_else(|| vec![f64::NAN; dd]);
+        next.maps[j * dd..(j + 1) * dd].copy_from_slice(&w);
+    }
 }
 
 /// Explicit EM's M-step from the E-step statistics in `eval` (MATH.md §3–§5): prototypes to
@@ -134,22 +245,26 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
     // The scale step: the complete-data optimum Σ ρ||x − m||²/(D n_j T), or with a prior the MAP
     // step (S + 2Ta s₀)/(T(V D n_j + 2a)); without the volume term and without a prior there is
     // no finite optimum and the scales stay.
-    if spec.settings.learn_scales
-        && (spec.settings.volume || spec.active_scale_prior().is_some())
-        && spec.regime.score() == Score::Distance
-    {
+    let metric_step = spec.settings.learn_scales && spec.regime.score() == Score::Distance;
+    if metric_step && state.has_maps() {
+        if spec.settings.volume {
+            em_metric_step(problem, state, eval, &mut next);
+        }
+    } else if metric_step && (spec.settings.volume || spec.active_scale_prior().is_some()) {
+        // Σ ρ ‖x − m‖² from a second pass about the new means (subtracting n_j ‖m − μ‖² from
+        // Σ ρ ‖x − μ‖² loses digits when a prototype starts far from its points).
+        let sc = scatter(problem, state, &new_means(state, eval));
         let t = spec.settings.temperature;
         let v = if spec.settings.volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
             if mass[j] > 0.0 || spec.active_scale_prior().is_some() {
-                let shift: f64 = step[j * dim..(j + 1) * dim].iter().map(|v| v * v).sum();
-                // Σ ρ||x − m||² = Σ ρ||x − μ||² − n_j ||m − μ||² (parallel axes).
-                let sq = (eval.em.sq_dev[j] - mass[j] * shift).max(0.0);
+                let sq = sc.sq[j];
                 let s = match spec.active_scale_prior() {
                     Some(p) => {
                         (sq + 2.0 * t * p.strength * p.scale) / (t * (v * dim as f64 * mass[j] + 2.0 * p.strength))
                     }
-                    None => sq / (dim as f64 * mass[j] * t),
+                    // scikit-learn's spherical variance: tr(C)/D + λ, at temperature T.
+                    None => (sq / (dim as f64 * mass[j]) + spec.settings.reg_covar) / t,
                 };
                 next.log_scales[j] = s.max(spec.settings.scale_floor).ln();
             }

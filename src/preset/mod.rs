@@ -16,7 +16,7 @@ use crate::core::data::init;
 use crate::core::data::{self, Cloud, Dataset};
 use crate::core::experiment::Experiment;
 use crate::core::math::readable;
-use crate::core::model::RateMode;
+use crate::core::model::{Form, RateMode, Structure};
 use crate::core::model::{
     MAX_TEMPERATURE, MIN_TEMPERATURE, ModelSpec, Optimiser, Regime, RunSettings, ScalePrior, Score, State,
 };
@@ -51,8 +51,9 @@ pub struct Learn {
     /// Mixing logits `w`.
     #[serde(default)]
     pub weights: bool,
-    /// Log-scales `ρ`.
-    #[serde(default)]
+    /// Each component's metric: the log-scales `ρ` (spherical) or the maps `W_j` (`diag`,
+    /// `full`, `tied`). `metric` is accepted for it.
+    #[serde(default, alias = "metric")]
     pub scales: bool,
     /// The volume term `V` in the energy.
     #[serde(default = "yes")]
@@ -182,6 +183,12 @@ pub enum InitSpec {
         /// Scales `s`; `initial_scale` when absent.
         #[serde(default)]
         scales: Option<Vec<f64>>,
+        /// Precisions `P_j = W_jᵀW_j` (one `D × D` matrix per prototype, rows as arrays;
+        /// symmetric positive definite) for a metric with maps; `W_j` starts as the upper
+        /// Cholesky factor. `I / initial_scale` when absent. At `T = 1` these are scikit-learn's
+        /// `precisions_init`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precisions: Option<Vec<Vec<Vec<f64>>>>,
     },
 }
 
@@ -206,6 +213,16 @@ pub struct Preset {
     /// Learned parameters and the volume term.
     #[serde(default)]
     pub learn: Learn,
+    /// Each component's metric: `Spherical` (scales), `Diag`, `Full` or `Tied` (MATH.md §8).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub metric: Structure,
+    /// How gradient descent parametrises a metric with maps: `Prototype` (`W (x − μ)`) or
+    /// `Neural` (`W x + b`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub form: Form,
+    /// scikit-learn's `reg_covar`: explicit EM's covariances are `C_j + reg_covar · I`.
+    #[serde(default = "default_reg_covar", skip_serializing_if = "is_default_reg_covar")]
+    pub reg_covar: f64,
     /// Smallest scale.
     #[serde(default = "default_scale_floor")]
     pub scale_floor: f64,
@@ -272,6 +289,16 @@ fn is_one(v: &f64) -> bool {
 fn default_scale_floor() -> f64 {
     1e-6
 }
+fn default_reg_covar() -> f64 {
+    crate::core::model::DEFAULT_REG_COVAR
+}
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_default_reg_covar(v: &f64) -> bool {
+    *v == crate::core::model::DEFAULT_REG_COVAR
+}
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
 fn default_steps() -> usize {
     200
 }
@@ -288,6 +315,9 @@ impl Default for Preset {
             learning_rate: 0.5,
             rate: RateMode::Shared,
             learn: Learn::default(),
+            metric: Structure::Spherical,
+            form: Form::Prototype,
+            reg_covar: default_reg_covar(),
             scale_floor: default_scale_floor(),
             initial_scale: 1.0,
             seed: 0,
@@ -799,6 +829,7 @@ fn validate_init(init: &InitSpec, scale_floor: f64) -> Result<(), PresetError> {
             values,
             weights,
             scales,
+            ..
         } => {
             if positions.is_empty() {
                 return Err(range_error(
@@ -895,6 +926,65 @@ pub fn hide_labels(data: &mut Dataset, fraction: f64, seed: u64) {
     data.soft.retain(|i| labels[i].is_some());
 }
 
+/// The maps `W_j` (upper Cholesky factors) of explicit precisions, checked against the
+/// structure: `K` symmetric positive-definite `D × D` matrices, diagonal for `Diag`, all equal
+/// for `Tied` (or one matrix).
+fn initial_maps(ps: &[Vec<Vec<f64>>], structure: Structure, k: usize, dim: usize) -> Result<Vec<f64>, PresetError> {
+    if !structure.has_maps() {
+        return Err(field_error(
+            "prototypes.precisions",
+            "precisions set the maps of metric Diag, Full or Tied; spherical components take `scales`",
+        ));
+    }
+    let ps: Vec<Vec<Vec<f64>>> = if structure == Structure::Tied && ps.len() == 1 {
+        vec![ps[0].clone(); k]
+    } else {
+        ps.to_vec()
+    };
+    if ps.len() != k {
+        return Err(field_error(
+            "prototypes.precisions",
+            format!("needs one matrix per prototype ({k}), got {}", ps.len()),
+        ));
+    }
+    let mut maps = Vec::with_capacity(k * dim * dim);
+    for (j, m) in ps.iter().enumerate() {
+        let field = format!("prototypes.precisions[{j}]");
+        if m.len() != dim || m.iter().any(|r| r.len() != dim) {
+            return Err(field_error(
+                &field,
+                format!("must be a {dim} × {dim} matrix (D × D), rows as arrays"),
+            ));
+        }
+        let flat = m.concat();
+        if structure == Structure::Diag && !crate::core::metric::fits(structure, &flat, dim) {
+            return Err(field_error(&field, "metric Diag needs diagonal precisions"));
+        }
+        if structure == Structure::Tied && m != &ps[0] {
+            return Err(field_error(
+                &field,
+                "metric Tied shares one precision: every matrix must equal the first",
+            ));
+        }
+        let w = crate::core::metric::cholesky_upper(&flat, dim).ok_or_else(|| {
+            field_error(
+                &field,
+                "must be symmetric positive definite (its Cholesky factorisation failed)",
+            )
+        })?;
+        if w.iter()
+            .any(|v| !v.is_finite() || v.abs() > crate::core::data::MAX_COORDINATE)
+        {
+            return Err(field_error(
+                &field,
+                "its Cholesky factor must be finite and within ±1e100",
+            ));
+        }
+        maps.extend(w);
+    }
+    Ok(maps)
+}
+
 /// Largest `K` accepted (the views and the check table grow with it).
 pub const MAX_COMPONENTS: usize = 1024;
 
@@ -917,6 +1007,8 @@ impl Preset {
             reject_energy: self.reject_energy,
             unnormalised: self.unnormalised,
             semi_supervised: self.semi_supervised,
+            form: self.form,
+            reg_covar: self.reg_covar,
         }
     }
 
@@ -933,7 +1025,11 @@ impl Preset {
             reject_energy,
             unnormalised,
             semi_supervised,
+            form,
+            reg_covar,
         } = settings;
+        self.form = form;
+        self.reg_covar = reg_covar;
         self.temperature = temperature;
         self.learning_rate = optimiser.learning_rate;
         self.rate = optimiser.rate;
@@ -962,12 +1058,49 @@ impl Preset {
         })
     }
 
+    /// The metric's fields: `reg_covar`, and a structure the objective and options can use.
+    fn validate_metric(&self) -> Result<(), PresetError> {
+        if !(self.reg_covar > 0.0 && self.reg_covar.is_finite()) {
+            return Err(range_error(
+                "reg_covar",
+                "must be positive and finite (scikit-learn's default is 1e-6)",
+                self.reg_covar,
+            ));
+        }
+        if self.metric.has_maps() {
+            if matches!(
+                self.objective,
+                ObjectiveSpec::Attention {
+                    score: Score::DotProduct
+                }
+            ) {
+                return Err(field_error(
+                    "metric",
+                    "dot-product attention compares by −x·μ and has no metric (use score: Distance, or metric: Spherical)",
+                ));
+            }
+            if self.scale_prior.is_some() {
+                return Err(field_error(
+                    "scale_prior",
+                    "the scale prior acts on spherical scales; remove it or use metric: Spherical",
+                ));
+            }
+        } else if self.form == Form::Neural {
+            return Err(field_error(
+                "form",
+                "the neural form z = W x + b needs components with maps: use metric: Diag, Full or Tied (spherical components use scales)",
+            ));
+        }
+        positive("initial_scale", self.initial_scale)?;
+        Ok(())
+    }
+
     /// Checks the scalar fields and the options that depend on the objective, in order.
     fn validate_scalars(&self) -> Result<(), PresetError> {
         temperature("temperature", self.temperature)?;
         positive("learning_rate", self.learning_rate)?;
         positive("scale_floor", self.scale_floor)?;
-        positive("initial_scale", self.initial_scale)?;
+        self.validate_metric()?;
         if let Some(prior) = &self.scale_prior {
             positive("scale_prior.strength", prior.strength)?;
             positive("scale_prior.scale", prior.scale)?;
@@ -1336,6 +1469,7 @@ impl ValidPreset {
         }
         let spec = ModelSpec {
             regime,
+            structure: p.metric,
             classes,
             settings,
         };
@@ -1350,8 +1484,12 @@ impl ValidPreset {
             DataSpec::Csv { path } => field_error("data.path", format!("{}: {}", csv::quote_at_most(path, 200), e.0)),
             _ => field_error("data", e.0),
         })?;
-        let mut state = State::new(dim, positions, problem.target_dim);
-        state.log_scales = vec![p.initial_scale.ln(); k];
+        let mut state = State::new(dim, positions, problem.target_dim).with_structure(p.metric, p.initial_scale);
+        state.log_scales = if p.metric.has_maps() {
+            vec![0.0; k]
+        } else {
+            vec![p.initial_scale.ln(); k]
+        };
         if let InitSpec::Explicit {
             values,
             weights,
@@ -1374,6 +1512,12 @@ impl ValidPreset {
             if let Some(s) = scales {
                 state.log_scales = s.iter().map(|s| s.ln()).collect();
             }
+        }
+        if let InitSpec::Explicit {
+            precisions: Some(ps), ..
+        } = &p.prototypes
+        {
+            state.maps = initial_maps(ps, p.metric, k, dim)?;
         }
         let experiment = Experiment::new(problem, state, settings.optimiser).map_err(|e| err(e.reason))?;
         Session::new(experiment, critical_temperature, p.anneal, p.seed)

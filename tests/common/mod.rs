@@ -97,7 +97,9 @@ pub fn all_regimes() -> [Regime; 4] {
 /// Every output of the fast evaluation equals the straightforward one to 1e-12, relative to each
 /// block's largest entry.
 pub fn assert_paths_agree(fast: &Evaluation, plain: &Evaluation, context: &str) {
-    let blocks: [(&str, Vec<f64>, Vec<f64>); 10] = [
+    let blocks: [(&str, Vec<f64>, Vec<f64>); 12] = [
+        ("∂J/∂W", fast.gradient.maps.clone(), plain.gradient.maps.clone()),
+        ("∂J/∂b", fast.gradient.biases.clone(), plain.gradient.biases.clone()),
         (
             "scalars",
             vec![fast.loss, fast.em_objective, fast.mean_entropy],
@@ -135,4 +137,42 @@ pub fn assert_paths_agree(fast: &Evaluation, plain: &Evaluation, context: &str) 
             );
         }
     }
+}
+
+/// A random problem whose components carry maps of `structure` (learned when `learn`), in
+/// `form`: `W_j` near the identity with random entries (diagonal for `diag`, one for `tied`).
+pub fn random_metric_case(
+    case: &Case,
+    structure: implicit_em_lab::core::model::Structure,
+    form: implicit_em_lab::core::model::Form,
+) -> (Problem, State) {
+    use implicit_em_lab::core::model::Structure;
+    let (mut problem, mut state) = random_case(case);
+    problem.spec.structure = structure;
+    problem.spec.settings.form = form;
+    let d = case.dim;
+    let mut rng = data::rng(case.seed.wrapping_mul(131).wrapping_add(3));
+    state = state.with_structure(structure, 1.0);
+    state.log_scales = vec![0.0; state.k];
+    let mut one = || -> Vec<f64> {
+        let mut w = vec![0.0; d * d];
+        for r in 0..d {
+            for c in 0..d {
+                w[r * d + c] = if r == c {
+                    rng.random_range(0.6..1.5)
+                } else if structure == Structure::Diag {
+                    0.0
+                } else {
+                    rng.random_range(-0.3..0.3)
+                };
+            }
+        }
+        w
+    };
+    if structure == Structure::Tied {
+        state.maps = one().repeat(state.k);
+    } else if structure.has_maps() {
+        state.maps = (0..state.k).flat_map(|_| one()).collect();
+    }
+    (problem, state)
 }

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use crate::core::data::SoftLabels;
-use crate::core::eval::rows::clamp;
+use crate::core::eval::rows::{Pass, clamp};
 use crate::core::eval::sums::Sums;
 use crate::core::model::{ComponentTerms, ModelSpec, Regime, Score, State};
 use crate::core::problem::Problem;
@@ -126,6 +126,11 @@ struct LaneAcc {
     em_first: Buf,
     em_sq: Buf,
     em_targets: Buf,
+    /// `Σ G (x − μ)_r (x − μ)_c`, `[(r, c) upper][j][W]` (only with `Prepared::second`).
+    grad_second: Buf,
+    /// `Σ w (x − c)_r (x − c)_c` about the scatter centres, as `grad_second` (scatter passes
+    /// over components with maps only).
+    em_second: Buf,
 }
 
 /// Scratch for one block: `[j][lane]` rows and per-lane values.
@@ -143,6 +148,8 @@ struct Scratch {
     w: Buf,
     g: Buf,
     out: Buf,
+    /// `x − μ_j` (or `x − c_j` in a scatter pass) per coordinate, `[d][lane]`.
+    dif: Buf,
 }
 
 /// Both buffers of a worker, reused across the chunks it takes.
@@ -152,7 +159,8 @@ struct Work {
 }
 
 impl Work {
-    fn new(k: usize, dim: usize, p: usize) -> Self {
+    fn new(k: usize, dim: usize, p: usize, prep: &Prepared) -> Self {
+        let tri = dim * (dim + 1) / 2;
         let z = |len: usize| Buf::zeros(len * B);
         let w = |len: usize| Buf::zeros(len * W);
         Self {
@@ -170,6 +178,12 @@ impl Work {
                 em_first: w(k * dim),
                 em_sq: w(k),
                 em_targets: w(k * p),
+                grad_second: w(if prep.second { k * tri } else { 0 }),
+                em_second: w(if prep.centre.is_some() && !prep.precision.is_empty() {
+                    k * tri
+                } else {
+                    0
+                }),
             },
             s: Scratch {
                 xs: z(dim),
@@ -184,6 +198,7 @@ impl Work {
                 w: z(k),
                 g: z(k),
                 out: z(p),
+                dif: z(dim),
             },
         }
     }
@@ -204,6 +219,8 @@ impl Work {
             &mut a.em_first,
             &mut a.em_sq,
             &mut a.em_targets,
+            &mut a.grad_second,
+            &mut a.em_second,
         ] {
             v.fill(0.0);
         }
@@ -335,9 +352,21 @@ struct Prepared {
     gradient: bool,
     /// `(α, β)` per component ([`arg_terms`]).
     terms: Vec<(f64, f64)>,
+    /// `P_j`, `K × D × D` (components with maps; empty for spherical ones).
+    precision: Vec<f64>,
+    /// Sum `Σ G (x − μ)(x − μ)ᵀ` (learned maps).
+    second: bool,
+    /// A scatter pass: EM's moments about these centres (`K × D`), no gradient.
+    centre: Option<Vec<f64>>,
 }
 
 impl Prepared {
+    /// Whether the mixture's gradient sums are EM's (`G = r`, moments about `μ`): not in a
+    /// pass with second moments or a scatter pass.
+    fn shared_mixture_sums(&self) -> bool {
+        self.regime == Regime::Mixture && !self.unnormalised && !self.second && self.centre.is_none()
+    }
+
     /// What `a_j` is computed from: `‖x − μ_j‖²`, or `d_j = −x·μ_j` for dot-product scores.
     #[inline(always)]
     fn base(&self, s: &Scratch, j: usize) -> Lanes {
@@ -350,6 +379,28 @@ fn lane_sums(v: &[f64], rows: usize) -> Vec<f64> {
     (0..rows)
         .map(|j| v[j * W..(j + 1) * W].iter().fold(0.0, |s, x| s + x))
         .collect()
+}
+
+/// A `[(r, c) upper][j][W]` accumulator summed over lanes, as full symmetric `K × D × D`
+/// (empty for an empty accumulator).
+fn upper_sums(v: &[f64], k: usize, dim: usize) -> Vec<f64> {
+    if v.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![0.0; k * dim * dim];
+    let mut e = 0;
+    for r in 0..dim {
+        for c in r..dim {
+            for j in 0..k {
+                let row = e * k + j;
+                let s = v[row * W..(row + 1) * W].iter().fold(0.0, |s, x| s + x);
+                out[j * dim * dim + r * dim + c] = s;
+                out[j * dim * dim + c * dim + r] = s;
+            }
+            e += 1;
+        }
+    }
+    out
 }
 
 /// A `[d][j][W]` accumulator summed over lanes, as `K × width` (`[j][d]`).
@@ -375,7 +426,8 @@ impl LaneAcc {
         let em_sq = lane_sums(&a.em_sq, k);
         let em_first = lane_sums_t(&a.em_first, k, dim);
         let entropy = total(&a.entropy);
-        if prep.regime == Regime::Mixture && !prep.unnormalised {
+        let (grad_second, em_second) = (upper_sums(&a.grad_second, k, dim), upper_sums(&a.em_second, k, dim));
+        if prep.shared_mixture_sums() {
             // G = ρ = r, and d = c_j ‖x − μ‖², so Σ r d = c_j Σ r ‖x − μ‖².
             let grad_dist = em_sq.iter().zip(&prep.inv_two_scale).map(|(s, c)| s * c).collect();
             return Sums {
@@ -392,6 +444,8 @@ impl LaneAcc {
                 em_first,
                 em_sq,
                 em_targets: Vec::new(),
+                grad_second,
+                em_second,
             };
         }
         let mut grad_dist = lane_sums(&a.grad_dist, k);
@@ -421,6 +475,8 @@ impl LaneAcc {
             em_first,
             em_sq,
             em_targets: lane_sums_t(&a.em_targets, k, p),
+            grad_second,
+            em_second,
         }
     }
 }
@@ -483,6 +539,35 @@ fn component_args<const FMA: bool>(mu: &[f64], xs: &[f64], terms: (f64, f64), do
     }
     let base = if dot_form { lanes(|l| -dot[l]) } else { sq };
     (sq, base, exponent_args::<FMA>(&base, alpha, beta))
+}
+
+/// [`component_args`] for a component with a map: `q = (x − μ)ᵀ P (x − μ)` (row by row, as
+/// [`crate::core::eval::rows::quadratic_form`]) in place of `‖x − μ‖²`; `dif` is scratch.
+#[inline(always)]
+fn metric_args<const FMA: bool>(
+    mu: &[f64],
+    p: &[f64],
+    xs: &[f64],
+    dif: &mut [f64],
+    terms: (f64, f64),
+) -> (Lanes, Lanes, Lanes) {
+    let dim = mu.len();
+    for (d, &m) in mu.iter().enumerate() {
+        let xd = get(xs, d);
+        put(dif, d, &lanes(|l| xd[l] - m));
+    }
+    let mut q = [0.0; B];
+    for r in 0..dim {
+        let vr = get(dif, r);
+        let prr = p[r * dim + r];
+        let mut acc = lanes(|l| prr * vr[l]);
+        for c in r + 1..dim {
+            let (vc, prc) = (get(dif, c), 2.0 * p[r * dim + c]);
+            acc = lanes(|l| madd::<FMA>(prc, vc[l], acc[l]));
+        }
+        q = lanes(|l| madd::<FMA>(acc[l], vr[l], q[l]));
+    }
+    (q, q, exponent_args::<FMA>(&q, terms.0, terms.1))
 }
 
 /// `a = α·base + β`: with `base = ‖x − μ‖²`, `α = −1/(2sT)` (or `base = d = −x·μ`,
@@ -715,11 +800,16 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
         // The background component (the reject option) takes part in the maximum and the sum.
         let mut m = [prep.a_bg; B];
         // With distance scores d = ‖x − μ‖²/(2s) is not kept: Σ G d = Σ G ‖x − μ‖² / (2s).
-        let mixture_sums = prep.regime == Regime::Mixture && !prep.unnormalised;
+        let mixture_sums = prep.shared_mixture_sums();
         // a is not stored: the next pass recomputes it from ‖x − μ‖² (or d) in one rounding.
         for j in 0..k {
-            let (sq, base, a) =
-                component_args::<FMA>(&prep.mu[j * dim..(j + 1) * dim], &s.xs, prep.terms[j], prep.dot_form);
+            let mu = &prep.mu[j * dim..(j + 1) * dim];
+            let (sq, base, a) = if prep.precision.is_empty() {
+                component_args::<FMA>(mu, &s.xs, prep.terms[j], prep.dot_form)
+            } else {
+                let p = &prep.precision[j * dim * dim..(j + 1) * dim * dim];
+                metric_args::<FMA>(mu, p, &s.xs, &mut s.dif, prep.terms[j])
+            };
             m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
             put(&mut s.sq, j, &sq);
             if prep.dot_form {
@@ -829,7 +919,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                     } else {
                         lanes(|l| wr[l] - r[l])
                     };
-                    accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, Some(&wr), &sq);
+                    accumulate::<FMA>(prep, acc, &s.xs, &mut s.dif, j, &r, &g, Some(&wr), &sq);
                 }
                 continue;
             }
@@ -846,19 +936,30 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
             }
             for j in 0..k {
                 let (r, g, wr, sq) = (get(&s.r, j), get(&s.g, j), get(&s.w, j), get(&s.sq, j));
-                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, Some(&wr), &sq);
+                accumulate::<FMA>(prep, acc, &s.xs, &mut s.dif, j, &r, &g, Some(&wr), &sq);
             }
         } else if prep.regime == Regime::Mixture {
             // The sum of kernels (no normalisation): J_i = −T Σ_j e^{a_j} = −T e^{lse}, and
             // G_j = e^{a_j} = r_j e^{lse}; the EM run keeps the normalised r and free energy.
-            let scale = lanes(|l| (m[l] + ln_total[l]).exp());
-            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], -prep.t * scale[l]));
+            // The normalised mixture comes here only for second moments or a scatter pass:
+            // then G = r (scale 1) and J_i = F_i.
+            let scale = if prep.unnormalised {
+                lanes(|l| (m[l] + ln_total[l]).exp())
+            } else {
+                [1.0; B]
+            };
+            let loss = if prep.unnormalised {
+                lanes(|l| -prep.t * scale[l])
+            } else {
+                free
+            };
+            acc.loss = lanes(|l| acc.loss[l] + live_or_zero(live[l], loss[l]));
             acc.clamped = lanes(|l| acc.clamped[l] + live_or_zero(live[l], free[l]));
             for j in 0..k {
                 let (e, sq) = (get(&s.r, j), get(&s.sq, j));
                 let r = lanes(|l| live_or_zero(live[l], e[l] * inv[l]));
                 let g = lanes(|l| r[l] * scale[l]);
-                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
+                accumulate::<FMA>(prep, acc, &s.xs, &mut s.dif, j, &r, &g, None, &sq);
             }
         } else {
             // Attention: α = e · scale with scale = 1/Σ on live lanes and 0 on dead ones,
@@ -890,7 +991,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                 // EM needs Σ α, Σ α t and the moments only.
                 for j in 0..k {
                     let (r, sq) = (get(&s.r, j), get(&s.sq, j));
-                    accumulate::<FMA>(prep, acc, &s.xs, j, &r, &r, None, &sq);
+                    accumulate::<FMA>(prep, acc, &s.xs, &mut s.dif, j, &r, &r, None, &sq);
                 }
                 continue;
             }
@@ -910,7 +1011,7 @@ fn kernel<const FMA: bool>(problem: &Problem, prep: &Prepared, range: std::ops::
                     // Σ G d with the score d = −x·μ (the distance form takes Σ G ‖x − μ‖²).
                     fma_acc::<FMA>(&mut acc.grad_dist, j, &g, &get(&s.dist, j));
                 }
-                accumulate::<FMA>(prep, acc, &s.xs, j, &r, &g, None, &sq);
+                accumulate::<FMA>(prep, acc, &s.xs, &mut s.dif, j, &r, &g, None, &sq);
             }
         }
     }
@@ -1002,13 +1103,16 @@ fn normalise(s: &mut Scratch, k: usize, live: &Lanes, inv: &Lanes) {
 
 /// Adds component `j`'s lanes to the sums: `Σ r`, `Σ w` (only when the EM weights `w` are not
 /// `r`: otherwise `Σ w = Σ r`), `Σ w ‖x − μ‖²`, `Σ w (x − μ)`, and when the gradient is wanted
-/// `Σ G`, `Σ G ‖x − μ‖²` (distance scores; `Σ G d` is this times `1/(2s)`), `Σ G (x − μ)`.
+/// `Σ G`, `Σ G ‖x − μ‖²` (distance scores; `Σ G d` is this times `1/(2s)`), `Σ G (x − μ)`, and
+/// with second moments `Σ G (x − μ)(x − μ)ᵀ`. A scatter pass takes EM's moments about its
+/// centres instead ([`scatter_moments`]). `dif` is scratch (`D` rows of lanes).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate<const FMA: bool>(
     prep: &Prepared,
     acc: &mut LaneAcc,
     xs: &[f64],
+    dif: &mut [f64],
     j: usize,
     r: &Lanes,
     g: &Lanes,
@@ -1020,6 +1124,10 @@ fn accumulate<const FMA: bool>(
     add_acc(&mut acc.counts, j, r);
     if wr.is_some() {
         add_acc(&mut acc.em_mass, j, w);
+    }
+    if let Some(centre) = &prep.centre {
+        scatter_moments::<FMA>(prep, acc, xs, dif, &centre[j * dim..(j + 1) * dim], j, w);
+        return;
     }
     fma_acc::<FMA>(&mut acc.em_sq, j, w, sq);
     if prep.gradient {
@@ -1035,6 +1143,54 @@ fn accumulate<const FMA: bool>(
             fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
         }
         fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
+        if prep.second {
+            put(dif, d, &diff);
+        }
+    }
+    if prep.second && prep.gradient {
+        outer_acc::<FMA>(&mut acc.grad_second, dif, k, dim, j, g);
+    }
+}
+
+/// A scatter pass's moments of component `j` about its centre `c`: `Σ w (x − c)`,
+/// `Σ w ‖x − c‖²` and, with maps, `Σ w (x − c)(x − c)ᵀ`.
+#[inline(always)]
+fn scatter_moments<const FMA: bool>(
+    prep: &Prepared,
+    acc: &mut LaneAcc,
+    xs: &[f64],
+    dif: &mut [f64],
+    c: &[f64],
+    j: usize,
+    w: &Lanes,
+) {
+    let (k, dim) = (prep.k, prep.dim);
+    let mut sq = [0.0; B];
+    for (d, &cd) in c.iter().enumerate() {
+        let xd = get(xs, d);
+        let v = lanes(|l| xd[l] - cd);
+        sq = lanes(|l| madd::<FMA>(v[l], v[l], sq[l]));
+        fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &v);
+        put(dif, d, &v);
+    }
+    fma_acc::<FMA>(&mut acc.em_sq, j, w, &sq);
+    if !acc.em_second.is_empty() {
+        outer_acc::<FMA>(&mut acc.em_second, dif, k, dim, j, w);
+    }
+}
+
+/// `target[(r, c)][j] += Σ_lanes weight · v_r v_c` over the upper triangle `r ≤ c` of the rows
+/// `v` (`dif`, `D × B`).
+#[inline(always)]
+fn outer_acc<const FMA: bool>(target: &mut [f64], dif: &[f64], k: usize, dim: usize, j: usize, weight: &Lanes) {
+    let mut e = 0;
+    for r in 0..dim {
+        let vr = get(dif, r);
+        let wv = lanes(|l| weight[l] * vr[l]);
+        for c in r..dim {
+            fma_acc::<FMA>(target, e * k + j, &wv, &get(dif, c));
+            e += 1;
+        }
     }
 }
 
@@ -1233,13 +1389,22 @@ fn colour_kernel<const FMA: bool>(
 /// lanes and then merged in chunk order (so the result does not depend on thread scheduling).
 #[must_use]
 pub fn sums(problem: &Problem, state: &State, terms: &ComponentTerms) -> Sums {
-    sums_for(problem, state, terms, true)
+    sums_with(problem, state, terms, &Pass::gradient(problem))
 }
 
 /// [`sums`], with the gradient sums (`Σ G`, `Σ G d`, `Σ G (x − μ)`, `Σ α (o − t)`) only when
 /// `gradient` is set (they stay zero otherwise; the mixture's are shared with EM's anyway).
 #[must_use]
 pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradient: bool) -> Sums {
+    let pass = if gradient { Pass::gradient(problem) } else { Pass::em() };
+    sums_with(problem, state, terms, &pass)
+}
+
+/// The sums `pass` asks for, as [`sums`] computes them (a scatter pass takes EM's moments about
+/// its centres, and with maps their outer products).
+#[must_use]
+pub fn sums_with(problem: &Problem, state: &State, terms: &ComponentTerms, pass: &Pass) -> Sums {
+    let gradient = pass.gradient && pass.centres.is_none();
     let (k, dim, p) = (state.k, problem.dim, problem.target_dim);
     let (t, dot_form) = (
         problem.spec.settings.temperature,
@@ -1263,6 +1428,9 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
         terms: (0..k)
             .map(|j| arg_terms(terms.inv_two_scale[j], terms.offset[j], t, dot_form))
             .collect(),
+        precision: terms.precision.clone(),
+        second: pass.second && gradient,
+        centre: pass.centres.clone(),
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);
@@ -1274,12 +1442,12 @@ pub fn sums_for(problem: &Problem, state: &State, terms: &ComponentTerms, gradie
     let parts: Vec<Sums> = if chunks > 1 {
         (0..chunks)
             .into_par_iter()
-            .map_init(|| Work::new(k, dim, p), run)
+            .map_init(|| Work::new(k, dim, p, &prep), run)
             .collect()
     } else {
-        vec![run(&mut Work::new(k, dim, p), 0)]
+        vec![run(&mut Work::new(k, dim, p, &prep), 0)]
     };
-    let mut total = Sums::zeros(k, dim, p);
+    let mut total = Sums::for_pass(k, dim, p, pass, state.has_maps());
     for part in &parts {
         total.merge(part);
     }

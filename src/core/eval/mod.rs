@@ -15,7 +15,7 @@ pub mod lanes;
 mod rows;
 mod sums;
 
-pub use rows::{Row, field_row, point_row, row_kernel, sum_range};
+pub use rows::{Pass, Row, field_row, point_row, quadratic_form, row_kernel, sum_range, sum_range_with};
 pub use sums::{EmStats, Evaluation, Gradient, Sums, finish};
 
 use crate::core::model::{ComponentTerms, State};
@@ -50,4 +50,51 @@ pub fn evaluate_rows(problem: &Problem, state: &State) -> Evaluation {
     let terms = ComponentTerms::new(&problem.spec, state);
     let sums = sum_range(problem, state, &terms, 0..problem.len());
     finish(problem, state, sums)
+}
+
+/// Explicit EM's scatter about the new means (MATH.md §3, §8): from a second pass over the
+/// points at the same state, so no moment about the old prototype is subtracted from another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scatter {
+    /// `n_j = Σ_i ρ_ij`.
+    pub mass: Vec<f64>,
+    /// `Σ_i ρ_ij ‖x_i − c_j‖²`.
+    pub sq: Vec<f64>,
+    /// `Σ_i ρ_ij (x_i − c_j)(x_i − c_j)ᵀ`, `K × D × D` (components with maps; else empty).
+    pub second: Vec<f64>,
+}
+
+impl Scatter {
+    fn of(sums: Sums) -> Self {
+        Self {
+            mass: sums.em_mass,
+            sq: sums.em_sq,
+            second: sums.em_second,
+        }
+    }
+}
+
+/// EM's scatter at `state` about `centres` (`K × D`), by the fast kernel.
+#[must_use]
+pub fn scatter(problem: &Problem, state: &State, centres: &[f64]) -> Scatter {
+    let terms = ComponentTerms::new(&problem.spec, state);
+    Scatter::of(lanes::sums_with(
+        problem,
+        state,
+        &terms,
+        &Pass::scatter(centres.to_vec()),
+    ))
+}
+
+/// [`scatter`] on the plain path (the reference the fast one is tested against).
+#[must_use]
+pub fn scatter_rows(problem: &Problem, state: &State, centres: &[f64]) -> Scatter {
+    let terms = ComponentTerms::new(&problem.spec, state);
+    Scatter::of(sum_range_with(
+        problem,
+        state,
+        &terms,
+        0..problem.len(),
+        &Pass::scatter(centres.to_vec()),
+    ))
 }

@@ -36,6 +36,8 @@ pub struct Row {
     pub clamped_free_energy: f64,
     /// `−Σ_j r_ij log r_ij`.
     pub entropy: f64,
+    /// Whether the distances are Mahalanobis (`d = ½ (x − μ)ᵀ P (x − μ)`, components with maps).
+    pub mahalanobis: bool,
     scratch: Vec<f64>,
 }
 
@@ -73,6 +75,10 @@ fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64
             diff[d] = dd;
             sq += dd * dd;
             dot += x[d] * mu[d];
+        }
+        row.mahalanobis = !terms.precision.is_empty();
+        if row.mahalanobis {
+            sq = quadratic_form(&terms.precision[j * dim * dim..(j + 1) * dim * dim], diff);
         }
         let dist = match score {
             Score::Distance => sq * terms.inv_two_scale[j],
@@ -113,6 +119,62 @@ fn energies_at(spec: &ModelSpec, state: &State, terms: &ComponentTerms, x: &[f64
     row.free_energy = -t * lse;
     row.entropy = ln_total - shifted;
     lse
+}
+
+/// `vᵀ P v` for a symmetric `P` (`D × D`, row-major): `Σ_r P_rr v_r² + 2 Σ_{r<c} P_rc v_r v_c`,
+/// summed row by row in the order the lane kernel uses.
+#[must_use]
+pub fn quadratic_form(p: &[f64], v: &[f64]) -> f64 {
+    let d = v.len();
+    let mut q = 0.0;
+    for r in 0..d {
+        let mut acc = p[r * d + r] * v[r];
+        for c in r + 1..d {
+            acc += 2.0 * p[r * d + c] * v[c];
+        }
+        q += acc * v[r];
+    }
+    q
+}
+
+/// What a pass over the points sums besides the loss and explicit EM's masses and moments.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pass {
+    /// The gradient sums (`Σ G`, `Σ G d`, `Σ G (x − μ)`, `Σ α (o − t)`).
+    pub gradient: bool,
+    /// `Σ_i G_ij (x_i − μ_j)(x_i − μ_j)ᵀ`, for the gradient of learned maps `W_j`.
+    pub second: bool,
+    /// A scatter pass: EM's moments are taken about these centres (`K × D`, explicit EM's new
+    /// means `m_j`), with `Σ w (x − c)(x − c)ᵀ` when the components have maps; no gradient.
+    /// The covariance of the M-step without the cancellation of `Σ w ‖x − μ‖² − n ‖m − μ‖²`.
+    pub centres: Option<Vec<f64>>,
+}
+
+impl Pass {
+    /// The pass gradient descent needs at `problem` (second moments when maps are learned).
+    #[must_use]
+    pub fn gradient(problem: &Problem) -> Self {
+        Self {
+            gradient: true,
+            second: problem.spec.structure.has_maps() && problem.spec.settings.learn_scales,
+            centres: None,
+        }
+    }
+
+    /// The pass explicit EM's E-step needs (masses and first moments).
+    #[must_use]
+    pub fn em() -> Self {
+        Self::default()
+    }
+
+    /// A scatter pass about `centres`.
+    #[must_use]
+    pub fn scatter(centres: Vec<f64>) -> Self {
+        Self {
+            centres: Some(centres),
+            ..Self::default()
+        }
+    }
 }
 
 /// Energies, responsibilities and free energy at any position `x` (not necessarily a data
@@ -254,6 +316,33 @@ fn clamp_class(classes: &[usize], a: &[f64], c: usize, weight: f64, q: &mut [f64
 }
 
 impl Sums {
+    /// Adds one point's row to a scatter pass: EM's moments about `centres`.
+    fn add_scatter_row(&mut self, problem: &Problem, centres: &[f64], i: usize, row: &Row) {
+        let dim = problem.dim;
+        let x = problem.point(i);
+        self.n += 1;
+        self.loss += row.loss;
+        self.clamped_free_energy += row.clamped_free_energy;
+        self.entropy += row.entropy;
+        let second = !self.em_second.is_empty();
+        let mut v = vec![0.0; dim];
+        for j in 0..self.counts.len() {
+            let w = row.em_weights[j];
+            self.counts[j] += row.responsibilities[j];
+            self.em_mass[j] += w;
+            let mut sq = 0.0;
+            for d in 0..dim {
+                v[d] = x[d] - centres[j * dim + d];
+                sq += v[d] * v[d];
+                self.em_first[j * dim + d] += w * v[d];
+            }
+            self.em_sq[j] += w * sq;
+            if second {
+                add_outer(&mut self.em_second[j * dim * dim..(j + 1) * dim * dim], w, &v);
+            }
+        }
+    }
+
     /// Adds one point's row.
     pub fn add_row(&mut self, problem: &Problem, i: usize, row: &Row) {
         let dim = problem.dim;
@@ -269,7 +358,12 @@ impl Sums {
             let w = row.em_weights[j];
             let r = row.responsibilities[j];
             let diff = &row.diff[j * dim..(j + 1) * dim];
-            let sq: f64 = diff.iter().map(|v| v * v).sum();
+            // ‖x − μ‖², or (x − μ)ᵀ P (x − μ) = 2 d with maps.
+            let sq: f64 = if row.mahalanobis {
+                2.0 * row.distances[j]
+            } else {
+                diff.iter().map(|v| v * v).sum()
+            };
             self.grad_mass[j] += g;
             self.grad_dist[j] += g * row.distances[j];
             self.counts[j] += r;
@@ -278,6 +372,9 @@ impl Sums {
             for d in 0..dim {
                 self.grad_first[j * dim + d] += g * diff[d];
                 self.em_first[j * dim + d] += w * diff[d];
+            }
+            if !self.grad_second.is_empty() {
+                add_outer(&mut self.grad_second[j * dim * dim..(j + 1) * dim * dim], g, diff);
             }
             if attention {
                 for c in 0..p {
@@ -289,15 +386,41 @@ impl Sums {
     }
 }
 
-/// The sums over the points in `range`.
+/// `m += w v vᵀ` (`D × D`, row-major; both triangles).
+fn add_outer(m: &mut [f64], w: f64, v: &[f64]) {
+    let d = v.len();
+    for r in 0..d {
+        let wv = w * v[r];
+        for c in 0..d {
+            m[r * d + c] += wv * v[c];
+        }
+    }
+}
+
+/// The sums over the points in `range`, for gradient descent ([`Pass::gradient`]).
 #[must_use]
 pub fn sum_range(problem: &Problem, state: &State, terms: &ComponentTerms, range: std::ops::Range<usize>) -> Sums {
-    let mut sums = Sums::zeros(state.k, problem.dim, problem.target_dim);
+    sum_range_with(problem, state, terms, range, &Pass::gradient(problem))
+}
+
+/// The sums over the points in `range` that `pass` asks for, one point at a time.
+#[must_use]
+pub fn sum_range_with(
+    problem: &Problem,
+    state: &State,
+    terms: &ComponentTerms,
+    range: std::ops::Range<usize>,
+    pass: &Pass,
+) -> Sums {
+    let mut sums = Sums::for_pass(state.k, problem.dim, problem.target_dim, pass, state.has_maps());
     let mut row = Row::new(state.k, problem.dim, problem.target_dim);
     for i in range {
         if problem.counts_point(i) {
             row_kernel(problem, state, terms, i, &mut row);
-            sums.add_row(problem, i, &row);
+            match &pass.centres {
+                Some(c) => sums.add_scatter_row(problem, c, i, &row),
+                None => sums.add_row(problem, i, &row),
+            }
         }
     }
     sums

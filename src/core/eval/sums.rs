@@ -30,6 +30,11 @@ pub struct Sums {
     pub(crate) em_sq: Vec<f64>,
     /// `Σ_i ρ_ij t_i` (attention).
     pub(crate) em_targets: Vec<f64>,
+    /// `Σ_i G_ij (x_i − μ_j)(x_i − μ_j)ᵀ`, `K × D × D` (only in a pass with `second`).
+    pub(crate) grad_second: Vec<f64>,
+    /// `Σ_i ρ_ij (x_i − c_j)(x_i − c_j)ᵀ` about a scatter pass's centres, `K × D × D` (only in
+    /// a scatter pass over components with maps).
+    pub(crate) em_second: Vec<f64>,
 }
 
 impl Sums {
@@ -50,12 +55,30 @@ impl Sums {
             em_first: vec![0.0; k * dim],
             em_sq: vec![0.0; k],
             em_targets: vec![0.0; k * p],
+            grad_second: Vec::new(),
+            em_second: Vec::new(),
         }
+    }
+
+    /// Zero sums with room for what `pass` asks for (`maps`: the components carry maps).
+    #[must_use]
+    pub fn for_pass(k: usize, dim: usize, p: usize, pass: &crate::core::eval::Pass, maps: bool) -> Self {
+        let mut s = Self::zeros(k, dim, p);
+        if pass.second && pass.gradient {
+            s.grad_second = vec![0.0; k * dim * dim];
+        }
+        if pass.centres.is_some() && maps {
+            s.em_second = vec![0.0; k * dim * dim];
+        }
+        s
     }
 
     /// Adds another partial sum (element-wise).
     pub fn merge(&mut self, other: &Sums) {
-        fn add(a: &mut [f64], b: &[f64]) {
+        fn add(a: &mut Vec<f64>, b: &[f64]) {
+            if a.len() < b.len() {
+                a.resize(b.len(), 0.0);
+            }
             for (x, y) in a.iter_mut().zip(b) {
                 *x += y;
             }
@@ -73,6 +96,8 @@ impl Sums {
         add(&mut self.em_first, &other.em_first);
         add(&mut self.em_sq, &other.em_sq);
         add(&mut self.em_targets, &other.em_targets);
+        add(&mut self.grad_second, &other.grad_second);
+        add(&mut self.em_second, &other.em_second);
     }
 }
 
@@ -88,6 +113,11 @@ pub struct Gradient {
     pub log_scales: Vec<f64>,
     /// `∂J/∂v`, `K × P`.
     pub values: Vec<f64>,
+    /// `∂J/∂W`, `K × D × D`, in the form gradient descent uses (prototype or neural) and
+    /// projected onto the structure (MATH.md §8); empty unless maps are learned.
+    pub maps: Vec<f64>,
+    /// `∂J/∂b`, `K × D` (neural form only; empty otherwise).
+    pub biases: Vec<f64>,
 }
 
 /// Explicit EM's sufficient statistics at a state, already divided by nothing: masses and
@@ -98,7 +128,9 @@ pub struct EmStats {
     pub mass: Vec<f64>,
     /// `Σ_i ρ_ij (x_i − μ_j)`, `K × D`.
     pub first: Vec<f64>,
-    /// `Σ_i ρ_ij ||x_i − μ_j||²`.
+    /// `Σ_i ρ_ij ||x_i − μ_j||²` (with maps, the Mahalanobis `Σ_i ρ_ij (x_i − μ_j)ᵀ P_j (x_i − μ_j)`).
+    /// Explicit EM's scale and metric steps take their scatter from a second pass
+    /// ([`crate::core::eval::scatter`]), not from this.
     pub sq_dev: Vec<f64>,
     /// `Σ_i ρ_ij t_i`, `K × P` (attention).
     pub targets: Vec<f64>,
@@ -175,6 +207,11 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             gr[j] += prior.gradient(t, n, scales[j]);
         }
     }
+    let (gm, gb) = if state.has_maps() {
+        map_gradients(problem, state, &sums, &mut gp, &mut gr)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let penalty = spec.active_scale_prior().map_or(0.0, |p| p.penalty(t, n, &scales));
     let gv = sums.grad_values.iter().map(|v| v * inv_n).collect();
     Evaluation {
@@ -192,6 +229,8 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             log_weights: gw,
             log_scales: gr,
             values: gv,
+            maps: gm,
+            biases: gb,
         },
         counts: sums.counts,
         mean_entropy: sums.entropy * inv_n,
@@ -202,4 +241,70 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             targets: sums.em_targets,
         },
     }
+}
+
+/// With maps (MATH.md §8): `∂J/∂μ_j = −P_j Σ_i G_ij (x_i − μ_j) / N` into `gp` (which holds
+/// `−Σ G (x − μ)/N` on entry, the spherical form with `s = 1`), no log-scale gradient, and when
+/// the maps are learned
+/// - prototype form: `∂J/∂W_j = W_j S_j − V T g_j W_j^{−T}`,
+/// - neural form: `∂J/∂W_j = W_j (S_j + F_j μ_jᵀ) − V T g_j W_j^{−T}`, `∂J/∂b_j = W_j F_j`,
+///
+/// with `S_j = Σ_i G_ij (x_i − μ_j)(x_i − μ_j)ᵀ / N`, `F_j = Σ_i G_ij (x_i − μ_j) / N` and
+/// `g_j = Σ_i G_ij / N`, projected onto the structure. A singular map gives NaN (the run pauses).
+fn map_gradients(
+    problem: &Problem,
+    state: &State,
+    sums: &Sums,
+    gp: &mut [f64],
+    gr: &mut [f64],
+) -> (Vec<f64>, Vec<f64>) {
+    use crate::core::metric;
+    let spec = &problem.spec;
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let inv_n = 1.0 / sums.n.max(1) as f64;
+    for j in 0..k {
+        let p = metric::precision(state.map(j), d);
+        let f: Vec<f64> = gp[j * d..(j + 1) * d].to_vec();
+        gp[j * d..(j + 1) * d].copy_from_slice(&metric::apply(&p, d, &f));
+        gr[j] = 0.0;
+    }
+    if sums.grad_second.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let neural = spec.settings.form == crate::core::model::Form::Neural;
+    let vt = if spec.settings.volume {
+        spec.settings.temperature
+    } else {
+        0.0
+    };
+    let mut gm = vec![0.0; k * dd];
+    let mut gb = if neural { vec![0.0; k * d] } else { Vec::new() };
+    for j in 0..k {
+        let w = state.map(j);
+        let mu = state.prototype(j);
+        let f: Vec<f64> = (0..d).map(|c| sums.grad_first[j * d + c] * inv_n).collect();
+        let mut m: Vec<f64> = sums.grad_second[j * dd..(j + 1) * dd]
+            .iter()
+            .map(|v| v * inv_n)
+            .collect();
+        if neural {
+            for r in 0..d {
+                for c in 0..d {
+                    m[r * d + c] += f[r] * mu[c];
+                }
+            }
+            gb[j * d..(j + 1) * d].copy_from_slice(&metric::apply(w, d, &f));
+        }
+        let g0 = sums.grad_mass[j] * inv_n;
+        let winvt = metric::inverse_transpose(w, d).unwrap_or_else(|| vec![f64::NAN; dd]);
+        for r in 0..d {
+            for c in 0..d {
+                let wm: f64 = (0..d).map(|q| w[r * d + q] * m[q * d + c]).sum();
+                gm[j * dd + r * d + c] = wm - vt * g0 * winvt[r * d + c];
+            }
+        }
+    }
+    metric::project(spec.structure, &mut gm, k, d);
+    (gm, gb)
 }
