@@ -10,8 +10,18 @@ use crate::export::trace::{self, TraceDocument};
 use crate::preset::io::write_atomic;
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
-pub const BUNDLED: [(&str, &str); 15] = [
+pub const BUNDLED: [(&str, &str); 19] = [
     ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
+    ("old-faithful.ron", include_str!("../../presets/old-faithful.ron")),
+    (
+        "anisotropic-blobs.ron",
+        include_str!("../../presets/anisotropic-blobs.ron"),
+    ),
+    ("collinear.ron", include_str!("../../presets/collinear.ron")),
+    (
+        "neural-vs-prototype.ron",
+        include_str!("../../presets/neural-vs-prototype.ron"),
+    ),
     ("near-split.ron", include_str!("../../presets/near-split.ron")),
     ("em-bridge.ron", include_str!("../../presets/em-bridge.ron")),
     (

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::check::{self, CheckRow};
 use crate::core::math::readable;
-use crate::core::model::{RateMode, Score};
+use crate::core::model::{Form, RateMode, Regime, Score, Structure};
 use crate::core::reference::Derivative;
 use crate::export::trace::{self, TraceDocument};
 use crate::preset::{self, DataSpec, InitSpec, ObjectiveSpec, Preset};
@@ -152,6 +152,19 @@ pub enum ScoreArg {
     DotProduct,
 }
 
+/// One entry of `--learn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LearnArg {
+    /// The mixing weights π.
+    Weights,
+    /// Each component's metric (scales or maps).
+    Metric,
+    /// The same as `metric`.
+    Scales,
+    /// Only the prototypes.
+    None,
+}
+
 /// The rate mode on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RateArg {
@@ -159,6 +172,28 @@ pub enum RateArg {
     Shared,
     /// EM-preconditioned per-component rate η·N·s_j/N_j (η = 1 reproduces EM).
     Em,
+}
+
+/// Each component's metric on the command line (scikit-learn's `covariance_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// Isotropic scales s_j (W_j = s_j^{−1/2} I).
+    Spherical,
+    /// A diagonal map W_j: one scale per axis.
+    Diag,
+    /// A full map W_j.
+    Full,
+    /// One full map W shared by every component.
+    Tied,
+}
+
+/// Gradient descent's parametrisation on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormArg {
+    /// z = W_j (x − μ_j).
+    Prototype,
+    /// z = W_j x + b_j (a linear layer).
+    Neural,
 }
 
 /// The independent derivative on the command line.
@@ -194,6 +229,20 @@ pub struct PresetArgs {
     /// Rate mode: shared, or EM-preconditioned.
     #[arg(long, value_enum)]
     pub rate: Option<RateArg>,
+    /// Each component's metric (default spherical); a metric starts at the identity (times
+    /// initial_scale^{−1/2}) unless the preset gives `precisions`.
+    #[arg(long, value_enum)]
+    pub metric: Option<MetricArg>,
+    /// Gradient descent's parametrisation of a metric with maps (diag, full, tied).
+    #[arg(long, value_enum)]
+    pub form: Option<FormArg>,
+    /// scikit-learn's reg_covar > 0, added to explicit EM's covariances (default 1e-6).
+    #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true, value_parser = number)]
+    pub reg_covar: Option<f64>,
+    /// What is learned besides the prototypes, comma-separated: `weights`, `metric` (the
+    /// scales, or the maps W_j), `scales` (the same), or `none`. Replaces the preset's choice.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub learn: Option<Vec<LearnArg>>,
     /// Seed of every random choice (data generator and initialisation).
     #[arg(long, value_name = "S", allow_hyphen_values = true, value_parser = count::<u64>)]
     pub seed: Option<u64>,
@@ -444,6 +493,30 @@ fn apply_overrides(args: &PresetArgs, p: &mut Preset) -> Result<(), Failure> {
     if let Some(s) = args.seed {
         p.seed = s;
     }
+    if let Some(m) = args.metric {
+        p.metric = match m {
+            MetricArg::Spherical => Structure::Spherical,
+            MetricArg::Diag => Structure::Diag,
+            MetricArg::Full => Structure::Full,
+            MetricArg::Tied => Structure::Tied,
+        };
+    }
+    if let Some(f) = args.form {
+        p.form = match f {
+            FormArg::Prototype => Form::Prototype,
+            FormArg::Neural => Form::Neural,
+        };
+    }
+    if let Some(l) = args.reg_covar {
+        p.reg_covar = l;
+    }
+    if let Some(list) = &args.learn {
+        if list.contains(&LearnArg::None) && list.len() > 1 {
+            return Err(bad("--learn: `none` cannot be combined with other entries"));
+        }
+        p.learn.weights = list.contains(&LearnArg::Weights);
+        p.learn.scales = list.contains(&LearnArg::Metric) || list.contains(&LearnArg::Scales);
+    }
     Ok(())
 }
 
@@ -506,6 +579,9 @@ fn overridden_flag(args: &PresetArgs, field: &str) -> Option<&'static str> {
     match field {
         "temperature" if args.temperature.is_some() => Some("--temperature"),
         "learning_rate" if args.learning_rate.is_some() => Some("--learning-rate"),
+        "reg_covar" if args.reg_covar.is_some() => Some("--reg-covar"),
+        "metric" if args.metric.is_some() => Some("--metric"),
+        "form" if args.form.is_some() => Some("--form"),
         "objective.per_class" if args.per_class.is_some() => Some("--per-class"),
         f if f.starts_with("prototypes") && args.prototypes.is_some() => Some("--prototypes"),
         f if f.starts_with("data") && args.data.is_some() => Some("--data"),
@@ -522,6 +598,31 @@ pub fn build(r: &Resolved, p: &Preset, args: &PresetArgs, steps: usize) -> Resul
     p.validate()
         .and_then(|v| v.with_budget(r.memory_limit, Some(steps)).build(&r.base))
         .map_err(|e| r.explain(args, e))
+}
+
+/// The log-likelihood of both runs, when the loss is one (a mixture at `T = 1` with the volume
+/// term, normalised, without a background); empty otherwise.
+fn likelihood_line(experiment: &crate::core::experiment::Experiment) -> String {
+    let last = experiment.latest();
+    let spec = &experiment.problem().spec;
+    if spec.regime == Regime::Mixture
+        && spec.settings.temperature == 1.0
+        && spec.settings.volume
+        && spec.settings.reject_energy.is_none()
+        && !spec.settings.unnormalised
+    {
+        // At T = 1 with the volume term, e^{−E_ij} = π_j N(x_i; μ_j, Σ_j) (2π)^{D/2}.
+        let n = experiment.problem().len() as f64;
+        let constant = 0.5 * experiment.problem().dim as f64 * (2.0 * std::f64::consts::PI).ln();
+        let ll = |j: f64| -n * (j + constant);
+        return format!(
+            "log-likelihood (T = 1: −N (J + (D/2) ln 2π)): GD {:.6}, EM {:.6} ({} components)\n",
+            ll(last.gd.em_objective),
+            ll(last.em.em_objective),
+            spec.structure.name()
+        );
+    }
+    String::new()
 }
 
 /// Refuses an output path that names one of the inputs, or whose folder is missing or a file.
@@ -652,6 +753,7 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         "after {} steps: GD loss {:.10e}, EM loss {:.10e}, prototype distance {:.3e}, identity residual {:.1e}\n",
         last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
     );
+    summary += &likelihood_line(experiment);
     summary += &format!(
         "critical temperature (λ_max of the data covariance): {}\n",
         six_digits(critical_temperature)

@@ -149,6 +149,10 @@ pub fn check(problem: &Problem, state: &State, method: Derivative, relative_tole
             tol,
         ),
     ];
+    if state.has_maps() {
+        rows.retain(|r| r.quantity != "∂J/∂ρ (log-scales)");
+        rows.extend(metric_rows(problem, state, &eval, &independent, tol));
+    }
     if matches!(problem.spec.regime, Regime::Attention { .. }) {
         rows.push(CheckRow::compare(
             "∂J/∂v (values)",
@@ -172,11 +176,125 @@ pub fn check(problem: &Problem, state: &State, method: Derivative, relative_tole
         let gd = gd_prototype_step(problem, state, &eval, 1.0, RateMode::Em);
         let em = em_prototype_step(problem, state, &eval);
         rows.push(CheckRow::compare(
-            "bridge: GD at η_j = N s_j/N_j lands on EM's m_j",
+            if state.has_maps() {
+                "bridge: GD at η (N/N_j) P_j⁻¹ lands on EM's m_j"
+            } else {
+                "bridge: GD at η_j = N s_j/N_j lands on EM's m_j"
+            },
             &gd,
             &em,
             1e-12,
         ));
     }
     rows
+}
+
+/// The rows of a metric with maps (MATH.md §8): `∂J/∂W` (and `∂J/∂b` in the neural form)
+/// against the independent derivative when the maps are learned, the volume identity
+/// `|Σ_j|^{−1/2} = |det W_j|` (with `Σ_j⁻¹ = W_jᵀW_j`, from a determinant by cofactors or LU
+/// elsewhere), and at `T = 1`, `V = 1` the author's one-point M-step direction
+/// `∂F/∂W_j = r_j (z_j xᵀ − W_j^{−T})` of the neural form, from dual numbers.
+fn metric_rows(
+    problem: &Problem,
+    state: &State,
+    eval: &crate::core::eval::Evaluation,
+    independent: &crate::core::eval::Gradient,
+    tol: f64,
+) -> Vec<CheckRow> {
+    use crate::core::metric;
+    let d = state.dim;
+    let mut rows = Vec::new();
+    if problem.spec.settings.learn_scales {
+        rows.push(CheckRow::compare(
+            &format!(
+                "∂J/∂W ({} maps, {} form)",
+                problem.spec.structure.name(),
+                problem.spec.settings.form.name()
+            ),
+            &eval.gradient.maps,
+            &independent.maps,
+            tol,
+        ));
+        if !eval.gradient.biases.is_empty() {
+            rows.push(CheckRow::compare(
+                "∂J/∂b (neural form)",
+                &eval.gradient.biases,
+                &independent.biases,
+                tol,
+            ));
+        }
+    }
+    // |Σ|^{−1/2} from Σ = (WᵀW)⁻¹ (T = 1) by nalgebra's determinant, against |det W| by the
+    // reference's elimination.
+    let (lhs, rhs): (Vec<f64>, Vec<f64>) = (0..state.k)
+        .filter_map(|j| {
+            let sigma = metric::covariance(state.map(j), d, 1.0)?;
+            let det = nalgebra::DMatrix::from_row_slice(d, d, &sigma).determinant();
+            Some((det.powf(-0.5), reference::log_abs_det_generic(state.map(j), d).exp()))
+        })
+        .unzip();
+    rows.push(CheckRow::compare(
+        "volume identity |Σ_j|^{−1/2} = |det W_j|",
+        &lhs,
+        &rhs,
+        1e-12,
+    ));
+    let s = &problem.spec.settings;
+    if s.temperature == 1.0
+        && s.volume
+        && s.reject_energy.is_none()
+        && !s.unnormalised
+        && problem.spec.regime == Regime::Mixture
+    {
+        let (closed, dual) = one_point_direction(problem, state);
+        rows.push(CheckRow::compare(
+            "one point, T = 1: ∂F/∂W_j = r_j (z_j xᵀ − W_j^{−T})",
+            &closed,
+            &dual,
+            tol,
+        ));
+    }
+    rows
+}
+
+/// For the first counted point, the neural form's `r_j (z_j xᵀ − W_j^{−T})` (closed) and
+/// `∂F/∂W_j` by dual numbers through the reference energies (independent).
+fn one_point_direction(problem: &Problem, state: &State) -> (Vec<f64>, Vec<f64>) {
+    use crate::core::math::dual::{Duals, Scalar};
+    use crate::core::metric;
+    let d = state.dim;
+    let dd = d * d;
+    let Some(i) = (0..problem.len()).find(|&i| problem.counts_point(i)) else {
+        return (Vec::new(), Vec::new());
+    };
+    let x = problem.point(i);
+    let Some(row) = point_row(problem, state, i) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut closed = Vec::with_capacity(state.k * dd);
+    let mut dual = Vec::with_capacity(state.k * dd);
+    let biases: Vec<f64> = (0..state.k)
+        .flat_map(|j| {
+            metric::apply(state.map(j), d, state.prototype(j))
+                .into_iter()
+                .map(|v| -v)
+        })
+        .collect();
+    for j in 0..state.k {
+        let w = state.map(j);
+        let b = &biases[j * d..(j + 1) * d];
+        let z: Vec<f64> = metric::apply(w, d, x).iter().zip(b).map(|(a, c)| a + c).collect();
+        let winvt = metric::inverse_transpose(w, d).unwrap_or_else(|| vec![f64::NAN; dd]);
+        let r = row.responsibilities[j];
+        closed.extend((0..dd).map(|e| r * (z[e / d] * x[e % d] - winvt[e])));
+        for e in 0..dd {
+            let mut params = Params::<Duals<1>>::constant(state);
+            params.maps[j * dd + e].eps[0] = 1.0;
+            params.biases = Some(biases.iter().map(|&v| Duals::<1>::constant(v)).collect());
+            let energies = reference::energies(problem, &params, i);
+            let f = reference::free_energy(1.0, None, &energies);
+            dual.push(f.eps[0]);
+        }
+    }
+    (closed, dual)
 }

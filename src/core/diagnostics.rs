@@ -110,7 +110,9 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
         }
     }
     let spec = &problem.spec;
-    if spec.settings.learn_scales {
+    if state.has_maps() {
+        out.extend(map_warnings(problem, run, state, spread));
+    } else if spec.settings.learn_scales {
         for (j, s) in state.scales().into_iter().enumerate() {
             if s <= spec.settings.scale_floor * (1.0 + 1e-9) {
                 out.push(format!(
@@ -122,6 +124,43 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
                     "{run}: scale of component {j} is running away (s = {s:.3e}; metric collapse: responsibilities go uniform)"
                 ));
             }
+        }
+    }
+    out
+}
+
+/// A component's covariance is near singular when its smallest variance falls below this
+/// fraction of the data's variance per coordinate.
+pub const SINGULAR_FACTOR: f64 = 1e-3;
+
+/// Warnings about maps `W_j` (MATH.md §8): a covariance `T (W_jᵀW_j)⁻¹` near singular (its
+/// points span fewer than `D` directions: explicit EM is held by `reg_covar`, gradient descent
+/// by nothing) or wider than the data (the metric collapse, `W_j → 0`).
+fn map_warnings(problem: &Problem, run: &str, state: &State, spread: f64) -> Vec<String> {
+    let t = problem.spec.settings.temperature;
+    let d = state.dim;
+    let mut out = Vec::new();
+    let shared = problem.spec.structure == crate::core::model::Structure::Tied;
+    for j in 0..if shared { 1.min(state.k) } else { state.k } {
+        let p = nalgebra::DMatrix::from_row_slice(d, d, &crate::core::metric::precision(state.map(j), d));
+        let eig = nalgebra::SymmetricEigen::new(p).eigenvalues;
+        let (lo, hi) = eig
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let name = if shared {
+            "the shared metric".to_string()
+        } else {
+            format!("component {j}")
+        };
+        let (smallest, largest) = (t / hi, t / lo);
+        if smallest < SINGULAR_FACTOR * spread {
+            out.push(format!(
+                "{run}: {name}'s covariance is near singular (smallest variance {smallest:.3e}, the data's {spread:.3e}): its points span fewer than D directions; EM is held by reg_covar, gradient descent by nothing"
+            ));
+        } else if largest > RUNAWAY_FACTOR * spread {
+            out.push(format!(
+                "{run}: {name}'s metric is collapsing (largest variance {largest:.3e}: W shrinks to 0 and the responsibilities go uniform)"
+            ));
         }
     }
     out

@@ -29,6 +29,13 @@ pub struct RunRecord {
     pub weights: Vec<f64>,
     /// `s_j`.
     pub scales: Vec<f64>,
+    /// `W_j` (rows), for a metric with maps (MATH.md §8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<Vec<Vec<Vec<f64>>>>,
+    /// Each component's covariance `T (W_jᵀW_j)⁻¹` (`T s_j I` for spherical components), when
+    /// the metric has maps or is learned; `null` entries for a singular map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariances: Option<Vec<Option<Vec<Vec<f64>>>>>,
     /// `N_j = Σ_i r_ij`.
     pub counts: Vec<f64>,
     /// Mean entropy of the responsibilities.
@@ -38,9 +45,18 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    fn new(state: &State, eval: &Evaluation, attention: bool) -> Self {
+    fn new(state: &State, eval: &Evaluation, attention: bool, covariance_at: Option<f64>) -> Self {
         let rows = |v: &[f64], w: usize| v.chunks(w.max(1)).map(<[f64]>::to_vec).collect();
+        let d = state.dim;
         Self {
+            maps: state
+                .has_maps()
+                .then(|| (0..state.k).map(|j| rows(state.map(j), d)).collect()),
+            covariances: covariance_at.map(|t| {
+                (0..state.k)
+                    .map(|j| state.covariance(j, t).map(|c| rows(&c, d)))
+                    .collect()
+            }),
             loss: eval.loss,
             em_objective: eval.em_objective,
             prototypes: rows(&state.prototypes, state.dim),
@@ -644,6 +660,22 @@ impl Experiment {
             + trace
     }
 
+    /// Gives every component the metric `structure`, converting the states of both runs and the
+    /// start: a map becomes the spherical scale of equal volume, `s = |det W|^{−2/D}`, and a
+    /// scale the map `s^{−1/2} I` (a full map kept as it is between diag, full and tied, its
+    /// off-diagonal dropped for diag, the first component's for tied). Re-evaluates both runs.
+    pub fn set_structure(&mut self, structure: crate::core::model::Structure) {
+        let from = self.problem.spec.structure;
+        if from == structure {
+            return;
+        }
+        for state in [&mut self.gd, &mut self.em, &mut self.initial] {
+            *state = convert_structure(state, structure);
+        }
+        self.problem.spec.structure = structure;
+        self.reevaluate();
+    }
+
     /// The state both runs started from.
     #[must_use]
     pub fn initial_state(&self) -> &State {
@@ -730,8 +762,11 @@ impl Experiment {
             self.data_variance,
         ));
         warnings.dedup();
-        let gd = RunRecord::new(&self.gd, &self.gd_eval, attention);
-        let em = RunRecord::new(&self.em, &self.em_eval, attention);
+        let spec = &self.problem.spec;
+        let covariance_at =
+            (spec.structure.has_maps() || spec.settings.learn_scales).then_some(spec.settings.temperature);
+        let gd = RunRecord::new(&self.gd, &self.gd_eval, attention, covariance_at);
+        let em = RunRecord::new(&self.em, &self.em_eval, attention, covariance_at);
         StepRecord {
             step: self.step,
             temperature: problem.spec.settings.temperature,
@@ -755,4 +790,44 @@ impl Experiment {
             warnings,
         }
     }
+}
+
+/// `state` with the metric `structure` (see [`Experiment::set_structure`]).
+fn convert_structure(state: &State, structure: crate::core::model::Structure) -> State {
+    use crate::core::model::Structure;
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let mut next = state.clone();
+    if !structure.has_maps() {
+        next.maps = Vec::new();
+        next.log_scales = if state.has_maps() {
+            (0..k)
+                .map(|j| -2.0 / d as f64 * crate::core::metric::log_abs_det(state.map(j), d))
+                .collect()
+        } else {
+            state.log_scales.clone()
+        };
+        return next;
+    }
+    if !state.has_maps() {
+        next.maps = (0..k)
+            .flat_map(|j| crate::core::metric::scaled_identity(d, (-0.5 * state.log_scales[j]).exp()))
+            .collect();
+    }
+    next.log_scales = vec![0.0; k];
+    match structure {
+        Structure::Diag => {
+            for (e, w) in next.maps.iter_mut().enumerate() {
+                if (e % dd) / d != e % d {
+                    *w = 0.0;
+                }
+            }
+        }
+        Structure::Tied => {
+            let first = next.maps[..dd].to_vec();
+            next.maps = first.repeat(k);
+        }
+        _ => {}
+    }
+    next
 }

@@ -67,7 +67,8 @@ fn csv_quote(s: &str) -> String {
 
 /// The flat CSV text: one row per step and run (`gd`, then `em`). Step-level columns
 /// (`identity_residual`, `prototype_distance`, `alignment_j`, `step_fraction_j`, `warnings`)
-/// repeat on both rows of a step.
+/// repeat on both rows of a step. A metric with maps adds `W{j}_{r}_{c}`, a metric with maps
+/// or learned adds `cov{j}_{r}_{c}` (empty for a singular map).
 #[must_use]
 pub fn to_csv(steps: &[StepRecord]) -> String {
     let mut out = String::new();
@@ -98,6 +99,17 @@ pub fn to_csv(steps: &[StepRecord]) -> String {
                 .iter()
                 .map(|n| format!("{n}{j}")),
         );
+        let cells = |name: &str| -> Vec<String> {
+            (0..dim * dim)
+                .map(|e| format!("{name}{j}_{}_{}", e / dim, e % dim))
+                .collect()
+        };
+        if first.gd.maps.is_some() {
+            header.extend(cells("W"));
+        }
+        if first.gd.covariances.is_some() {
+            header.extend(cells("cov"));
+        }
     }
     header.push("warnings".into());
     out.push_str(&header.join(","));
@@ -141,6 +153,20 @@ fn write_row(out: &mut String, rec: &StepRecord, name: &str, run: &RunRecord, k:
             opt(rec.alignment[j]),
             opt(rec.step_fraction[j])
         );
+        if let Some(maps) = &run.maps {
+            for x in maps[j].iter().flatten() {
+                let _ = write!(out, ",{x:e}");
+            }
+        }
+        if let Some(covs) = &run.covariances {
+            let dim = run.prototypes[j].len();
+            match &covs[j] {
+                Some(c) => c.iter().flatten().for_each(|x| {
+                    let _ = write!(out, ",{x:e}");
+                }),
+                None => out.push_str(&",".repeat(dim * dim)),
+            }
+        }
     }
     let _ = writeln!(out, ",{}", csv_quote(&rec.warnings.join("; ")));
 }

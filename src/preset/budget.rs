@@ -23,6 +23,8 @@ pub struct Sizes {
     pub centres: f64,
     /// Paired steps whose records are kept.
     pub steps: f64,
+    /// Whether each record holds each component's `D × D` map and covariance.
+    pub matrices: bool,
 }
 
 /// Bytes of one point: coordinates and targets (8 bytes each) and its label (8).
@@ -33,7 +35,12 @@ fn point_bytes(s: &Sizes) -> f64 {
 /// Bytes of one step's record of both runs: per component its position, value, weight, scale and
 /// count (8 bytes each, plus the 24 of each per-component array), and a fixed part.
 fn record_bytes(s: &Sizes) -> f64 {
-    2.0 * (s.k * (8.0 * (s.dim + s.target_dim + 3.0) + 48.0) + 200.0)
+    let matrices = if s.matrices {
+        2.0 * (8.0 * s.dim * s.dim + 24.0 * (s.dim + 1.0))
+    } else {
+        0.0
+    };
+    2.0 * (s.k * (8.0 * (s.dim + s.target_dim + 3.0) + 48.0 + matrices) + 200.0)
 }
 
 /// The estimated peak bytes of a run of these sizes (f64: sizes near `usize::MAX` give a huge
@@ -126,6 +133,7 @@ mod tests {
             k: 3.0,
             centres: 0.0,
             steps: 300.0,
+            matrices: false,
         }
     }
 

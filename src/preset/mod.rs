@@ -1288,7 +1288,15 @@ impl From<&PathBuf> for DataRoot {
 }
 
 /// The CSV files the bundled presets read, compiled in (name, text).
-pub const BUNDLED_DATA: [(&str, &str); 1] = [("soft-labels.csv", include_str!("../../presets/soft-labels.csv"))];
+pub const BUNDLED_DATA: [(&str, &str); 4] = [
+    ("soft-labels.csv", include_str!("../../presets/soft-labels.csv")),
+    ("old-faithful.csv", include_str!("../../presets/old-faithful.csv")),
+    (
+        "anisotropic-blobs.csv",
+        include_str!("../../presets/anisotropic-blobs.csv"),
+    ),
+    ("collinear.csv", include_str!("../../presets/collinear.csv")),
+];
 
 impl DataSpec {
     /// The data written out point by point (what the window saves after edits): labels, soft
@@ -1366,6 +1374,7 @@ impl ValidPreset {
             k: self.planned_k(),
             centres,
             steps: self.steps() as f64,
+            matrices: self.preset.metric.has_maps() || self.preset.learn.scales,
         })
     }
 
@@ -1443,6 +1452,7 @@ impl ValidPreset {
                 k: self.planned_k(),
                 centres: 0.0,
                 steps: self.steps() as f64,
+                matrices: p.metric.has_maps() || p.learn.scales,
             },
             limit,
             self.data_field(),

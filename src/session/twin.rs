@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::core::experiment::Experiment;
-use crate::core::model::{ModelSpec, Regime, RunSettings, ScalePrior};
+use crate::core::model::{Form, ModelSpec, Regime, RunSettings, ScalePrior, Structure};
 
 /// Which choice the twin flips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,16 +21,23 @@ pub enum Flip {
     Normalisation,
     /// The reject option (mixture: a background of energy 8 when off).
     RejectOption,
+    /// The metric: full maps beside spherical scales (a spherical lab gets a full twin, any
+    /// other structure a spherical one).
+    Metric,
+    /// Gradient descent's parametrisation of the maps: prototype beside neural.
+    Form,
 }
 
 impl Flip {
     /// Every flip, in menu order.
-    pub const ALL: [Flip; 5] = [
+    pub const ALL: [Flip; 7] = [
         Flip::Volume,
         Flip::ScalePrior,
         Flip::SemiSupervised,
         Flip::Normalisation,
         Flip::RejectOption,
+        Flip::Metric,
+        Flip::Form,
     ];
 
     /// What the menu says.
@@ -42,6 +49,8 @@ impl Flip {
             Flip::SemiSupervised => "semi-supervision flipped",
             Flip::Normalisation => "normalisation flipped",
             Flip::RejectOption => "reject option flipped",
+            Flip::Metric => "metric flipped (full or spherical)",
+            Flip::Form => "parametrisation flipped (prototype or neural)",
         }
     }
 
@@ -53,7 +62,21 @@ impl Flip {
             Flip::ScalePrior => spec.settings.learn_scales,
             Flip::SemiSupervised => spec.regime == Regime::CrossEntropy,
             Flip::Normalisation | Flip::RejectOption => spec.regime == Regime::Mixture,
+            Flip::Metric => spec.regime.score() == crate::core::model::Score::Distance,
+            Flip::Form => spec.structure.has_maps(),
         }
+    }
+
+    /// The structure the twin's components take, for [`Flip::Metric`].
+    #[must_use]
+    pub fn structure(self, spec: &ModelSpec) -> Option<Structure> {
+        (self == Flip::Metric).then(|| {
+            if spec.structure.has_maps() {
+                Structure::Spherical
+            } else {
+                Structure::Full
+            }
+        })
     }
 
     /// `settings` with the choice flipped.
@@ -74,6 +97,13 @@ impl Flip {
             Flip::SemiSupervised => s.semi_supervised = !s.semi_supervised,
             Flip::Normalisation => s.unnormalised = !s.unnormalised,
             Flip::RejectOption => s.reject_energy = if s.reject_energy.is_some() { None } else { Some(8.0) },
+            Flip::Metric => {}
+            Flip::Form => {
+                s.form = match s.form {
+                    Form::Prototype => Form::Neural,
+                    Form::Neural => Form::Prototype,
+                }
+            }
         }
         settings
     }
@@ -95,6 +125,9 @@ impl Twin {
     #[must_use]
     pub fn of(main: &Experiment, flip: Flip) -> Self {
         let mut experiment = main.clone();
+        if let Some(structure) = flip.structure(&main.problem().spec) {
+            experiment.set_structure(structure);
+        }
         experiment.set_settings(flip.apply(main.settings()));
         Self {
             flip,
