@@ -395,3 +395,61 @@ fn the_authors_volume_identity_and_m_step_direction() {
         );
     }
 }
+
+fn preset_session(name: &str) -> implicit_em_lab::session::Session {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets")
+        .join(name);
+    let p = implicit_em_lab::preset::load(&path).unwrap();
+    p.validate().unwrap().build(path.parent().unwrap()).unwrap()
+}
+
+#[test]
+fn metric_presets_reach_scikit_learns_likelihoods_and_warn_where_they_should() {
+    // Old Faithful: EM from the preset's start reaches scikit-learn's full-covariance optimum;
+    // no warning (its axes differ fifteenfold in units, which must not read as a singularity).
+    let mut s = preset_session("old-faithful.ron");
+    for _ in 0..300 {
+        s.step().unwrap().unwrap();
+    }
+    let e = s.experiment();
+    let n = e.problem().len() as f64;
+    let ll = -n * (e.latest().em.em_objective + (2.0 * std::f64::consts::PI).ln());
+    assert!((ll - -1130.264).abs() < 1e-3, "full log-likelihood {ll}");
+    assert!(e.latest().warnings.is_empty(), "{:?}", e.latest().warnings);
+    // The twin's spherical components from the same states: scikit-learn's −1709.53.
+    let mut twin = e.clone();
+    twin.set_structure(Structure::Spherical);
+    for _ in 0..300 {
+        twin.step().unwrap();
+    }
+    let ll = -n * (twin.latest().em.em_objective + (2.0 * std::f64::consts::PI).ln());
+    assert!((ll - -1709.529).abs() < 1e-2, "spherical log-likelihood {ll}");
+    // Collinear points: EM's component on the line is held at reg_covar along its normal, and
+    // says so; gradient descent's log|det W| of it keeps rising.
+    let mut s = preset_session("collinear.ron");
+    let mut volumes = Vec::new();
+    for step in 0..400 {
+        s.step().unwrap().unwrap();
+        if step % 100 == 99 {
+            volumes.push(metric::log_abs_det(s.experiment().gd_state().map(0), 2));
+        }
+    }
+    let last = s.experiment().latest();
+    assert!(
+        last.warnings
+            .iter()
+            .any(|w| w.starts_with("EM: component 0's covariance is near singular (variance 1.000e-4")),
+        "{:?}",
+        last.warnings
+    );
+    assert!(
+        volumes.windows(2).all(|w| w[1] > w[0]),
+        "GD's log|det W_0| rises: {volumes:?}"
+    );
+    let em_cov = s.experiment().em_state().covariance(0, 1.0).unwrap();
+    let smallest = nalgebra::SymmetricEigen::new(nalgebra::DMatrix::from_row_slice(2, 2, &em_cov))
+        .eigenvalues
+        .min();
+    assert!((smallest - 1e-4).abs() < 1e-9, "EM's smallest variance {smallest}");
+}

@@ -235,11 +235,19 @@ fn lane_parallel_fields_equal_the_plain_field_rows() {
     use implicit_em_lab::core::eval::{Row, field_row};
     use implicit_em_lab::core::model::ComponentTerms;
     for regime in all_regimes() {
-        for dim in [1, 2, 5] {
+        for (dim, structure) in [1, 2, 5]
+            .into_iter()
+            .flat_map(|d| implicit_em_lab::core::model::Structure::ALL.map(|s| (d, s)))
+        {
+            // Components with maps (MATH.md §8) take distance scores only.
+            if structure.has_maps() && regime.score() == implicit_em_lab::core::model::Score::DotProduct {
+                continue;
+            }
             let mut case = Case::new(regime, dim, 900 + dim as u64);
             case.k = 7;
             case.learn_weights = true;
-            let (problem, state) = random_case(&case);
+            let (problem, state) =
+                common::random_metric_case(&case, structure, implicit_em_lab::core::model::Form::Prototype);
             let terms = ComponentTerms::new(&problem.spec, &state);
             // 75 positions: two full lane blocks and a partial one; spread beyond the data.
             let n = 75;

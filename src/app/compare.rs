@@ -25,6 +25,9 @@ pub fn compare_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback,
     losses_plot_ui(ui, trace, rec, twin);
     distance_plot_ui(ui, trace, rec);
     masses_plot_ui(ui, trace, rec);
+    if rec.gd.maps.is_some() {
+        volume_plot_ui(ui, trace, rec);
+    }
     numbers_ui(ui, session, residual_max, rec);
     per_prototype_ui(ui, session, rec);
 }
@@ -152,6 +155,51 @@ fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
         });
 }
 
+/// `log|det W_j|` of a record's map `j` (`None` without maps).
+fn log_det(run: &crate::core::experiment::RunRecord, j: usize) -> Option<f64> {
+    let w = run.maps.as_ref()?.get(j)?;
+    Some(crate::core::metric::log_abs_det(&w.concat(), w.len()))
+}
+
+/// `log|det W_j|` over the steps: the volume each component claims (MATH.md §8). It runs away
+/// upwards on collinear points (the singularity), downwards in the metric collapse.
+fn volume_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
+    ui.label("log|det W_j| of each component (GD; dashed: EM, for K ≤ 8)").on_hover_text(
+        "The volume term −T·log|det W_j| in E_ij: a component's precision. It rises without bound for a component on collinear points (the singularity: EM is held by reg_covar, gradient descent is not) and falls towards −∞ in the metric collapse (W_j -> 0, no volume term)",
+    );
+    let k = rec.gd.prototypes.len();
+    let every = (trace.len() / 200).max(1);
+    view_data::short_ticks(Plot::new("volumes"))
+        .height(110.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for j in 0..k {
+                let series = |em: bool| -> Vec<[f64; 2]> {
+                    trace
+                        .iter()
+                        .step_by(every)
+                        .filter_map(|r| log_det(if em { &r.em } else { &r.gd }, j).map(|v| [r.step as f64, v]))
+                        .filter(|p| p[1].is_finite())
+                        .collect()
+                };
+                plot.line(
+                    Line::new(format!("log|det W_{j}| GD"), series(false))
+                        .color(view_data::colour(j))
+                        .width(1.5),
+                );
+                if k <= 8 {
+                    plot.line(
+                        Line::new(format!("log|det W_{j}| EM"), series(true))
+                            .color(view_data::colour(j).gamma_multiply(0.6))
+                            .width(1.0)
+                            .style(egui_plot::LineStyle::dashed_dense()),
+                    );
+                }
+            }
+            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+        });
+}
+
 /// The shown step's numbers: losses, distance, effective components, residual, rate.
 fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &StepRecord) {
     let twin = session.twin();
@@ -219,7 +267,15 @@ fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
         .num_columns(6)
         .striped(true)
         .show(ui, |ui| {
-            for h in ["j", "cos", "α_j", "N_j GD", "π_j", "s_j"] {
+            let maps = rec.gd.maps.is_some();
+            for h in [
+                "j",
+                "cos",
+                "α_j",
+                "N_j GD",
+                "π_j",
+                if maps { "log|det W_j|" } else { "s_j" },
+            ] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -235,7 +291,10 @@ fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
                 ui.monospace(opt(rec.step_fraction[j], 4));
                 ui.monospace(num(rec.gd.counts[j], 5));
                 ui.monospace(format!("{:.3}", rec.gd.weights[j]));
-                ui.monospace(num(rec.gd.scales[j], 4));
+                match log_det(&rec.gd, j) {
+                    Some(v) => ui.monospace(num(v, 4)),
+                    None => ui.monospace(num(rec.gd.scales[j], 4)),
+                };
                 ui.end_row();
             }
         });

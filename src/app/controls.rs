@@ -313,14 +313,68 @@ fn learn_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     let r1 = ui
         .checkbox(&mut learn.weights, "learn mixing weights π")
         .on_hover_text("π = softmax(w): ∂J/∂w_j = T(π_j − N_j/N) for the mixture; EM sets π_j = N_j/N");
-    let r2 = ui
-        .add_enabled(!dot, egui::Checkbox::new(&mut learn.scales, "learn scales s"))
-        .on_hover_text("s_j = exp ρ_j: d_ij = ||x_i − μ_j||²/(2 s_j). EM: s_j = Σ r||x − m||²/(D N_j T)");
+    let maps = app.doc.draft.metric.has_maps();
+    let r2 = if maps {
+        ui.add_enabled(!dot, egui::Checkbox::new(&mut learn.scales, "learn metric W"))
+            .on_hover_text("The maps W_j: d_ij = ½||W_j(x_i − μ_j)||², volume −T·log|det W_j|. EM: W_j is the Cholesky factor of T·C_j^-1, with C_j the responsibility-weighted covariance + reg_covar·I")
+    } else {
+        ui.add_enabled(!dot, egui::Checkbox::new(&mut learn.scales, "learn scales s"))
+            .on_hover_text(
+                "s_j = exp ρ_j: d_ij = ||x_i − μ_j||²/(2 s_j). EM: s_j = (Σ r||x − m||²/(D N_j) + reg_covar)/T",
+            )
+    };
     let r3 = ui.checkbox(&mut learn.volume, "volume term V").on_hover_text(
         "Adds T·(D/2)·ρ_j to E_ij (the log-det). Without it learned scales run away: the metric collapse",
     );
     let r = r1.union(r2).union(r3);
     live(app, &r, |app| app.doc.draft.learn = learn);
+    if !dot {
+        metric_ui(app, ui);
+    }
+}
+
+/// Each component's metric (a restart), gradient descent's parametrisation and `reg_covar`.
+fn metric_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    use crate::core::model::{Form, Structure};
+    let current = app.doc.draft.metric;
+    let mut chosen = current;
+    let r = egui::ComboBox::from_label("metric")
+        .selected_text(current.name())
+        .show_ui(ui, |ui| {
+            for s in Structure::ALL {
+                ui.selectable_value(&mut chosen, s, s.name());
+            }
+        })
+        .response
+        .on_hover_text("Each component's metric, as scikit-learn's covariance_type: spherical (scales s_j), diag (one scale per axis), full (any W_j) or tied (one W shared). A change restarts from the preset's start");
+    if chosen != current {
+        app.before_change(r.id, ui.input(|i| i.time));
+        app.doc.draft.metric = chosen;
+        if chosen.has_maps() {
+            app.doc.draft.scale_prior = None;
+        } else {
+            app.doc.draft.form = Form::Prototype;
+        }
+        app.command(Command::Rebuild("metric changed".into()));
+    }
+    if !current.has_maps() {
+        return;
+    }
+    let mut form = app.doc.draft.form;
+    ui.horizontal(|ui| {
+        let a = ui
+            .radio_value(&mut form, Form::Prototype, "W (x − μ)")
+            .on_hover_text("Prototype form: gradient descent moves the centre μ_j and the map W_j");
+        let b = ui
+            .radio_value(&mut form, Form::Neural, "W x + b")
+            .on_hover_text("Neural form (a linear layer): gradient descent moves W_j and b_j; the centre is μ_j = −W_j^-1 b_j. Same energies and fixed points, another path; EM's path is the same");
+        live(app, &a.union(b), |app| app.doc.draft.form = form);
+    });
+    let mut lambda = app.doc.draft.reg_covar;
+    let r = ui
+        .add(short_numbers(egui::Slider::new(&mut lambda, 1e-9..=1e-1).logarithmic(true)).text("reg_covar λ"))
+        .on_hover_text("scikit-learn's reg_covar: explicit EM's covariances are C_j + λI, which keeps a component on collinear points finite (gradient descent has no such floor)");
+    live(app, &r, |app| app.doc.draft.reg_covar = lambda);
 }
 
 /// The mixture's reject option and normalisation.
@@ -592,6 +646,11 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("Each prototype's path so far");
         ui.checkbox(&mut app.view.show_em, "EM (hollow)")
             .on_hover_text("Explicit EM's prototypes, hollow, beside gradient descent's, filled");
+        let spec = &app.session.experiment().problem().spec;
+        if spec.structure.has_maps() || spec.settings.learn_scales {
+            ui.checkbox(&mut app.view.ellipses, "ellipses")
+                .on_hover_text("Each component's 1σ and 2σ ellipses of N(μ_j, T (W_j^TW_j)^-1) at the current temperature (the first two coordinates' marginal): solid for gradient descent, dashed for EM, dotted for the twin");
+        }
         if matches!(app.doc.draft.objective, ObjectiveSpec::Attention { .. }) {
             ui.checkbox(&mut app.view.readouts, "read-outs")
                 .on_hover_text("Σ_j α_ij k_j: one mean-shift step of each query toward the keys (modern Hopfield)");

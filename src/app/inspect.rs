@@ -147,10 +147,21 @@ fn point_table_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64]) {
             .num_columns(5)
             .striped(true)
             .show(ui, |ui| {
+                let (d_tip, e_tip) = if row.mahalanobis {
+                    (
+                        "Mahalanobis distance ½||W_j(x_i − μ_j)||² = ½ (x_i − μ_j)^T P_j (x_i − μ_j)",
+                        "energy d_ij + T(−V log|det W_j| − log π_j)",
+                    )
+                } else {
+                    (
+                        "distance ||x_i − μ_j||²/(2 s_j), or −x_i·μ_j",
+                        "energy d_ij + T(V (D/2) ρ_j − log π_j)",
+                    )
+                };
                 for (h, tip) in [
                     ("j", "component"),
-                    ("d_ij", "distance ||x_i − μ_j||²/(2 s_j), or −x_i·μ_j"),
-                    ("E_ij", "energy d_ij + T(V (D/2) ρ_j − log π_j)"),
+                    ("d_ij", d_tip),
+                    ("E_ij", e_tip),
                     ("r_ij", "responsibility softmax_j(−E_ij/T)"),
                     (
                         "N ∂J/∂E_ij",

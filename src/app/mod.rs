@@ -78,6 +78,8 @@ pub struct ViewOptions {
     pub show_em: bool,
     /// Draw attention read-outs.
     pub readouts: bool,
+    /// Draw each component's 1σ and 2σ ellipses (a metric with maps, or learned scales).
+    pub ellipses: bool,
     /// Background resolution (cells per side).
     pub grid: usize,
     /// Sign convention of the inspector and the formula strip.
@@ -98,6 +100,7 @@ impl Default for ViewOptions {
             trails: true,
             show_em: true,
             readouts: true,
+            ellipses: true,
             grid: 128,
             convention: Convention::FreeEnergy,
             dark: true,

@@ -201,8 +201,12 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         Color32::from_gray(30)
     };
     let ((fit_lo, fit_hi), fit) = fitted_view(app, ui, &data);
-    let plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation())))
-        .data_aspect(1.0)
+    let equal = scene_data::equal_axes(data.content);
+    let mut plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation(), equal)));
+    if equal {
+        plot = plot.data_aspect(1.0);
+    }
+    let plot = plot
         .default_x_bounds(fit_lo[0], fit_hi[0])
         .default_y_bounds(fit_lo[1], fit_hi[1])
         .auto_bounds(egui::Vec2b::FALSE)
@@ -278,7 +282,10 @@ fn fitted_view(app: &mut LabApp, ui: &egui::Ui, data: &SceneData) -> (([f64; 2],
     if fit {
         app.scene.fitted_size = Some(size);
     }
-    (scene_data::fit_view(data.content, size), fit)
+    (
+        scene_data::fit_view(data.content, size, scene_data::equal_axes(data.content)),
+        fit,
+    )
 }
 
 /// The line above the scene: the step shown, what the markers mean, the projection and any
@@ -310,6 +317,10 @@ fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
         ui.label("filled: gradient descent,  hollow: explicit EM");
         if data.gd.dim > 2 {
             ui.label(format!("(first two of {} coordinates)", data.gd.dim));
+        }
+        if !scene_data::equal_axes(data.content) {
+            ui.label(egui::RichText::new("axes not to scale").color(ui.visuals().warn_fg_color))
+                .on_hover_text("The two coordinates' ranges differ more than fourfold, so each axis has its own scale: circles look like ellipses and distances are not drawn true");
         }
         if data.total_points > MAX_DRAWN_POINTS {
             ui.label(
@@ -448,6 +459,7 @@ fn points_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
 /// Each prototype's trails, EM's (hollow) and GD's (filled, with a rim), and the twin's
 /// (triangles).
 fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em: bool, fg: Color32) {
+    ellipses_layer(plot, data);
     for (j, &c) in data.prototype_colours.iter().enumerate() {
         if let Some(path) = data.gd_trails.get(j) {
             plot.line(
@@ -498,6 +510,33 @@ fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em:
                     .radius(7.0)
                     .color(c.gamma_multiply(0.85)),
             );
+        }
+    }
+}
+
+/// The components' 1σ and 2σ ellipses: solid for gradient descent, dashed for EM, dotted for
+/// the twin (2σ fainter).
+fn ellipses_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData) {
+    let runs: [(&str, &Vec<scene_data::Ellipses>, egui_plot::LineStyle, f32); 3] = [
+        ("GD", &data.gd_ellipses, egui_plot::LineStyle::Solid, 1.6),
+        ("EM", &data.em_ellipses, egui_plot::LineStyle::dashed_loose(), 1.3),
+        ("twin", &data.twin_ellipses, egui_plot::LineStyle::dotted_dense(), 1.3),
+    ];
+    for (run, all, style, width) in runs {
+        for (j, pair) in all.iter().enumerate() {
+            let c = data.prototype_colours.get(j).copied().unwrap_or(Color32::GRAY);
+            for (k, path) in pair.iter().enumerate() {
+                if path.is_empty() {
+                    continue;
+                }
+                let colour = if k == 0 { c } else { c.gamma_multiply(0.55) };
+                plot.line(
+                    Line::new(format!("{run} {}σ ellipse {j}", k + 1), path.clone())
+                        .color(colour)
+                        .width(width)
+                        .style(style),
+                );
+            }
         }
     }
 }

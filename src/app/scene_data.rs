@@ -35,7 +35,61 @@ pub fn state_from_record(run: &RunRecord, dim: usize, value_dim: usize) -> State
     if let Some(v) = &run.values {
         s.values = v.concat();
     }
+    if let Some(maps) = &run.maps {
+        s.maps = maps.iter().flat_map(|w| w.concat()).collect();
+    }
     s
+}
+
+/// One component's 1σ and 2σ ellipses (each a closed path; empty when not drawable).
+pub type Ellipses = [Vec<[f64; 2]>; 2];
+
+/// Segments of each drawn ellipse.
+const ELLIPSE_SEGMENTS: usize = 72;
+
+/// The ellipse `{μ + v : vᵀ Σ⁻¹ v = k²}` of a 2 × 2 covariance (row-major), as a closed path
+/// of [`ELLIPSE_SEGMENTS`] + 1 points: `μ + k L (cos θ, sin θ)` with `L` the Cholesky factor of
+/// `Σ`. Empty when `Σ` is not positive definite or not finite.
+#[must_use]
+pub fn ellipse(centre: [f64; 2], cov: [f64; 4], k: f64) -> Vec<[f64; 2]> {
+    let (a, b, d) = (cov[0], 0.5 * (cov[1] + cov[2]), cov[3]);
+    if a.is_nan() || a <= 0.0 || !a.is_finite() || !b.is_finite() || !d.is_finite() {
+        return Vec::new();
+    }
+    let l11 = a.sqrt();
+    let l21 = b / l11;
+    let rest = d - l21 * l21;
+    if rest.is_nan() || rest <= 0.0 {
+        return Vec::new();
+    }
+    let l22 = rest.sqrt();
+    (0..=ELLIPSE_SEGMENTS)
+        .map(|s| {
+            let t = std::f64::consts::TAU * s as f64 / ELLIPSE_SEGMENTS as f64;
+            let (c, si) = (k * t.cos(), k * t.sin());
+            [centre[0] + l11 * c, centre[1] + l21 * c + l22 * si]
+        })
+        .collect()
+}
+
+/// Each component's 1σ and 2σ ellipses at temperature `t`: the marginal covariance of the first
+/// two coordinates of `T (W_jᵀW_j)⁻¹` (or `T s_j I`). Empty in 1-D.
+#[must_use]
+pub fn ellipses(state: &State, t: f64) -> Vec<Ellipses> {
+    if state.dim < 2 {
+        return Vec::new();
+    }
+    let d = state.dim;
+    (0..state.k)
+        .map(|j| {
+            let Some(c) = state.covariance(j, t) else {
+                return [Vec::new(), Vec::new()];
+            };
+            let cov = [c[0], c[1], c[d], c[d + 1]];
+            let at = xy(state.prototype(j));
+            [ellipse(at, cov, 1.0), ellipse(at, cov, 2.0)]
+        })
+        .collect()
 }
 
 /// The problem and gradient-descent state at the step the window shows: the past step `scrub`
@@ -92,6 +146,13 @@ pub struct SceneData {
     pub probes: Vec<Retrieval>,
     /// The inspected point's position.
     pub selected: Option<[f64; 2]>,
+    /// Each GD component's 1σ and 2σ ellipses at the shown temperature (empty unless the
+    /// metric has maps or is learned, and the view shows them).
+    pub gd_ellipses: Vec<Ellipses>,
+    /// The same for explicit EM (empty without EM shown).
+    pub em_ellipses: Vec<Ellipses>,
+    /// The twin's GD ellipses.
+    pub twin_ellipses: Vec<Ellipses>,
     /// The problem at the shown step (its temperature).
     pub problem: Problem,
     /// The box around everything that must be in view: every point (drawn or not), both runs'
@@ -139,6 +200,26 @@ impl SceneData {
             Vec::new()
         };
         let (drawn, points, colours, outlines) = drawn_points(&problem, &gd);
+        let spec = &problem.spec;
+        let metric = view.ellipses && (spec.structure.has_maps() || spec.settings.learn_scales);
+        let t = spec.settings.temperature;
+        let gd_ellipses = if metric { ellipses(&gd, t) } else { Vec::new() };
+        let em_ellipses = if metric && view.show_em {
+            ellipses(&em, t)
+        } else {
+            Vec::new()
+        };
+        let twin_ellipses = match session.twin() {
+            Some(tw) if view.ellipses && shown.is_none() => {
+                let ts = &tw.experiment.problem().spec;
+                if ts.structure.has_maps() || ts.settings.learn_scales {
+                    ellipses(tw.experiment.gd_state(), ts.settings.temperature)
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => Vec::new(),
+        };
         let attention = matches!(problem.spec.regime, Regime::Attention { .. });
         let mut scene = Self {
             shown_step: shown,
@@ -161,6 +242,9 @@ impl SceneData {
             },
             probes: retrievals(&problem, &gd, probes),
             selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
+            gd_ellipses,
+            em_ellipses,
+            twin_ellipses,
             content: ([0.0; 2], [0.0; 2]),
             drawn,
             points,
@@ -226,6 +310,23 @@ impl SceneData {
     }
 }
 
+/// Above this ratio of the content's extents the scene gives each axis its own scale (Old
+/// Faithful's minutes of eruption against minutes of waiting differ fifteenfold): with equal
+/// axes the data would be a sliver.
+pub const MAX_EQUAL_AXES_RATIO: f64 = 4.0;
+
+/// Whether the content's two extents are within [`MAX_EQUAL_AXES_RATIO`] of each other, so
+/// the scene keeps one scale for both axes (distances and circles drawn true).
+#[must_use]
+pub fn equal_axes(content: ([f64; 2], [f64; 2])) -> bool {
+    let (lo, hi) = content;
+    let (x, y) = (0.5 * hi[0] - 0.5 * lo[0], 0.5 * hi[1] - 0.5 * lo[1]);
+    if x.is_nan() || y.is_nan() || x <= 0.0 || y <= 0.0 || !x.is_finite() || !y.is_finite() {
+        return true;
+    }
+    (x / y).max(y / x) <= MAX_EQUAL_AXES_RATIO
+}
+
 /// Fraction of the content's extent left free on each side by [`fit_view`].
 pub const FIT_MARGIN: f64 = 0.06;
 
@@ -233,7 +334,7 @@ pub const FIT_MARGIN: f64 = 0.06;
 /// `size` pixels where one unit is as long on both axes: the axis with room to spare is widened
 /// around the content's centre. Returns `(min, max)` plot coordinates.
 #[must_use]
-pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2]) -> ([f64; 2], [f64; 2]) {
+pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2], equal: bool) -> ([f64; 2], [f64; 2]) {
     let (lo, hi) = content;
     // Halves first, so that extents near f64::MAX cannot overflow.
     let centre = [0.5 * lo[0] + 0.5 * hi[0], 0.5 * lo[1] + 0.5 * hi[1]];
@@ -244,6 +345,12 @@ pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2]) -> ([f64; 2], [f6
     let mut half = [0.0; 2];
     for d in 0..2 {
         half[d] = extent[d].max(floor) * (1.0 + 2.0 * FIT_MARGIN);
+    }
+    if !equal {
+        return (
+            [centre[0] - half[0], centre[1] - half[1]],
+            [centre[0] + half[0], centre[1] + half[1]],
+        );
     }
     let (w, h) = (f64::from(size[0].max(1.0)), f64::from(size[1].max(1.0)));
     // Units per pixel: the larger of what each axis needs.

@@ -600,6 +600,18 @@ pub fn build(r: &Resolved, p: &Preset, args: &PresetArgs, steps: usize) -> Resul
         .map_err(|e| r.explain(args, e))
 }
 
+/// [`likelihood_line`] of the lab and of its twin.
+fn likelihood_lines(session: &Session) -> String {
+    let mut out = likelihood_line(session.experiment());
+    if let Some(t) = session.twin() {
+        let line = likelihood_line(&t.experiment);
+        if !line.is_empty() {
+            out += &format!("twin ({}): {line}", t.flip.label());
+        }
+    }
+    out
+}
+
 /// The log-likelihood of both runs, when the loss is one (a mixture at `T = 1` with the volume
 /// term, normalised, without a background); empty otherwise.
 fn likelihood_line(experiment: &crate::core::experiment::Experiment) -> String {
@@ -753,7 +765,7 @@ pub fn run(args: &RunArgs, progress: &mut dyn Write) -> Result<String, Failure> 
         "after {} steps: GD loss {:.10e}, EM loss {:.10e}, prototype distance {:.3e}, identity residual {:.1e}\n",
         last.step, last.gd.loss, last.em.loss, last.prototype_distance, last.identity_residual
     );
-    summary += &likelihood_line(experiment);
+    summary += &likelihood_lines(&session);
     summary += &format!(
         "critical temperature (λ_max of the data covariance): {}\n",
         six_digits(critical_temperature)

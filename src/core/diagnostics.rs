@@ -99,7 +99,14 @@ pub fn prototype_distance(a: &State, b: &State) -> f64 {
 /// `spread` is the data's variance per coordinate: a kernel whose variance `s·T` exceeds
 /// [`RUNAWAY_FACTOR`] times it is wider than the whole data set and fits no structure.
 #[must_use]
-pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evaluation, spread: f64) -> Vec<String> {
+pub fn state_warnings(
+    problem: &Problem,
+    run: &str,
+    state: &State,
+    eval: &Evaluation,
+    spread: f64,
+    data_covariance: Option<&[f64]>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let n = eval.n as f64;
     for (j, &c) in eval.counts.iter().enumerate() {
@@ -111,7 +118,7 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
     }
     let spec = &problem.spec;
     if state.has_maps() {
-        out.extend(map_warnings(problem, run, state, spread));
+        out.extend(map_warnings(problem, run, state, data_covariance));
     } else if spec.settings.learn_scales {
         for (j, s) in state.scales().into_iter().enumerate() {
             if s <= spec.settings.scale_floor * (1.0 + 1e-9) {
@@ -129,37 +136,54 @@ pub fn state_warnings(problem: &Problem, run: &str, state: &State, eval: &Evalua
     out
 }
 
-/// A component's covariance is near singular when its smallest variance falls below this
-/// fraction of the data's variance per coordinate.
+/// A component's covariance is near singular when its variance along some direction falls
+/// below this fraction of the data's variance along that direction.
 pub const SINGULAR_FACTOR: f64 = 1e-3;
 
-/// Warnings about maps `W_j` (MATH.md §8): a covariance `T (W_jᵀW_j)⁻¹` near singular (its
-/// points span fewer than `D` directions: explicit EM is held by `reg_covar`, gradient descent
-/// by nothing) or wider than the data (the metric collapse, `W_j → 0`).
-fn map_warnings(problem: &Problem, run: &str, state: &State, spread: f64) -> Vec<String> {
+/// Warnings about maps `W_j` (MATH.md §8), each variance compared with the data's along the
+/// same direction (so axes of different units do not raise false alarms): a covariance
+/// `T (W_jᵀW_j)⁻¹` near singular (its points span fewer than `D` directions: explicit EM is held
+/// by `reg_covar`, gradient descent by nothing) or wider than the data (the metric collapse,
+/// `W_j` shrinking to 0). `data_covariance` is `D × D`; without it nothing is said.
+fn map_warnings(problem: &Problem, run: &str, state: &State, data_covariance: Option<&[f64]>) -> Vec<String> {
+    let Some(c) = data_covariance else {
+        return Vec::new();
+    };
     let t = problem.spec.settings.temperature;
     let d = state.dim;
     let mut out = Vec::new();
     let shared = problem.spec.structure == crate::core::model::Structure::Tied;
     for j in 0..if shared { 1.min(state.k) } else { state.k } {
         let p = nalgebra::DMatrix::from_row_slice(d, d, &crate::core::metric::precision(state.map(j), d));
-        let eig = nalgebra::SymmetricEigen::new(p).eigenvalues;
-        let (lo, hi) = eig
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let eig = nalgebra::SymmetricEigen::new(p);
         let name = if shared {
             "the shared metric".to_string()
         } else {
             format!("component {j}")
         };
-        let (smallest, largest) = (t / hi, t / lo);
-        if smallest < SINGULAR_FACTOR * spread {
+        // Along each eigenvector u of P_j: the component's variance T/λ against the data's uᵀCu.
+        let mut narrow: Option<(f64, f64)> = None;
+        let mut wide: Option<(f64, f64)> = None;
+        for (e, &lambda) in eig.eigenvalues.iter().enumerate() {
+            let u = eig.eigenvectors.column(e);
+            let data: f64 = (0..d)
+                .map(|a| (0..d).map(|b| u[a] * c[a * d + b] * u[b]).sum::<f64>())
+                .sum();
+            let own = t / lambda;
+            if data > 0.0 && own < SINGULAR_FACTOR * data && narrow.is_none_or(|(o, _)| own < o) {
+                narrow = Some((own, data));
+            }
+            if data > 0.0 && own > RUNAWAY_FACTOR * data && wide.is_none_or(|(o, _)| own > o) {
+                wide = Some((own, data));
+            }
+        }
+        if let Some((own, data)) = narrow {
             out.push(format!(
-                "{run}: {name}'s covariance is near singular (smallest variance {smallest:.3e}, the data's {spread:.3e}): its points span fewer than D directions; EM is held by reg_covar, gradient descent by nothing"
+                "{run}: {name}'s covariance is near singular (variance {own:.3e} along a direction where the data's is {data:.3e}): its points span fewer than D directions; EM is held by reg_covar, gradient descent by nothing"
             ));
-        } else if largest > RUNAWAY_FACTOR * spread {
+        } else if let Some((own, data)) = wide {
             out.push(format!(
-                "{run}: {name}'s metric is collapsing (largest variance {largest:.3e}: W shrinks to 0 and the responsibilities go uniform)"
+                "{run}: {name}'s metric is collapsing (variance {own:.3e} along a direction where the data's is {data:.3e}: W shrinks to 0 and the responsibilities go uniform)"
             ));
         }
     }

@@ -140,6 +140,8 @@ pub struct Experiment {
     step: usize,
     /// The data's variance per coordinate ([`Problem::data_variance`]).
     data_variance: f64,
+    /// The data's covariance (`D × D`), for the warnings about maps; `None` without maps.
+    data_covariance: Option<std::sync::Arc<Vec<f64>>>,
     residual_rows: Vec<usize>,
     initial: State,
     /// EM objective at the previous step, for the monotonicity check (reset by edits).
@@ -204,6 +206,7 @@ impl Experiment {
         let eval = evaluate(&problem, &initial);
         check_finite(&initial, &eval, "initial", 0)?;
         let data_variance = problem.data_variance();
+        let data_covariance = data_covariance(&problem);
         let residual_rows = diagnostics::sample_rows(&problem, RESIDUAL_SAMPLE);
         let revision = next_revision();
         let mut exp = Self {
@@ -215,6 +218,7 @@ impl Experiment {
             em_eval: eval,
             step: 0,
             data_variance,
+            data_covariance,
             residual_rows,
             previous_em_objective: None,
             trace: Vec::new(),
@@ -369,6 +373,7 @@ impl Experiment {
             em_eval: self.em_eval.clone(),
             step: self.step,
             data_variance: self.data_variance,
+            data_covariance: self.data_covariance.clone(),
             residual_rows: self.residual_rows.clone(),
             initial: self.initial.clone(),
             previous_em_objective: self.previous_em_objective,
@@ -557,6 +562,7 @@ impl Experiment {
         self.problem = problem;
         self.residual_rows = diagnostics::sample_rows(&self.problem, RESIDUAL_SAMPLE);
         self.data_variance = self.problem.data_variance();
+        self.data_covariance = data_covariance(&self.problem);
         self.reevaluate();
         Ok(())
     }
@@ -673,6 +679,7 @@ impl Experiment {
             *state = convert_structure(state, structure);
         }
         self.problem.spec.structure = structure;
+        self.data_covariance = data_covariance(&self.problem);
         self.reevaluate();
     }
 
@@ -753,6 +760,7 @@ impl Experiment {
             &self.gd,
             &self.gd_eval,
             self.data_variance,
+            self.data_covariance.as_deref().map(Vec::as_slice),
         ));
         warnings.extend(diagnostics::state_warnings(
             problem,
@@ -760,6 +768,7 @@ impl Experiment {
             &self.em,
             &self.em_eval,
             self.data_variance,
+            self.data_covariance.as_deref().map(Vec::as_slice),
         ));
         warnings.dedup();
         let spec = &self.problem.spec;
@@ -830,4 +839,17 @@ fn convert_structure(state: &State, structure: crate::core::model::Structure) ->
         _ => {}
     }
     next
+}
+
+/// The covariance of the points that count (`D × D`, two passes), when the components have maps.
+fn data_covariance(problem: &Problem) -> Option<std::sync::Arc<Vec<f64>>> {
+    if !problem.spec.structure.has_maps() {
+        return None;
+    }
+    let d = problem.dim;
+    let weights: Vec<f64> = (0..problem.len())
+        .map(|i| if problem.counts_point(i) { 1.0 } else { 0.0 })
+        .collect();
+    let c = crate::core::data::weighted_covariance(&problem.points, d, &weights);
+    Some(std::sync::Arc::new((0..d * d).map(|e| c[(e / d, e % d)]).collect()))
 }

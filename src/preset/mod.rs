@@ -268,6 +268,10 @@ pub struct Preset {
     /// `ξ ← Σ_j r_j(ξ) μ_j` from (attention as retrieval, modern Hopfield).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<Vec<f64>>,
+    /// A twin that opens beside the lab with one choice flipped (`Volume`, `ScalePrior`,
+    /// `SemiSupervised`, `Normalisation`, `RejectOption`, `Metric`, `Form`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin: Option<crate::session::twin::Flip>,
 }
 
 fn one_usize() -> usize {
@@ -337,6 +341,7 @@ impl Default for Preset {
             semi_supervised: false,
             labelled_fraction: 1.0,
             probes: Vec::new(),
+            twin: None,
         }
     }
 }
@@ -1472,7 +1477,6 @@ impl ValidPreset {
         let regime = p.regime();
         let classes_in_data = data.class_count();
         let (positions, classes) = self.initial_positions(&data)?;
-        let k = positions.len() / dim;
         let mut settings = p.run_settings();
         if let Some(schedule) = p.anneal {
             settings.temperature = schedule.t0;
@@ -1494,7 +1498,31 @@ impl ValidPreset {
             DataSpec::Csv { path } => field_error("data.path", format!("{}: {}", csv::quote_at_most(path, 200), e.0)),
             _ => field_error("data", e.0),
         })?;
-        let mut state = State::new(dim, positions, problem.target_dim).with_structure(p.metric, p.initial_scale);
+        let state = self.initial_state(positions, dim, problem.target_dim)?;
+        let experiment = Experiment::new(problem, state, settings.optimiser).map_err(|e| err(e.reason))?;
+        let mut session = Session::new(experiment, critical_temperature, p.anneal, p.seed)
+            .map_err(|e| err(format!("annealing not started: {e}")))?;
+        if let Some(flip) = p.twin
+            && !session.set_twin(Some(flip))
+        {
+            return Err(field_error(
+                "twin",
+                format!(
+                    "the twin '{}' does not apply here (it needs an objective and options it can flip, and no annealing)",
+                    flip.label()
+                ),
+            ));
+        }
+        Ok(session)
+    }
+
+    /// The start both runs share: `positions` (`K × D`), scales or maps from `initial_scale`,
+    /// and whatever `Explicit` prototypes give (values, weights, scales, precisions).
+    fn initial_state(&self, positions: Vec<f64>, dim: usize, target_dim: usize) -> Result<State, PresetError> {
+        let p = &self.preset;
+        let positions_len = positions.len() / dim.max(1);
+        let mut state = State::new(dim, positions, target_dim).with_structure(p.metric, p.initial_scale);
+        let k = positions_len;
         state.log_scales = if p.metric.has_maps() {
             vec![0.0; k]
         } else {
@@ -1508,10 +1536,10 @@ impl ValidPreset {
         } = &p.prototypes
         {
             if let Some(v) = values {
-                if v.iter().any(|row| row.len() != problem.target_dim) {
+                if v.iter().any(|row| row.len() != target_dim) {
                     return Err(field_error(
                         "prototypes.values",
-                        format!("each value needs {} entries (the target dimension)", problem.target_dim),
+                        format!("each value needs {} entries (the target dimension)", target_dim),
                     ));
                 }
                 state.values = v.concat();
@@ -1529,9 +1557,7 @@ impl ValidPreset {
         {
             state.maps = initial_maps(ps, p.metric, k, dim)?;
         }
-        let experiment = Experiment::new(problem, state, settings.optimiser).map_err(|e| err(e.reason))?;
-        Session::new(experiment, critical_temperature, p.anneal, p.seed)
-            .map_err(|e| err(format!("annealing not started: {e}")))
+        Ok(state)
     }
 
     /// Initial positions (`K × D`) and, for cross-entropy, each prototype's class.

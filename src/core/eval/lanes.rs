@@ -1205,6 +1205,8 @@ struct Fields<'a> {
     dot_form: bool,
     /// `−E₀/T` of the background component (`−∞` without one).
     a_bg: f64,
+    /// `P_j` (components with maps; empty otherwise).
+    precision: &'a [f64],
 }
 
 impl<'a> Fields<'a> {
@@ -1218,6 +1220,7 @@ impl<'a> Fields<'a> {
             t: spec.settings.temperature,
             dot_form: spec.regime.score() == Score::DotProduct,
             a_bg: spec.background_arg(),
+            precision: &terms.precision,
         }
     }
 }
@@ -1233,6 +1236,7 @@ fn block_exps<const FMA: bool>(
     len: usize,
     lane_x: &mut [f64],
     a_rows: &mut [f64],
+    dif: &mut [f64],
 ) -> (Lanes, Lanes) {
     let (k, dim) = (f.k, f.dim);
     for l in 0..B {
@@ -1243,12 +1247,13 @@ fn block_exps<const FMA: bool>(
     }
     let mut m = [f.a_bg; B];
     for j in 0..k {
-        let (_, _, a) = component_args::<FMA>(
-            &f.mu[j * dim..(j + 1) * dim],
-            lane_x,
-            arg_terms(f.inv_two_scale[j], f.offset[j], f.t, f.dot_form),
-            f.dot_form,
-        );
+        let mu = &f.mu[j * dim..(j + 1) * dim];
+        let terms = arg_terms(f.inv_two_scale[j], f.offset[j], f.t, f.dot_form);
+        let (_, _, a) = if f.precision.is_empty() {
+            component_args::<FMA>(mu, lane_x, terms, f.dot_form)
+        } else {
+            metric_args::<FMA>(mu, &f.precision[j * dim * dim..(j + 1) * dim * dim], lane_x, dif, terms)
+        };
         m = lanes(|l| if a[l] > m[l] { a[l] } else { m[l] });
         put(a_rows, j, &a);
     }
@@ -1347,12 +1352,13 @@ fn colour_kernel<const FMA: bool>(
 ) {
     let (k, n, groups) = (f.k, free.len(), c.palette.len());
     let mut lane_x = vec![0.0; f.dim * B];
+    let mut dif = vec![0.0; f.dim * B];
     let mut a_rows = vec![0.0; k * B];
     let mut mass = vec![0.0; groups * B];
     let mut start = 0;
     while start < n {
         let len = (n - start).min(B);
-        let (m, total) = block_exps::<FMA>(f, xs, start, len, &mut lane_x, &mut a_rows);
+        let (m, total) = block_exps::<FMA>(f, xs, start, len, &mut lane_x, &mut a_rows, &mut dif);
         let (mut r, mut g, mut b) = ([0.0; B], [0.0; B], [0.0; B]);
         mass.fill(0.0);
         for j in 0..k {
