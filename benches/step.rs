@@ -3,7 +3,8 @@
 //! grid, and, as the baseline measured in the same run, the straightforward single-threaded
 //! evaluation.
 //!
-//! `cargo bench --bench step` (all), or filter: `cargo bench --bench step -- paired/mixture`.
+//! `cargo bench --bench step` (all), or filter: `cargo bench --bench step -- paired/mixture`;
+//! `-- metric` times the four metric structures at N = 100,000, K = 16, D = 2.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -65,5 +66,28 @@ fn baseline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, paired_step, baseline);
+fn metric_step(c: &mut Criterion) {
+    // Issue 14's budget: a paired step with full 2-D maps (weights and metric learned) within 2×
+    // of the spherical one (weights and scales learned), both measured here, in one run.
+    use implicit_em_lab::core::model::Structure;
+    let mut group = c.benchmark_group("metric");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3));
+    for structure in Structure::ALL {
+        // A typical step (after 20), not the first from the start.
+        let exp = implicit_em_lab::core::workload::metric_workload(structure, 100_000, 16, 2, 20);
+        group.bench_with_input(
+            BenchmarkId::new(structure.name(), "N=100000/K=16/D=2"),
+            &exp,
+            |b, exp| {
+                b.iter_batched_ref(|| exp.clone(), |e| black_box(e.step().is_ok()), BatchSize::LargeInput);
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, paired_step, baseline, metric_step);
 criterion_main!(benches);

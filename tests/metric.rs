@@ -453,3 +453,75 @@ fn metric_presets_reach_scikit_learns_likelihoods_and_warn_where_they_should() {
         .min();
     assert!((smallest - 1e-4).abs() < 1e-9, "EM's smallest variance {smallest}");
 }
+
+#[test]
+fn the_scale_step_loses_no_digits_when_a_prototype_starts_far_away() {
+    // Points near 1e4 with spread 1e-2 and a prototype at the origin: Σ r‖x − μ‖² ≈ 1e8 per point
+    // against Σ r‖x − m‖² ≈ 1e-4, so the one-pass difference would lose about twelve digits.
+    for (offset, prototype) in [(1e4, 0.0), (3.0, 3.0)] {
+        let mut case = Case::new(Regime::Mixture, 2, 31);
+        case.k = 1;
+        case.n = 300;
+        case.temperature = 1.0;
+        case.learn_scales = true;
+        let (mut problem, mut state) = common::random_case(&case);
+        let pts: Vec<f64> = problem.points.iter().map(|v| offset + 0.005 * v).collect();
+        problem.points = std::sync::Arc::new(pts);
+        state.prototypes = vec![prototype; 2];
+        state.log_scales = vec![0.0];
+        let next = em_step(&problem, &state, &evaluate_em(&problem, &state));
+        // Two passes, written out: the mean, then the squared deviations about it.
+        let n = problem.len();
+        let mean: Vec<f64> = (0..2)
+            .map(|d| (0..n).map(|i| problem.point(i)[d]).sum::<f64>() / n as f64)
+            .collect();
+        let ss: f64 = (0..n)
+            .map(|i| (0..2).map(|d| (problem.point(i)[d] - mean[d]).powi(2)).sum::<f64>())
+            .sum();
+        let want = ss / (2.0 * n as f64) + problem.spec.settings.reg_covar;
+        let got = next.log_scales[0].exp();
+        assert!((got - want).abs() <= 1e-12 * want, "offset {offset}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn the_full_metric_step_loses_no_digits_when_a_prototype_starts_far_away() {
+    for (offset, prototype) in [(1e4, 0.0), (3.0, 3.0)] {
+        let mut case = Case::new(Regime::Mixture, 2, 32);
+        case.k = 1;
+        case.n = 300;
+        case.temperature = 1.0;
+        case.learn_scales = true;
+        let (mut problem, _) = random_metric_case(&case, Structure::Full, Form::Prototype);
+        let pts: Vec<f64> = problem
+            .points
+            .iter()
+            .enumerate()
+            .map(|(e, v)| offset + 0.005 * v * (1.0 + (e % 2) as f64))
+            .collect();
+        problem.points = std::sync::Arc::new(pts);
+        let (_, mut state) = random_metric_case(&case, Structure::Full, Form::Prototype);
+        state.prototypes = vec![prototype; 2];
+        state.maps = metric::scaled_identity(2, 1.0);
+        // Twice: the first from the experiment's full evaluation, the second from EM's own.
+        let mut s = state;
+        for _ in 0..2 {
+            s = em_step(&problem, &s, &evaluate_em(&problem, &s));
+        }
+        let n = problem.len();
+        let mean: Vec<f64> = (0..2)
+            .map(|d| (0..n).map(|i| problem.point(i)[d]).sum::<f64>() / n as f64)
+            .collect();
+        let mut want = [0.0; 4];
+        for i in 0..n {
+            let v = [problem.point(i)[0] - mean[0], problem.point(i)[1] - mean[1]];
+            for e in 0..4 {
+                want[e] += v[e / 2] * v[e % 2] / n as f64;
+            }
+        }
+        want[0] += problem.spec.settings.reg_covar;
+        want[3] += problem.spec.settings.reg_covar;
+        let got = s.covariance(0, 1.0).unwrap();
+        assert_close(&got, &want, 1e-11, &format!("offset {offset}"));
+    }
+}

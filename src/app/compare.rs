@@ -121,10 +121,22 @@ fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
 fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM, for K ≤ 8)")
         .on_hover_text("The rich get richer: a component that holds more points pulls harder and gains more. A component whose mass falls below 1e-6·N is reported dead");
-    let k = rec.gd.counts.len();
-    // 200 points per line are plenty at this size; EM's lines only for a few components.
+    per_component_plot(ui, "masses", "N", trace, rec, |r, j| Some(r.counts[j]));
+}
+
+/// One line per component of `value` over the steps (GD solid; EM dashed for K ≤ 8), 200 points
+/// per line, the shown step marked.
+fn per_component_plot(
+    ui: &mut egui::Ui,
+    id: &str,
+    name: &str,
+    trace: &[StepRecord],
+    rec: &StepRecord,
+    value: impl Fn(&crate::core::experiment::RunRecord, usize) -> Option<f64>,
+) {
+    let k = rec.gd.prototypes.len();
     let every = (trace.len() / 200).max(1);
-    view_data::short_ticks(Plot::new("masses"))
+    view_data::short_ticks(Plot::new(id))
         .height(110.0)
         .allow_scroll(false)
         .show(ui, |plot| {
@@ -133,11 +145,12 @@ fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
                     trace
                         .iter()
                         .step_by(every)
-                        .map(|r| [r.step as f64, if em { r.em.counts[j] } else { r.gd.counts[j] }])
+                        .filter_map(|r| value(if em { &r.em } else { &r.gd }, j).map(|v| [r.step as f64, v]))
+                        .filter(|p| p[1].is_finite())
                         .collect()
                 };
                 plot.line(
-                    Line::new(format!("N_{j} GD"), series(false))
+                    Line::new(format!("{name}_{j} GD"), series(false))
                         .color(view_data::colour(j))
                         .width(1.5),
                 );
@@ -145,7 +158,7 @@ fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
                     continue;
                 }
                 plot.line(
-                    Line::new(format!("N_{j} EM"), series(true))
+                    Line::new(format!("{name}_{j} EM"), series(true))
                         .color(view_data::colour(j).gamma_multiply(0.6))
                         .width(1.0)
                         .style(egui_plot::LineStyle::dashed_dense()),
@@ -167,37 +180,7 @@ fn volume_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
     ui.label("log|det W_j| of each component (GD; dashed: EM, for K ≤ 8)").on_hover_text(
         "The volume term −T·log|det W_j| in E_ij: a component's precision. It rises without bound for a component on collinear points (the singularity: EM is held by reg_covar, gradient descent is not) and falls towards −∞ in the metric collapse (W_j -> 0, no volume term)",
     );
-    let k = rec.gd.prototypes.len();
-    let every = (trace.len() / 200).max(1);
-    view_data::short_ticks(Plot::new("volumes"))
-        .height(110.0)
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            for j in 0..k {
-                let series = |em: bool| -> Vec<[f64; 2]> {
-                    trace
-                        .iter()
-                        .step_by(every)
-                        .filter_map(|r| log_det(if em { &r.em } else { &r.gd }, j).map(|v| [r.step as f64, v]))
-                        .filter(|p| p[1].is_finite())
-                        .collect()
-                };
-                plot.line(
-                    Line::new(format!("log|det W_{j}| GD"), series(false))
-                        .color(view_data::colour(j))
-                        .width(1.5),
-                );
-                if k <= 8 {
-                    plot.line(
-                        Line::new(format!("log|det W_{j}| EM"), series(true))
-                            .color(view_data::colour(j).gamma_multiply(0.6))
-                            .width(1.0)
-                            .style(egui_plot::LineStyle::dashed_dense()),
-                    );
-                }
-            }
-            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
-        });
+    per_component_plot(ui, "volumes", "log|det W|", trace, rec, log_det);
 }
 
 /// The shown step's numbers: losses, distance, effective components, residual, rate.

@@ -170,7 +170,9 @@ pub enum LearnArg {
 pub enum RateArg {
     /// One learning rate for every parameter.
     Shared,
-    /// EM-preconditioned per-component rate η·N·s_j/N_j (η = 1 reproduces EM).
+    /// EM-preconditioned per-component rate on prototypes: η·N·s_j/n_j (spherical), η·(N/n_j)·P_j⁻¹
+    /// (maps), η·N/n_j (dot-product keys, attention values, neural biases), with n_j EM's mass (Σr,
+    /// Σα, or the clamped Σq for cross-entropy); η = 1 reproduces EM's means.
     Em,
 }
 

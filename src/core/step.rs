@@ -169,6 +169,67 @@ fn new_means(state: &State, eval: &Evaluation) -> Vec<f64> {
     m
 }
 
+/// `Σ ρ ‖x − m_j‖²` per component, without cancellation. From the E-step's moments about the
+/// old prototype, `Σ ρ ‖x − μ‖² − n ‖m − μ‖²`, only where the subtracted part is at most half of
+/// the whole (the difference is then at least half of it, so it carries a few rounding errors,
+/// as a second pass would); if any component's is larger (a prototype far from its points, where
+/// the difference would lose digits), from a second pass about the new means.
+fn scale_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation) -> Vec<f64> {
+    let dim = state.dim;
+    let mass = &eval.em.mass;
+    let mut sq = Vec::with_capacity(state.k);
+    for j in 0..state.k {
+        if mass[j] <= 0.0 {
+            sq.push(0.0);
+            continue;
+        }
+        let shift: f64 = (0..dim).map(|d| (eval.em.first[j * dim + d] / mass[j]).powi(2)).sum();
+        let whole = eval.em.sq_dev[j];
+        if mass[j] * shift > 0.5 * whole || !whole.is_finite() {
+            return scatter(problem, state, &new_means(state, eval)).sq;
+        }
+        sq.push(whole - mass[j] * shift);
+    }
+    sq
+}
+
+/// `Σ ρ (x − m_j)(x − m_j)ᵀ` per component (`K × D × D`), without cancellation: from the
+/// E-step's second moments about the old prototype, `S_j − n_j δ_j δ_jᵀ` with `δ_j = m_j − μ_j`,
+/// only where `n_j δ_jᵀ S_j⁻¹ δ_j ≤ ½` (then along every direction `u` the subtracted
+/// `n_j (u·δ_j)²` is at most half of `uᵀ S_j u`, so no digits are lost); otherwise (or without
+/// those moments) from a second pass about the new means.
+fn metric_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation) -> Vec<f64> {
+    let (k, d) = (state.k, state.dim);
+    let dd = d * d;
+    let mass = &eval.em.mass;
+    let second = &eval.em.second;
+    let two_pass = || scatter(problem, state, &new_means(state, eval)).second;
+    if second.len() != k * dd {
+        return two_pass();
+    }
+    let mut out = vec![0.0; k * dd];
+    for j in 0..k {
+        if mass[j] <= 0.0 {
+            continue;
+        }
+        let s = &second[j * dd..(j + 1) * dd];
+        let delta: Vec<f64> = (0..d).map(|c| eval.em.first[j * d + c] / mass[j]).collect();
+        let Some(inv) = metric::spd_inverse(s, d) else {
+            return two_pass();
+        };
+        let q: f64 = (0..d).map(|r| delta[r] * metric::apply(&inv, d, &delta)[r]).sum();
+        if (mass[j] * q).is_nan() || mass[j] * q > 0.5 {
+            return two_pass();
+        }
+        for r in 0..d {
+            for c in 0..d {
+                out[j * dd + r * d + c] = s[r * d + c] - mass[j] * delta[r] * delta[c];
+            }
+        }
+    }
+    out
+}
+
 /// Explicit EM's metric step (MATH.md §8, scikit-learn's M-step at `T = 1`):
 /// `C_j = Σ ρ (x − m)(x − m)ᵀ / n_j + λ I` (diag keeps its diagonal; tied pools
 /// `Σ_j n_j C_j / Σ n`), `P_j = T C_j⁻¹`, `W_j` its upper Cholesky factor. A component without
@@ -179,7 +240,12 @@ fn em_metric_step(problem: &crate::core::problem::Problem, state: &State, eval: 
     let dd = d * d;
     let t = spec.settings.temperature;
     let lambda = spec.settings.reg_covar;
-    let sc = scatter(problem, state, &new_means(state, eval));
+    let second = metric_scatter(problem, state, eval);
+    let sc = crate::core::eval::Scatter {
+        mass: eval.em.mass.clone(),
+        sq: Vec::new(),
+        second,
+    };
     let mut covs: Vec<Option<Vec<f64>>> = (0..k)
         .map(|j| (sc.mass[j] > 0.0).then(|| sc.second[j * dd..(j + 1) * dd].iter().map(|v| v / sc.mass[j]).collect()))
         .collect();
@@ -251,14 +317,12 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
             em_metric_step(problem, state, eval, &mut next);
         }
     } else if metric_step && (spec.settings.volume || spec.active_scale_prior().is_some()) {
-        // Σ ρ ‖x − m‖² from a second pass about the new means (subtracting n_j ‖m − μ‖² from
-        // Σ ρ ‖x − μ‖² loses digits when a prototype starts far from its points).
-        let sc = scatter(problem, state, &new_means(state, eval));
+        let sq = scale_scatter(problem, state, eval);
         let t = spec.settings.temperature;
         let v = if spec.settings.volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
             if mass[j] > 0.0 || spec.active_scale_prior().is_some() {
-                let sq = sc.sq[j];
+                let sq = sq[j];
                 let s = match spec.active_scale_prior() {
                     Some(p) => {
                         (sq + 2.0 * t * p.strength * p.scale) / (t * (v * dim as f64 * mass[j] + 2.0 * p.strength))

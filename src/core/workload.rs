@@ -81,3 +81,43 @@ pub fn workload(objective: Workload, n: usize, k: usize, dim: usize, seed: u64) 
     )
     .expect("the benchmark workload starts finite")
 }
+
+/// A mixture with learned weights and metric of `structure` (MATH.md §8): `n` points from 4
+/// Gaussian blobs in `dim` dimensions, `k` prototypes seeded by k-means++ (so no component
+/// starts on a lone point), `T = 1`, `η = 0.05`, shared rate, then `warm` paired steps.
+///
+/// # Panics
+/// Never for `n ≥ k ≥ 1`, `dim ≥ 1` (the workload is always valid).
+#[must_use]
+pub fn metric_workload(
+    structure: crate::core::model::Structure,
+    n: usize,
+    k: usize,
+    dim: usize,
+    warm: usize,
+) -> Experiment {
+    let data: Dataset = data::blobs(4, n, dim, 6.0, 1.0, 1);
+    let all: Vec<usize> = (0..data.len()).collect();
+    let positions = init::kmeans_plus_plus(&data, &all, k, 8).expect("n ≥ k");
+    let mut spec = ModelSpec::new(Regime::Mixture, 1.0);
+    spec.structure = structure;
+    spec.settings.learn_weights = true;
+    spec.settings.learn_scales = true;
+    let problem = Problem::bind(data, spec).expect("the benchmark workload is valid");
+    let state = State::new(dim, positions, 0).with_structure(structure, 1.0);
+    let mut exp = Experiment::new(
+        problem,
+        state,
+        Optimiser {
+            learning_rate: 0.05,
+            rate: RateMode::Shared,
+        },
+    )
+    .expect("the benchmark workload starts finite");
+    for _ in 0..warm {
+        if exp.step().is_err() {
+            break;
+        }
+    }
+    exp
+}

@@ -179,11 +179,13 @@ impl Work {
                 em_sq: w(k),
                 em_targets: w(k * p),
                 grad_second: w(if prep.second { k * tri } else { 0 }),
-                em_second: w(if prep.centre.is_some() && !prep.precision.is_empty() {
-                    k * tri
-                } else {
-                    0
-                }),
+                em_second: w(
+                    if (prep.centre.is_some() && !prep.precision.is_empty()) || prep.em_second {
+                        k * tri
+                    } else {
+                        0
+                    },
+                ),
             },
             s: Scratch {
                 xs: z(dim),
@@ -358,13 +360,15 @@ struct Prepared {
     second: bool,
     /// A scatter pass: EM's moments about these centres (`K × D`), no gradient.
     centre: Option<Vec<f64>>,
+    /// Sum EM's `Σ w (x − μ)(x − μ)ᵀ`.
+    em_second: bool,
 }
 
 impl Prepared {
     /// Whether the mixture's gradient sums are EM's (`G = r`, moments about `μ`): not in a
     /// pass with second moments or a scatter pass.
     fn shared_mixture_sums(&self) -> bool {
-        self.regime == Regime::Mixture && !self.unnormalised && !self.second && self.centre.is_none()
+        self.regime == Regime::Mixture && !self.unnormalised && !self.second && !self.em_second && self.centre.is_none()
     }
 
     /// What `a_j` is computed from: `‖x − μ_j‖²`, or `d_j = −x·μ_j` for dot-product scores.
@@ -1143,12 +1147,15 @@ fn accumulate<const FMA: bool>(
             fma_acc::<FMA>(&mut acc.grad_first, d * k + j, g, &diff);
         }
         fma_acc::<FMA>(&mut acc.em_first, d * k + j, w, &diff);
-        if prep.second {
+        if prep.second || prep.em_second {
             put(dif, d, &diff);
         }
     }
     if prep.second && prep.gradient {
         outer_acc::<FMA>(&mut acc.grad_second, dif, k, dim, j, g);
+    }
+    if prep.em_second {
+        outer_acc::<FMA>(&mut acc.em_second, dif, k, dim, j, w);
     }
 }
 
@@ -1437,6 +1444,7 @@ pub fn sums_with(problem: &Problem, state: &State, terms: &ComponentTerms, pass:
         precision: terms.precision.clone(),
         second: pass.second && gradient,
         centre: pass.centres.clone(),
+        em_second: pass.em_second && pass.centres.is_none(),
     };
     let n = problem.len();
     let chunks = n.div_ceil(CHUNK).max(1);

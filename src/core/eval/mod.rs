@@ -37,7 +37,7 @@ pub fn evaluate(problem: &Problem, state: &State) -> Evaluation {
 #[must_use]
 pub fn evaluate_em(problem: &Problem, state: &State) -> Evaluation {
     let terms = ComponentTerms::new(&problem.spec, state);
-    let sums = lanes::sums_for(problem, state, &terms, false);
+    let sums = lanes::sums_with(problem, state, &terms, &Pass::em_for(problem));
     let mut eval = finish(problem, state, sums);
     eval.gradient = Gradient::default();
     eval

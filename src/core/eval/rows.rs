@@ -144,6 +144,9 @@ pub struct Pass {
     pub gradient: bool,
     /// `Σ_i G_ij (x_i − μ_j)(x_i − μ_j)ᵀ`, for the gradient of learned maps `W_j`.
     pub second: bool,
+    /// EM's second moments about the prototypes, `Σ_i ρ_ij (x_i − μ_j)(x_i − μ_j)ᵀ` (learned maps:
+    /// the M-step's covariance from one pass where that loses no digits).
+    pub em_second: bool,
     /// A scatter pass: EM's moments are taken about these centres (`K × D`, explicit EM's new
     /// means `m_j`), with `Σ w (x − c)(x − c)ᵀ` when the components have maps; no gradient.
     /// The covariance of the M-step without the cancellation of `Σ w ‖x − μ‖² − n ‖m − μ‖²`.
@@ -157,6 +160,7 @@ impl Pass {
         Self {
             gradient: true,
             second: problem.spec.structure.has_maps() && problem.spec.settings.learn_scales,
+            em_second: false,
             centres: None,
         }
     }
@@ -165,6 +169,17 @@ impl Pass {
     #[must_use]
     pub fn em() -> Self {
         Self::default()
+    }
+
+    /// The pass explicit EM's E-step needs at `problem`: with learned maps and the volume term
+    /// also EM's second moments about the prototypes.
+    #[must_use]
+    pub fn em_for(problem: &Problem) -> Self {
+        let s = &problem.spec.settings;
+        Self {
+            em_second: problem.spec.structure.has_maps() && s.learn_scales && s.volume,
+            ..Self::default()
+        }
     }
 
     /// A scatter pass about `centres`.
@@ -375,6 +390,9 @@ impl Sums {
             }
             if !self.grad_second.is_empty() {
                 add_outer(&mut self.grad_second[j * dim * dim..(j + 1) * dim * dim], g, diff);
+            }
+            if !self.em_second.is_empty() {
+                add_outer(&mut self.em_second[j * dim * dim..(j + 1) * dim * dim], w, diff);
             }
             if attention {
                 for c in 0..p {

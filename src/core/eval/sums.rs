@@ -67,7 +67,7 @@ impl Sums {
         if pass.second && pass.gradient {
             s.grad_second = vec![0.0; k * dim * dim];
         }
-        if pass.centres.is_some() && maps {
+        if (pass.centres.is_some() && maps) || pass.em_second {
             s.em_second = vec![0.0; k * dim * dim];
         }
         s
@@ -134,6 +134,9 @@ pub struct EmStats {
     pub sq_dev: Vec<f64>,
     /// `Σ_i ρ_ij t_i`, `K × P` (attention).
     pub targets: Vec<f64>,
+    /// `Σ_i ρ_ij (x_i − μ_j)(x_i − μ_j)ᵀ`, `K × D × D` (an evaluation for EM with learned maps;
+    /// empty otherwise).
+    pub second: Vec<f64>,
 }
 
 /// Everything one pass over the data yields at one state.
@@ -239,6 +242,7 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             first: sums.em_first,
             sq_dev: sums.em_sq,
             targets: sums.em_targets,
+            second: sums.em_second,
         },
     }
 }
