@@ -143,3 +143,52 @@ fn schedules_out_of_range_are_refused_with_the_allowed_range() {
     assert_eq!(e.field.as_deref(), Some("anneal.gamma"));
     assert!(e.message.contains("(0, 1)"), "{}", e.message);
 }
+
+#[test]
+fn with_a_metric_the_split_comes_at_lambda_max_of_the_whitened_covariance() {
+    // W = diag(0.5, 1) on both prototypes (fixed): the distance ½‖W(x − μ)‖² is that of the
+    // points z = W x, so the first split comes at T_c = λ_max(W C Wᵀ) ≈ λ_max / 4 here.
+    let p = parse(
+        "(name: \"t\", objective: Mixture, temperature: 1.0, learning_rate: 1.0, rate: Shared, seed: 3,
+          learn: (weights: false, scales: false, volume: true), metric: Diag,
+          data: Gaussians(clouds: [
+            (mean: [-3.0, 0.5], std: [1.0, 0.4], count: 200, label: 0),
+            (mean: [3.0, -0.5], std: [1.0, 0.4], count: 200, label: 1)]),
+          prototypes: Explicit(positions: [[0.0, 0.0], [0.0, 0.0]],
+            precisions: [[[0.25, 0.0], [0.0, 1.0]], [[0.25, 0.0], [0.0, 1.0]]]),
+          anneal: (t0: 4.0, gamma: 0.97, t_min: 1.5))",
+        "test",
+    )
+    .unwrap();
+    let (exp, a, lambda) = anneal(&p);
+    // λ_max(W C Wᵀ), written out from the points.
+    let problem = exp.problem();
+    let n = problem.len() as f64;
+    let z: Vec<[f64; 2]> = (0..problem.len())
+        .map(|i| [0.5 * problem.point(i)[0], problem.point(i)[1]])
+        .collect();
+    let m = [
+        z.iter().map(|v| v[0]).sum::<f64>() / n,
+        z.iter().map(|v| v[1]).sum::<f64>() / n,
+    ];
+    let c = |a: usize, b: usize| z.iter().map(|v| (v[a] - m[a]) * (v[b] - m[b])).sum::<f64>() / n;
+    let (xx, xy, yy) = (c(0, 0), c(0, 1), c(1, 1));
+    let tc = 0.5 * (xx + yy) + (0.25 * (xx - yy).powi(2) + xy * xy).sqrt();
+    assert!(
+        (tc - lambda / 4.0).abs() < 0.05 * lambda,
+        "T_c = {tc}, λ_max = {lambda}"
+    );
+    for s in a.settled.iter().filter(|s| s.temperature > tc) {
+        assert_eq!((s.groups_gd, s.groups_em), (1, 1), "T = {}", s.temperature);
+        assert!((s.critical[0] - tc).abs() < 1e-9 * tc, "{} vs {tc}", s.critical[0]);
+    }
+    for run in ["gd", "em"] {
+        let first = a.splits.iter().find(|s| s.run == run).expect("a split");
+        let rel = (first.temperature - tc) / tc;
+        assert!(
+            rel <= 0.0 && rel > -0.05,
+            "{run}: split at T = {} vs T_c = {tc}",
+            first.temperature
+        );
+    }
+}

@@ -525,3 +525,111 @@ fn the_full_metric_step_loses_no_digits_when_a_prototype_starts_far_away() {
         assert_close(&got, &want, 1e-11, &format!("offset {offset}"));
     }
 }
+
+#[test]
+fn metric_gradients_hold_with_the_reject_option_and_semi_supervision() {
+    for structure in [Structure::Full, Structure::Tied] {
+        for form in [Form::Prototype, Form::Neural] {
+            for (regime, semi, background) in [(Regime::Mixture, false, Some(1.5)), (Regime::CrossEntropy, true, None)]
+            {
+                let mut case = Case::new(regime, 3, 61);
+                case.learn_scales = true;
+                case.learn_weights = true;
+                case.n = 30;
+                let (mut problem, state) = random_metric_case(&case, structure, form);
+                problem.spec.settings.semi_supervised = semi;
+                problem.spec.settings.reject_energy = background;
+                if semi {
+                    let mut labels = problem.labels.to_vec();
+                    labels.iter_mut().step_by(3).for_each(|l| *l = None);
+                    problem.labels = std::sync::Arc::new(labels);
+                }
+                let fast = evaluate(&problem, &state);
+                let what = format!("{structure:?} {form:?} {regime:?} semi={semi} background={background:?}");
+                assert_paths_agree(&fast, &evaluate_rows(&problem, &state), &what);
+                let dual = reference::parameter_gradient(&problem, &state, Derivative::Dual);
+                assert_close(&fast.gradient.maps, &dual.maps, 1e-11, &format!("{what} ∂J/∂W"));
+                assert_close(
+                    &fast.gradient.prototypes,
+                    &dual.prototypes,
+                    1e-11,
+                    &format!("{what} ∂J/∂μ"),
+                );
+                if form == Form::Neural {
+                    assert_close(&fast.gradient.biases, &dual.biases, 1e-11, &format!("{what} ∂J/∂b"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn without_the_volume_term_the_maps_collapse_and_say_so() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("presets")
+        .join("anisotropic-blobs.ron");
+    let mut p = implicit_em_lab::preset::load(&path).unwrap();
+    p.learn.volume = false;
+    p.twin = None;
+    p.rate = implicit_em_lab::core::model::RateMode::Shared;
+    p.learning_rate = 0.02;
+    let mut s = p.validate().unwrap().build(path.parent().unwrap()).unwrap();
+    let start = metric::log_abs_det(s.experiment().gd_state().map(0), 2);
+    let mut warned = false;
+    for _ in 0..400 {
+        s.step().unwrap().unwrap();
+        warned |= s
+            .experiment()
+            .latest()
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("GD: component") && w.contains("metric is collapsing"));
+    }
+    let end = metric::log_abs_det(s.experiment().gd_state().map(0), 2);
+    assert!(end < start - 3.0, "log|det W_0| {start} → {end}");
+    assert!(warned, "{:?}", s.experiment().latest().warnings);
+    // The responsibilities go uniform: every point's entropy approaches ln K.
+    let h = s.experiment().gd_evaluation().mean_entropy;
+    assert!(h > 0.9 * 3f64.ln(), "mean entropy {h}");
+}
+
+#[test]
+fn the_neural_form_with_fixed_maps_steps_the_biases_alone() {
+    // W fixed (the metric not learned): b' = b − η ∂J/∂b moves the centre by −W⁻¹Δb = −η P⁻¹ ∂J/∂μ.
+    let mut case = Case::new(Regime::Mixture, 2, 14);
+    case.learn_scales = false;
+    let (problem, state) = random_metric_case(&case, Structure::Full, Form::Neural);
+    let eval = evaluate(&problem, &state);
+    assert!(eval.gradient.maps.is_empty() && !eval.gradient.biases.is_empty());
+    let next = gd_step(&problem, &state, &eval, 0.1, RateMode::Shared);
+    assert_eq!(next.maps, state.maps);
+    for j in 0..state.k {
+        let p = metric::precision(state.map(j), 2);
+        let step = metric::apply(
+            &metric::spd_inverse(&p, 2).unwrap(),
+            2,
+            &eval.gradient.prototypes[j * 2..j * 2 + 2],
+        );
+        let want = [
+            state.prototype(j)[0] - 0.1 * step[0],
+            state.prototype(j)[1] - 0.1 * step[1],
+        ];
+        assert_close(next.prototype(j), &want, 1e-12, &format!("component {j}"));
+    }
+}
+
+#[test]
+fn explicit_scales_start_the_maps() {
+    let p = implicit_em_lab::preset::parse(
+        "(name: \"t\", objective: Mixture, temperature: 1.0, learning_rate: 0.1, metric: Full,
+          data: Inline(points: [[0.0, 0.0], [1.0, 0.5], [2.0, -1.0]]),
+          prototypes: Explicit(positions: [[0.0, 0.0], [1.0, 1.0]], scales: [4.0, 0.25]))",
+        "test",
+    )
+    .unwrap();
+    let s = p.validate().unwrap().build(std::path::Path::new(".")).unwrap();
+    let st = s.experiment().gd_state();
+    assert_eq!(st.map(0), &[0.5, 0.0, 0.0, 0.5]);
+    assert_eq!(st.map(1), &[2.0, 0.0, 0.0, 2.0]);
+    assert_eq!(st.log_scales, vec![0.0, 0.0]);
+}

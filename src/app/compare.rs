@@ -201,8 +201,23 @@ fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &Ste
                 None => ui.monospace(num(last.gd.loss, 11)),
             };
             ui.end_row();
-            ui.label("twin scales");
-            ui.monospace(last.gd.scales.iter().take(6).map(|&s| num(s, 4)).collect::<Vec<_>>().join(" "));
+            match last.gd.maps {
+                Some(_) => {
+                    ui.label("twin log|det W|");
+                    let k = last.gd.prototypes.len().min(6);
+                    ui.monospace(
+                        (0..k)
+                            .filter_map(|j| log_det(&last.gd, j))
+                            .map(|v| num(v, 4))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+                None => {
+                    ui.label("twin scales");
+                    ui.monospace(last.gd.scales.iter().take(6).map(|&s| num(s, 4)).collect::<Vec<_>>().join(" "));
+                }
+            }
             ui.end_row();
         }
         ui.label("EM loss");

@@ -350,6 +350,10 @@ fn metric_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if chosen != current {
         app.before_change(r.id, ui.input(|i| i.time));
         app.doc.draft.metric = chosen;
+        // Precisions belong to one structure: the new one starts at the identity.
+        if let crate::preset::InitSpec::Explicit { precisions, .. } = &mut app.doc.draft.prototypes {
+            *precisions = None;
+        }
         if chosen.has_maps() {
             app.doc.draft.scale_prior = None;
         } else {

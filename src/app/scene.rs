@@ -359,6 +359,7 @@ fn update_fields(app: &mut LabApp, ui: &egui::Ui, problem: &crate::core::problem
     key.extend(&gd.prototypes);
     key.extend(&gd.log_weights);
     key.extend(&gd.log_scales);
+    key.extend(&gd.maps);
     if key == app.scene.cache_key && app.scene.fields.is_some() {
         return;
     }

@@ -624,6 +624,7 @@ fn likelihood_line(experiment: &crate::core::experiment::Experiment) -> String {
         && spec.settings.volume
         && spec.settings.reject_energy.is_none()
         && !spec.settings.unnormalised
+        && spec.active_scale_prior().is_none()
     {
         // At T = 1 with the volume term, e^{−E_ij} = π_j N(x_i; μ_j, Σ_j) (2π)^{D/2}.
         let n = experiment.problem().len() as f64;

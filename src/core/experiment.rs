@@ -604,7 +604,7 @@ impl Experiment {
             x.capacity() * std::mem::size_of::<T>()
         }
         fn state(s: &State) -> usize {
-            v(&s.prototypes) + v(&s.log_weights) + v(&s.log_scales) + v(&s.values)
+            v(&s.prototypes) + v(&s.log_weights) + v(&s.log_scales) + v(&s.values) + v(&s.maps)
         }
         fn eval(e: &Evaluation) -> usize {
             let g = &e.gradient;
@@ -617,6 +617,9 @@ impl Experiment {
                 + v(&e.em.first)
                 + v(&e.em.sq_dev)
                 + v(&e.em.targets)
+                + v(&g.maps)
+                + v(&g.biases)
+                + v(&e.em.second)
         }
         fn run(r: &RunRecord) -> usize {
             r.prototypes.iter().map(v).sum::<usize>()
@@ -625,6 +628,12 @@ impl Experiment {
                 + v(&r.weights)
                 + v(&r.scales)
                 + v(&r.counts)
+                + r.maps
+                    .as_ref()
+                    .map_or(0, |m| m.iter().flatten().map(v).sum::<usize>() + v(m))
+                + r.covariances
+                    .as_ref()
+                    .map_or(0, |m| m.iter().flatten().flatten().map(v).sum::<usize>() + v(m))
         }
         fn arc<T>(x: &std::sync::Arc<Vec<T>>, shared: bool) -> usize {
             if shared || std::sync::Arc::strong_count(x) == 1 {

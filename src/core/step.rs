@@ -145,8 +145,9 @@ fn neural_step(state: &State, eval: &Evaluation, learning_rate: f64, mode: RateM
             // b = −W μ.
             *bc = -*bc - rate * eval.gradient.biases[j * d + c];
         }
+        // W moves only when the maps are learned.
         let new_w: Vec<f64> = (0..dd)
-            .map(|e| w[e] - learning_rate * eval.gradient.maps[j * dd + e])
+            .map(|e| w[e] - learning_rate * eval.gradient.maps.get(j * dd + e).copied().unwrap_or(0.0))
             .collect();
         let mu = metric::solve(&new_w, d, &b).map_or_else(|| vec![f64::NAN; d], |v| v.iter().map(|x| -x).collect());
         next.prototypes[j * d..(j + 1) * d].copy_from_slice(&mu);
@@ -217,7 +218,8 @@ fn metric_scatter(problem: &crate::core::problem::Problem, state: &State, eval: 
         let Some(inv) = metric::spd_inverse(s, d) else {
             return two_pass();
         };
-        let q: f64 = (0..d).map(|r| delta[r] * metric::apply(&inv, d, &delta)[r]).sum();
+        let sd = metric::apply(&inv, d, &delta);
+        let q: f64 = (0..d).map(|r| delta[r] * sd[r]).sum();
         if (mass[j] * q).is_nan() || mass[j] * q > 0.5 {
             return two_pass();
         }

@@ -76,6 +76,12 @@ pub fn to_csv(steps: &[StepRecord]) -> String {
     let k = first.gd.prototypes.len();
     let dim = first.gd.prototypes.first().map_or(0, Vec::len);
     let p = first.gd.values.as_ref().and_then(|v| v.first()).map_or(0, Vec::len);
+    // A record may lack covariances that others have (a metric learned from some step on):
+    // the columns come from every record, missing cells left empty.
+    let layout = Layout {
+        maps: steps.iter().any(|r| r.gd.maps.is_some()),
+        covariances: steps.iter().any(|r| r.gd.covariances.is_some()),
+    };
     let mut header = vec![
         "step",
         "run",
@@ -104,10 +110,10 @@ pub fn to_csv(steps: &[StepRecord]) -> String {
                 .map(|e| format!("{name}{j}_{}_{}", e / dim, e % dim))
                 .collect()
         };
-        if first.gd.maps.is_some() {
+        if layout.maps {
             header.extend(cells("W"));
         }
-        if first.gd.covariances.is_some() {
+        if layout.covariances {
             header.extend(cells("cov"));
         }
     }
@@ -116,13 +122,20 @@ pub fn to_csv(steps: &[StepRecord]) -> String {
     out.push('\n');
     for rec in steps {
         for (name, run) in [("gd", &rec.gd), ("em", &rec.em)] {
-            write_row(&mut out, rec, name, run, k, p);
+            write_row(&mut out, rec, name, run, k, p, layout);
         }
     }
     out
 }
 
-fn write_row(out: &mut String, rec: &StepRecord, name: &str, run: &RunRecord, k: usize, p: usize) {
+/// Which optional column groups the CSV has.
+#[derive(Clone, Copy)]
+struct Layout {
+    maps: bool,
+    covariances: bool,
+}
+
+fn write_row(out: &mut String, rec: &StepRecord, name: &str, run: &RunRecord, k: usize, p: usize, layout: Layout) {
     let _ = write!(
         out,
         "{},{name},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{:e}",
@@ -153,19 +166,18 @@ fn write_row(out: &mut String, rec: &StepRecord, name: &str, run: &RunRecord, k:
             opt(rec.alignment[j]),
             opt(rec.step_fraction[j])
         );
-        if let Some(maps) = &run.maps {
-            for x in maps[j].iter().flatten() {
+        let dim = run.prototypes[j].len();
+        let cells = |out: &mut String, m: Option<&Vec<Vec<f64>>>| match m {
+            Some(c) => c.iter().flatten().for_each(|x| {
                 let _ = write!(out, ",{x:e}");
-            }
+            }),
+            None => out.push_str(&",".repeat(dim * dim)),
+        };
+        if layout.maps {
+            cells(out, run.maps.as_ref().map(|m| &m[j]));
         }
-        if let Some(covs) = &run.covariances {
-            let dim = run.prototypes[j].len();
-            match &covs[j] {
-                Some(c) => c.iter().flatten().for_each(|x| {
-                    let _ = write!(out, ",{x:e}");
-                }),
-                None => out.push_str(&",".repeat(dim * dim)),
-            }
+        if layout.covariances {
+            cells(out, run.covariances.as_ref().and_then(|c| c[j].as_ref()));
         }
     }
     let _ = writeln!(out, ",{}", csv_quote(&rec.warnings.join("; ")));

@@ -1548,7 +1548,22 @@ impl ValidPreset {
                 state.log_weights = w.iter().map(|w| w.ln()).collect();
             }
             if let Some(s) = scales {
-                state.log_scales = s.iter().map(|s| s.ln()).collect();
+                if p.metric.has_maps() {
+                    // A component with a map takes its scale as W_j = s_j^{−1/2} I.
+                    let d = dim;
+                    state.maps = s
+                        .iter()
+                        .flat_map(|&s| crate::core::metric::scaled_identity(d, s.powf(-0.5)))
+                        .collect();
+                    if p.metric == Structure::Tied && s.iter().any(|&v| v != s[0]) {
+                        return Err(field_error(
+                            "prototypes.scales",
+                            "metric Tied shares one map: every scale must equal the first",
+                        ));
+                    }
+                } else {
+                    state.log_scales = s.iter().map(|s| s.ln()).collect();
+                }
             }
         }
         if let InitSpec::Explicit {

@@ -299,7 +299,9 @@ impl Annealer {
 
 /// The critical temperature of each group of coincident prototypes of the gradient-descent run:
 /// `λ_max` of the covariance of the data weighted by the group's summed responsibility, over
-/// the group's mean scale (the lab's distance is `‖x − μ‖²/(2s)`; `s = 1` gives MATH.md §6).
+/// the group's mean scale (the lab's distance is `‖x − μ‖²/(2s)`; `s = 1` gives MATH.md §6);
+/// with maps `λ_max(W C Wᵀ)` of the members' mean map `W` (anisotropic clusters split along
+/// their longest axis in the metric's own units).
 #[must_use]
 pub fn group_critical_temperatures(experiment: &Experiment, group: &[usize]) -> Vec<f64> {
     let problem = experiment.problem();
@@ -321,6 +323,25 @@ pub fn group_critical_temperatures(experiment: &Experiment, group: &[usize]) -> 
             let s = members.iter().map(|&j| scales[j]).sum::<f64>() / members.len().max(1) as f64;
             if weights[g].iter().sum::<f64>() <= 0.0 {
                 return 0.0;
+            }
+            if state.has_maps() {
+                // With maps the distance is ½‖W(x − μ)‖²: the same split in the coordinates
+                // z = W x, so T_c = λ_max(W C Wᵀ), with W the members' mean map.
+                let d = problem.dim;
+                let mut w = vec![0.0; d * d];
+                for &j in &members {
+                    for (a, b) in w.iter_mut().zip(state.map(j)) {
+                        *a += b / members.len() as f64;
+                    }
+                }
+                let mut z = vec![0.0; problem.len() * d];
+                for (i, zi) in z.chunks_mut(d).enumerate() {
+                    let x = problem.point(i);
+                    for (r, v) in zi.iter_mut().enumerate() {
+                        *v = (0..d).map(|c| w[r * d + c] * x[c]).sum();
+                    }
+                }
+                return largest_eigenvalue(&z, d, &weights[g]);
             }
             largest_eigenvalue(&problem.points, problem.dim, &weights[g]) / s
         })

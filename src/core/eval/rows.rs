@@ -332,7 +332,8 @@ fn clamp_class(classes: &[usize], a: &[f64], c: usize, weight: f64, q: &mut [f64
 
 impl Sums {
     /// Adds one point's row to a scatter pass: EM's moments about `centres`.
-    fn add_scatter_row(&mut self, problem: &Problem, centres: &[f64], i: usize, row: &Row) {
+    /// `v` is scratch (reused across points).
+    fn add_scatter_row(&mut self, problem: &Problem, centres: &[f64], i: usize, row: &Row, v: &mut Vec<f64>) {
         let dim = problem.dim;
         let x = problem.point(i);
         self.n += 1;
@@ -340,7 +341,7 @@ impl Sums {
         self.clamped_free_energy += row.clamped_free_energy;
         self.entropy += row.entropy;
         let second = !self.em_second.is_empty();
-        let mut v = vec![0.0; dim];
+        v.resize(dim, 0.0);
         for j in 0..self.counts.len() {
             let w = row.em_weights[j];
             self.counts[j] += row.responsibilities[j];
@@ -353,7 +354,7 @@ impl Sums {
             }
             self.em_sq[j] += w * sq;
             if second {
-                add_outer(&mut self.em_second[j * dim * dim..(j + 1) * dim * dim], w, &v);
+                add_outer(&mut self.em_second[j * dim * dim..(j + 1) * dim * dim], w, v);
             }
         }
     }
@@ -432,11 +433,12 @@ pub fn sum_range_with(
 ) -> Sums {
     let mut sums = Sums::for_pass(state.k, problem.dim, problem.target_dim, pass, state.has_maps());
     let mut row = Row::new(state.k, problem.dim, problem.target_dim);
+    let mut v = Vec::with_capacity(problem.dim);
     for i in range {
         if problem.counts_point(i) {
             row_kernel(problem, state, terms, i, &mut row);
             match &pass.centres {
-                Some(c) => sums.add_scatter_row(problem, c, i, &row),
+                Some(c) => sums.add_scatter_row(problem, c, i, &row, &mut v),
                 None => sums.add_row(problem, i, &row),
             }
         }

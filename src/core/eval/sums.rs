@@ -247,9 +247,8 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
     }
 }
 
-/// With maps (MATH.md §8): `∂J/∂μ_j = −P_j Σ_i G_ij (x_i − μ_j) / N` into `gp` (which holds
-/// `−Σ G (x − μ)/N` on entry, the spherical form with `s = 1`), no log-scale gradient, and when
-/// the maps are learned
+/// With maps (MATH.md §8): `∂J/∂μ_j = −P_j Σ_i G_ij (x_i − μ_j) / N` into `gp`, no log-scale
+/// gradient, in the neural form `∂J/∂b_j = W_j F_j`, and when the maps are learned
 /// - prototype form: `∂J/∂W_j = W_j S_j − V T g_j W_j^{−T}`,
 /// - neural form: `∂J/∂W_j = W_j (S_j + F_j μ_jᵀ) − V T g_j W_j^{−T}`, `∂J/∂b_j = W_j F_j`,
 ///
@@ -267,23 +266,30 @@ fn map_gradients(
     let (k, d) = (state.k, state.dim);
     let dd = d * d;
     let inv_n = 1.0 / sums.n.max(1) as f64;
+    let neural = spec.settings.form == crate::core::model::Form::Neural;
+    let mut gb = if neural { vec![0.0; k * d] } else { Vec::new() };
     for j in 0..k {
         let p = metric::precision(state.map(j), d);
-        let f: Vec<f64> = gp[j * d..(j + 1) * d].to_vec();
-        gp[j * d..(j + 1) * d].copy_from_slice(&metric::apply(&p, d, &f));
+        let f: Vec<f64> = (0..d).map(|c| sums.grad_first[j * d + c] * inv_n).collect();
+        let pf = metric::apply(&p, d, &f);
+        for c in 0..d {
+            gp[j * d + c] = -pf[c];
+        }
         gr[j] = 0.0;
+        if neural {
+            gb[j * d..(j + 1) * d].copy_from_slice(&metric::apply(state.map(j), d, &f));
+        }
     }
     if sums.grad_second.is_empty() {
-        return (Vec::new(), Vec::new());
+        // The maps are not learned: ∂J/∂b alone (the neural form's step then keeps W).
+        return (Vec::new(), gb);
     }
-    let neural = spec.settings.form == crate::core::model::Form::Neural;
     let vt = if spec.settings.volume {
         spec.settings.temperature
     } else {
         0.0
     };
     let mut gm = vec![0.0; k * dd];
-    let mut gb = if neural { vec![0.0; k * d] } else { Vec::new() };
     for j in 0..k {
         let w = state.map(j);
         let mu = state.prototype(j);
@@ -298,7 +304,6 @@ fn map_gradients(
                     m[r * d + c] += f[r] * mu[c];
                 }
             }
-            gb[j * d..(j + 1) * d].copy_from_slice(&metric::apply(w, d, &f));
         }
         let g0 = sums.grad_mass[j] * inv_n;
         let winvt = metric::inverse_transpose(w, d).unwrap_or_else(|| vec![f64::NAN; dd]);
