@@ -892,3 +892,93 @@ fn no_display_says_so_without_a_build_path() {
     assert!(e.contains("cannot open the window: no display"), "{e}");
     assert!(!e.contains(".rs:") && !e.contains("/.cargo/"), "{e}");
 }
+
+#[test]
+fn metric_bad_input_names_the_field_and_writes_nothing() {
+    let dir = TempDir::new("metric-bad");
+    let out = dir.path("t.json");
+    let out = out.to_str().unwrap();
+    let base = |extra: &str, init: &str| {
+        format!(
+            "(name: \"m\", objective: Mixture, temperature: 1.0, learning_rate: 0.1, metric: Full, {extra}
+              data: Inline(points: [[0.0, 0.0], [1.0, 0.5], [2.0, -1.0]]),
+              prototypes: Explicit(positions: [[0.0, 0.0], [1.0, 1.0]]{init}))"
+        )
+    };
+    let not_pd = dir.write(
+        "notpd.ron",
+        &base("", ", precisions: [[[1.0, 2.0], [2.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]"),
+    );
+    assert_bad(
+        &["run", "--preset", &not_pd, "--out", out],
+        "prototypes.precisions[0]",
+        &dir,
+    );
+    assert_bad(&["run", "--preset", &not_pd, "--out", out], "positive definite", &dir);
+    let shape = dir.write(
+        "shape.ron",
+        &base("", ", precisions: [[[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]]"),
+    );
+    assert_bad(
+        &["run", "--preset", &shape, "--out", out],
+        "must be a 2 × 2 matrix",
+        &dir,
+    );
+    let reg = dir.write("reg.ron", &base("reg_covar: 0.0,", ""));
+    assert_bad(&["run", "--preset", &reg, "--out", out], "reg_covar", &dir);
+    let good = dir.write("good.ron", &base("", ""));
+    for bad in ["0", "-1e-6", "inf", "nan"] {
+        let flag = format!("--reg-covar={bad}");
+        assert_bad(&["run", "--preset", &good, &flag, "--out", out], "reg_covar", &dir);
+    }
+    assert_bad(
+        &[
+            "run",
+            "--preset",
+            &good,
+            "--objective",
+            "attention",
+            "--score",
+            "dot-product",
+            "--out",
+            out,
+        ],
+        "field `metric`: dot-product attention",
+        &dir,
+    );
+    assert_bad(
+        &[
+            "run",
+            "--preset",
+            &good,
+            "--metric",
+            "spherical",
+            "--form",
+            "neural",
+            "--out",
+            out,
+        ],
+        "form",
+        &dir,
+    );
+    assert_bad(
+        &["run", "--preset", &good, "--learn", "none,weights", "--out", out],
+        "--learn",
+        &dir,
+    );
+    // And the good one runs, recording maps and covariances.
+    let o = run(&[
+        "run",
+        "--preset",
+        &good,
+        "--learn",
+        "weights,metric",
+        "--steps",
+        "3",
+        "--out",
+        out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out).unwrap();
+    assert!(text.contains("\"maps\"") && text.contains("\"covariances\""));
+}

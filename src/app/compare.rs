@@ -83,7 +83,7 @@ fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twi
             if let Some(t) = twin {
                 let path = series(t.experiment.trace(), 600, |r| r.gd.loss);
                 plot.line(
-                    Line::new(format!("twin GD ({})", t.flip.label()), path)
+                    Line::new("twin GD", path)
                         .color(egui::Color32::GRAY)
                         .width(1.5)
                         .style(egui_plot::LineStyle::dashed_dense()),
