@@ -955,10 +955,14 @@ fn metric_bad_input_names_the_field_and_writes_nothing() {
             "spherical",
             "--form",
             "neural",
+            "--objective",
+            "attention",
+            "--score",
+            "dot-product",
             "--out",
             out,
         ],
-        "form",
+        "field `form`: the neural form z = W x + b needs distance scores",
         &dir,
     );
     assert_bad(

@@ -633,3 +633,40 @@ fn explicit_scales_start_the_maps() {
     assert_eq!(st.map(1), &[2.0, 0.0, 0.0, 2.0]);
     assert_eq!(st.log_scales, vec![0.0, 0.0]);
 }
+
+#[test]
+fn spherical_components_in_the_neural_form_match_dual_numbers_and_step_as_a_linear_layer() {
+    for regime in regimes() {
+        for dim in [1usize, 2, 3, 5] {
+            for volume in [true, false] {
+                for learn in [true, false] {
+                    let mut case = Case::new(regime, dim, 70 + dim as u64);
+                    case.learn_scales = learn;
+                    case.learn_weights = true;
+                    case.volume = volume;
+                    case.n = 25;
+                    let (mut problem, state) = common::random_case(&case);
+                    problem.spec.settings.form = Form::Neural;
+                    let fast = evaluate(&problem, &state);
+                    let what = format!("{regime:?} D={dim} V={volume} learn={learn}");
+                    assert_paths_agree(&fast, &evaluate_rows(&problem, &state), &what);
+                    let dual = reference::parameter_gradient(&problem, &state, Derivative::Dual);
+                    assert_close(&fast.gradient.biases, &dual.biases, 1e-11, &format!("{what} ∂J/∂b"));
+                    assert_close(&fast.gradient.maps, &dual.maps, 1e-11, &format!("{what} ∂J/∂w"));
+                    assert_eq!(fast.gradient.maps.len(), if learn { state.k } else { 0 });
+                    // One step: w' = w − η ∂J/∂w, b' = b − η ∂J/∂b, μ' = −b'/w', s' = w'^{−2}.
+                    let next = gd_step(&problem, &state, &fast, 0.01, RateMode::Shared);
+                    for j in 0..state.k {
+                        let w = (-0.5 * state.log_scales[j]).exp();
+                        let w1 = w - if learn { 0.01 * fast.gradient.maps[j] } else { 0.0 };
+                        assert!((next.log_scales[j] - (-2.0 * w1.abs().ln())).abs() < 1e-12, "{what}");
+                        for c in 0..dim {
+                            let b1 = -w * state.prototype(j)[c] - 0.01 * fast.gradient.biases[j * dim + c];
+                            assert!((next.prototype(j)[c] - -b1 / w1).abs() < 1e-12, "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

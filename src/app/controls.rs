@@ -356,13 +356,8 @@ fn metric_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
         if chosen.has_maps() {
             app.doc.draft.scale_prior = None;
-        } else {
-            app.doc.draft.form = Form::Prototype;
         }
         app.command(Command::Rebuild("metric changed".into()));
-    }
-    if !current.has_maps() {
-        return;
     }
     let mut form = app.doc.draft.form;
     ui.horizontal(|ui| {
@@ -372,7 +367,13 @@ fn metric_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         let b = ui
             .radio_value(&mut form, Form::Neural, "W x + b")
             .on_hover_text("Neural form (a linear layer): gradient descent moves W_j and b_j; the centre is μ_j = −W_j^-1 b_j. Same energies and fixed points, another path; EM's path is the same");
-        live(app, &a.union(b), |app| app.doc.draft.form = form);
+        live(app, &a.union(b), |app| {
+            app.doc.draft.form = form;
+            if form == Form::Neural {
+                // The scale prior acts on the prototype form's log-scales.
+                app.doc.draft.scale_prior = None;
+            }
+        });
     });
     let mut lambda = app.doc.draft.reg_covar;
     let r = ui

@@ -149,10 +149,7 @@ pub fn check(problem: &Problem, state: &State, method: Derivative, relative_tole
             tol,
         ),
     ];
-    if state.has_maps() {
-        rows.retain(|r| r.quantity != "∂J/∂ρ (log-scales)");
-        rows.extend(metric_rows(problem, state, &eval, &independent, tol));
-    }
+    metric_and_form_rows(problem, state, &eval, &independent, tol, &mut rows);
     if matches!(problem.spec.regime, Regime::Attention { .. }) {
         rows.push(CheckRow::compare(
             "∂J/∂v (values)",
@@ -187,6 +184,37 @@ pub fn check(problem: &Problem, state: &State, method: Derivative, relative_tole
         ));
     }
     rows
+}
+
+/// The rows a metric with maps or the neural form adds (and the log-scale row maps replace).
+fn metric_and_form_rows(
+    problem: &Problem,
+    state: &State,
+    eval: &crate::core::eval::Evaluation,
+    independent: &crate::core::eval::Gradient,
+    tol: f64,
+    rows: &mut Vec<CheckRow>,
+) {
+    if state.has_maps() {
+        rows.retain(|r| r.quantity != "∂J/∂ρ (log-scales)");
+        rows.extend(metric_rows(problem, state, eval, independent, tol));
+    } else if !eval.gradient.biases.is_empty() {
+        // Spherical components in the neural form z = w x + b.
+        if problem.spec.settings.learn_scales {
+            rows.push(CheckRow::compare(
+                "∂J/∂w (neural form, W_j = w_j I)",
+                &eval.gradient.maps,
+                &independent.maps,
+                tol,
+            ));
+        }
+        rows.push(CheckRow::compare(
+            "∂J/∂b (neural form)",
+            &eval.gradient.biases,
+            &independent.biases,
+            tol,
+        ));
+    }
 }
 
 /// The rows of a metric with maps (MATH.md §8): `∂J/∂W` (and `∂J/∂b` in the neural form)

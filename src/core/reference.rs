@@ -367,7 +367,9 @@ pub fn parameter_gradient(problem: &Problem, state: &State, method: Derivative) 
             },
         )
     };
-    let (maps, biases) = if state.has_maps() && problem.spec.settings.learn_scales {
+    let s = &problem.spec.settings;
+    let neural = s.form == Form::Neural && problem.spec.regime.score() == Score::Distance;
+    let (maps, biases) = if (state.has_maps() && s.learn_scales) || neural {
         map_gradient(problem, state, method)
     } else {
         (Vec::new(), Vec::new())
@@ -415,7 +417,28 @@ fn map_gradient(problem: &Problem, state: &State, method: Derivative) -> (Vec<f6
     let (k, d) = (state.k, state.dim);
     let dd = d * d;
     let neural = problem.spec.settings.form == Form::Neural;
-    let coords = map_coordinates(problem.spec.structure, k, d);
+    // Spherical components in the neural form: W_j = w_j I with w_j = s_j^{−1/2}, one coordinate
+    // per component setting its whole diagonal.
+    let spherical = !state.has_maps();
+    let lifted;
+    let state = if spherical {
+        let mut st = state.clone();
+        st.maps = (0..k)
+            .flat_map(|j| {
+                let w = (-0.5 * state.log_scales[j]).exp();
+                (0..dd).map(move |e| if e / d == e % d { w } else { 0.0 })
+            })
+            .collect();
+        lifted = st;
+        &lifted
+    } else {
+        state
+    };
+    let coords = if spherical {
+        (0..k).map(|j| (0..d).map(|r| (j, r * d + r)).collect()).collect()
+    } else {
+        map_coordinates(problem.spec.structure, k, d)
+    };
     let at: Vec<f64> = coords
         .iter()
         .map(|list| state.maps[list[0].0 * dd + list[0].1])
@@ -441,12 +464,19 @@ fn map_gradient(problem: &Problem, state: &State, method: Derivative) -> (Vec<f6
         &|v| loss(problem, &lift(state, &coords, v, nb)),
         &|v| loss(problem, &lift(state, &coords, v, nb)),
     );
-    let mut maps = vec![0.0; k * dd];
-    for (list, gv) in coords.iter().zip(&g) {
-        for &(j, e) in list {
-            maps[j * dd + e] = *gv;
+    let maps = if !problem.spec.settings.learn_scales {
+        Vec::new()
+    } else if spherical {
+        g
+    } else {
+        let mut maps = vec![0.0; k * dd];
+        for (list, gv) in coords.iter().zip(&g) {
+            for &(j, e) in list {
+                maps[j * dd + e] = *gv;
+            }
         }
-    }
+        maps
+    };
     if !neural {
         return (maps, Vec::new());
     }

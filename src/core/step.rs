@@ -80,9 +80,11 @@ pub fn em_prototype_step(problem: &Problem, state: &State, eval: &Evaluation) ->
 pub fn gd_step(problem: &Problem, state: &State, eval: &Evaluation, learning_rate: f64, mode: RateMode) -> State {
     let spec = &problem.spec;
     let mut next = state.clone();
-    let neural = state.has_maps() && spec.settings.form == Form::Neural && !eval.gradient.biases.is_empty();
-    if neural {
+    let neural = spec.settings.form == Form::Neural && !eval.gradient.biases.is_empty();
+    if neural && state.has_maps() {
         neural_step(state, eval, learning_rate, mode, &mut next);
+    } else if neural {
+        spherical_neural_step(state, eval, learning_rate, mode, spec.settings.scale_floor, &mut next);
     } else {
         for (m, s) in next
             .prototypes
@@ -116,7 +118,7 @@ pub fn gd_step(problem: &Problem, state: &State, eval: &Evaluation, learning_rat
             *w -= learning_rate * g;
         }
     }
-    if spec.settings.learn_scales && !state.has_maps() {
+    if spec.settings.learn_scales && !state.has_maps() && !neural {
         let floor = spec.settings.scale_floor.ln();
         for (r, g) in next.log_scales.iter_mut().zip(&eval.gradient.log_scales) {
             *r = (*r - learning_rate * g).max(floor);
@@ -152,6 +154,40 @@ fn neural_step(state: &State, eval: &Evaluation, learning_rate: f64, mode: RateM
         let mu = metric::solve(&new_w, d, &b).map_or_else(|| vec![f64::NAN; d], |v| v.iter().map(|x| -x).collect());
         next.prototypes[j * d..(j + 1) * d].copy_from_slice(&mu);
         next.maps[j * dd..(j + 1) * dd].copy_from_slice(&new_w);
+    }
+}
+
+/// The neural form's step for spherical components `W_j = w_j I` (`w_j = s_j^{−1/2}`):
+/// `w ← w − η ∂J/∂w` (when the scales are learned), `b ← b − η_b ∂J/∂b` with `b = −w μ` and
+/// `η_b` as in [`neural_step`], then `μ = −b/w` and `s = w^{−2}`, kept at or above the floor.
+fn spherical_neural_step(
+    state: &State,
+    eval: &Evaluation,
+    learning_rate: f64,
+    mode: RateMode,
+    floor: f64,
+    next: &mut State,
+) {
+    let (k, d) = (state.k, state.dim);
+    let n = eval.n as f64;
+    for j in 0..k {
+        let w = (-0.5 * state.log_scales[j]).exp();
+        let rate = match mode {
+            RateMode::Shared => learning_rate,
+            RateMode::Em if eval.em.mass[j] > 0.0 => learning_rate * n / eval.em.mass[j],
+            RateMode::Em => 0.0,
+        };
+        let mut new_w = w - learning_rate * eval.gradient.maps.get(j).copied().unwrap_or(0.0);
+        // s = w^{−2} ≥ floor, i.e. |w| ≤ floor^{−1/2} (the sign of w is the map's, s its square).
+        let most = floor.powf(-0.5);
+        if new_w.abs() > most {
+            new_w = most.copysign(new_w);
+        }
+        for c in 0..d {
+            let b = -w * state.prototypes[j * d + c] - rate * eval.gradient.biases[j * d + c];
+            next.prototypes[j * d + c] = -b / new_w;
+        }
+        next.log_scales[j] = -2.0 * new_w.abs().ln();
     }
 }
 

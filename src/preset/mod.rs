@@ -1090,11 +1090,25 @@ impl Preset {
                     "the scale prior acts on spherical scales; remove it or use metric: Spherical",
                 ));
             }
-        } else if self.form == Form::Neural {
-            return Err(field_error(
-                "form",
-                "the neural form z = W x + b needs components with maps: use metric: Diag, Full or Tied (spherical components use scales)",
-            ));
+        }
+        if self.form == Form::Neural {
+            if matches!(
+                self.objective,
+                ObjectiveSpec::Attention {
+                    score: Score::DotProduct
+                }
+            ) {
+                return Err(field_error(
+                    "form",
+                    "the neural form z = W x + b needs distance scores (dot-product attention has no metric)",
+                ));
+            }
+            if self.scale_prior.is_some() {
+                return Err(field_error(
+                    "scale_prior",
+                    "the scale prior acts on the prototype form's log-scales; use form: Prototype with it",
+                ));
+            }
         }
         positive("initial_scale", self.initial_scale)?;
         Ok(())

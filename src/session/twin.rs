@@ -63,7 +63,9 @@ impl Flip {
             Flip::SemiSupervised => spec.regime == Regime::CrossEntropy,
             Flip::Normalisation | Flip::RejectOption => spec.regime == Regime::Mixture,
             Flip::Metric => spec.regime.score() == crate::core::model::Score::Distance,
-            Flip::Form => spec.structure.has_maps(),
+            Flip::Form => {
+                spec.regime.score() == crate::core::model::Score::Distance && spec.settings.scale_prior.is_none()
+            }
         }
     }
 

@@ -114,7 +114,8 @@ pub struct Gradient {
     /// `∂J/∂v`, `K × P`.
     pub values: Vec<f64>,
     /// `∂J/∂W`, `K × D × D`, in the form gradient descent uses (prototype or neural) and
-    /// projected onto the structure (MATH.md §8); empty unless maps are learned.
+    /// projected onto the structure (MATH.md §8); empty unless maps are learned. For spherical
+    /// components in the neural form, `∂J/∂w_j` (`K`) of `W_j = w_j I`.
     pub maps: Vec<f64>,
     /// `∂J/∂b`, `K × D` (neural form only; empty otherwise).
     pub biases: Vec<f64>,
@@ -212,6 +213,8 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
     }
     let (gm, gb) = if state.has_maps() {
         map_gradients(problem, state, &sums, &mut gp, &mut gr)
+    } else if spec.settings.form == crate::core::model::Form::Neural && spec.regime.score() == Score::Distance {
+        spherical_neural_gradients(problem, state, &sums)
     } else {
         (Vec::new(), Vec::new())
     };
@@ -245,6 +248,39 @@ pub fn finish(problem: &Problem, state: &State, sums: Sums) -> Evaluation {
             second: sums.em_second,
         },
     }
+}
+
+/// The neural form of spherical components (MATH.md §8 with `W_j = w_j I`, `w_j = s_j^{−1/2}`,
+/// `z = w_j x + b_j`): `∂J/∂b_j = w_j F_j` and, when the scales are learned,
+/// `∂J/∂w_j = tr ∂J/∂W_j = w_j (tr S_j + F_j·μ_j) − V T g_j D / w_j`, returned as
+/// (`∂J/∂w`, `K`, or empty; `∂J/∂b`, `K × D`). `tr S_j = 2 s_j Σ_i G_ij d_ij / N`.
+fn spherical_neural_gradients(problem: &Problem, state: &State, sums: &Sums) -> (Vec<f64>, Vec<f64>) {
+    let spec = &problem.spec;
+    let (k, d) = (state.k, state.dim);
+    let inv_n = 1.0 / sums.n.max(1) as f64;
+    let vt = if spec.settings.volume {
+        spec.settings.temperature
+    } else {
+        0.0
+    };
+    let mut gw = Vec::with_capacity(k);
+    let mut gb = vec![0.0; k * d];
+    for j in 0..k {
+        let s = state.log_scales[j].exp();
+        let w = (-0.5 * state.log_scales[j]).exp();
+        let f: Vec<f64> = (0..d).map(|c| sums.grad_first[j * d + c] * inv_n).collect();
+        for c in 0..d {
+            gb[j * d + c] = w * f[c];
+        }
+        let tr_s = 2.0 * s * sums.grad_dist[j] * inv_n;
+        let f_mu: f64 = (0..d).map(|c| f[c] * state.prototypes[j * d + c]).sum();
+        let g0 = sums.grad_mass[j] * inv_n;
+        gw.push(w * (tr_s + f_mu) - vt * g0 * d as f64 / w);
+    }
+    if !spec.settings.learn_scales {
+        gw.clear();
+    }
+    (gw, gb)
 }
 
 /// With maps (MATH.md §8): `∂J/∂μ_j = −P_j Σ_i G_ij (x_i − μ_j) / N` into `gp`, no log-scale
