@@ -670,3 +670,31 @@ fn spherical_components_in_the_neural_form_match_dual_numbers_and_step_as_a_line
         }
     }
 }
+
+#[test]
+fn em_never_rises_on_any_metric_preset() {
+    for name in [
+        "old-faithful.ron",
+        "anisotropic-blobs.ron",
+        "collinear.ron",
+        "neural-vs-prototype.ron",
+    ] {
+        let mut s = preset_session(name);
+        let mut before = s.experiment().latest().em.em_objective;
+        for step in 1..=200 {
+            s.step().unwrap().unwrap();
+            let rec = s.experiment().latest();
+            let after = rec.em.em_objective;
+            assert!(
+                after <= before + 1e-9 * before.abs().max(1.0),
+                "{name} step {step}: {before} → {after}"
+            );
+            assert!(
+                !rec.warnings.iter().any(|w| w.contains("EM never increases it")),
+                "{name}: {:?}",
+                rec.warnings
+            );
+            before = after;
+        }
+    }
+}
