@@ -191,27 +191,12 @@ fn spherical_neural_step(
     }
 }
 
-/// The new means `m_j = μ_j + Σ ρ (x − μ) / n_j` (`μ_j` for a dead component), `K × D`.
-fn new_means(state: &State, eval: &Evaluation) -> Vec<f64> {
-    let dim = state.dim;
-    let mut m = state.prototypes.clone();
-    for j in 0..state.k {
-        let mass = eval.em.mass[j];
-        if mass > 0.0 {
-            for d in 0..dim {
-                m[j * dim + d] += eval.em.first[j * dim + d] / mass;
-            }
-        }
-    }
-    m
-}
-
 /// `Σ ρ ‖x − m_j‖²` per component, without cancellation. From the E-step's moments about the
 /// old prototype, `Σ ρ ‖x − μ‖² − n ‖m − μ‖²`, only where the subtracted part is at most half of
 /// the whole (the difference is then at least half of it, so it carries a few rounding errors,
 /// as a second pass would); if any component's is larger (a prototype far from its points, where
 /// the difference would lose digits), from a second pass about the new means.
-fn scale_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation) -> Vec<f64> {
+fn scale_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation, means: &[f64]) -> Vec<f64> {
     let dim = state.dim;
     let mass = &eval.em.mass;
     let mut sq = Vec::with_capacity(state.k);
@@ -223,7 +208,7 @@ fn scale_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &
         let shift: f64 = (0..dim).map(|d| (eval.em.first[j * dim + d] / mass[j]).powi(2)).sum();
         let whole = eval.em.sq_dev[j];
         if mass[j] * shift > 0.5 * whole || !whole.is_finite() {
-            return scatter(problem, state, &new_means(state, eval)).sq;
+            return scatter(problem, state, means).sq;
         }
         sq.push(whole - mass[j] * shift);
     }
@@ -235,12 +220,17 @@ fn scale_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &
 /// only where `n_j δ_jᵀ S_j⁻¹ δ_j ≤ ½` (then along every direction `u` the subtracted
 /// `n_j (u·δ_j)²` is at most half of `uᵀ S_j u`, so no digits are lost); otherwise (or without
 /// those moments) from a second pass about the new means.
-fn metric_scatter(problem: &crate::core::problem::Problem, state: &State, eval: &Evaluation) -> Vec<f64> {
+fn metric_scatter(
+    problem: &crate::core::problem::Problem,
+    state: &State,
+    eval: &Evaluation,
+    means: &[f64],
+) -> Vec<f64> {
     let (k, d) = (state.k, state.dim);
     let dd = d * d;
     let mass = &eval.em.mass;
     let second = &eval.em.second;
-    let two_pass = || scatter(problem, state, &new_means(state, eval)).second;
+    let two_pass = || scatter(problem, state, means).second;
     if second.len() != k * dd {
         return two_pass();
     }
@@ -278,7 +268,8 @@ fn em_metric_step(problem: &crate::core::problem::Problem, state: &State, eval: 
     let dd = d * d;
     let t = spec.settings.temperature;
     let lambda = spec.settings.reg_covar;
-    let second = metric_scatter(problem, state, eval);
+    // next.prototypes already holds EM's new means m_j.
+    let second = metric_scatter(problem, state, eval, &next.prototypes);
     let sc = crate::core::eval::Scatter {
         mass: eval.em.mass.clone(),
         sq: Vec::new(),
@@ -355,7 +346,7 @@ pub fn em_step(problem: &Problem, state: &State, eval: &Evaluation) -> State {
             em_metric_step(problem, state, eval, &mut next);
         }
     } else if metric_step && (spec.settings.volume || spec.active_scale_prior().is_some()) {
-        let sq = scale_scatter(problem, state, eval);
+        let sq = scale_scatter(problem, state, eval, &next.prototypes);
         let t = spec.settings.temperature;
         let v = if spec.settings.volume { 1.0 } else { 0.0 };
         for j in 0..state.k {
