@@ -62,59 +62,126 @@ fn scrub_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback) {
     }
 }
 
-/// Each run's loss over the steps, the twin's dashed.
-fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twin: Option<&Twin>) {
-    ui.label("loss J of each run");
-    view_data::short_ticks(Plot::new("losses"))
-        .height(150.0)
-        .legend(Legend::default())
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            plot.line(
-                Line::new("gradient descent", series(trace, 600, |r| r.gd.loss))
-                    .color(view_data::colour(0))
-                    .width(2.0),
-            );
-            plot.line(
-                Line::new("explicit EM", series(trace, 600, |r| r.em.loss))
-                    .color(view_data::colour(1))
-                    .width(1.5),
-            );
-            if let Some(t) = twin {
-                let path = series(t.experiment.trace(), 600, |r| r.gd.loss);
-                plot.line(
-                    Line::new("twin GD", path)
-                        .color(egui::Color32::GRAY)
-                        .width(1.5)
-                        .style(egui_plot::LineStyle::dashed_dense()),
-                );
-            }
-            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+/// A plot title with a *log* switch at its right (kept in egui's persisted memory under `id`):
+/// whether the plot below is drawn on a log scale.
+fn title_with_log(ui: &mut egui::Ui, title: &str, id: &str, tip: &str) -> bool {
+    let key = egui::Id::unique(("log scale", id));
+    let mut log = ui.data_mut(|d| *d.get_persisted_mut_or_default::<bool>(key));
+    ui.horizontal(|ui| {
+        ui.label(title);
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            ui.checkbox(&mut log, "log").on_hover_text(tip);
         });
+    });
+    ui.data_mut(|d| d.insert_persisted(key, log));
+    log
 }
 
-/// The distance between the two runs' prototype sets over the steps.
-fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
-    ui.label("distance between the prototype sets √Σ||μ_GD − μ_EM||²");
-    view_data::short_ticks(Plot::new("distance"))
-        .height(90.0)
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            // Rounding noise (1e-15 when GD and EM coincide) reads 0 rather than a spike.
-            let floored = |r: &StepRecord| {
-                if r.prototype_distance < view_data::DISTANCE_FLOOR {
-                    0.0
-                } else {
-                    r.prototype_distance
-                }
-            };
+/// `log10` of each point's value, without the points at or below `floor` (a log axis has no
+/// place for them).
+fn log10_points(points: Vec<[f64; 2]>, floor: f64) -> Vec<[f64; 2]> {
+    points
+        .into_iter()
+        .filter(|p| p[1] > floor && p[1].is_finite())
+        .map(|p| [p[0], p[1].log10()])
+        .collect()
+}
+
+/// What the losses plot draws on a log scale: `J − J*`, with `J*` the lowest loss any run has
+/// reached, less one part in 10^12 of it (so the best run's last step stays on the axis, at
+/// the level of rounding).
+#[must_use]
+pub fn excess_losses(series: &[Vec<[f64; 2]>]) -> Vec<Vec<[f64; 2]>> {
+    let best = series
+        .iter()
+        .flatten()
+        .map(|p| p[1])
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let offset = best - 1e-12 * best.abs().max(1e-300);
+    series
+        .iter()
+        .map(|s| log10_points(s.iter().map(|p| [p[0], p[1] - offset]).collect(), 0.0))
+        .collect()
+}
+
+/// Each run's loss over the steps, the twin's dashed; on a log scale, each run's excess over
+/// the best loss reached.
+fn losses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord, twin: Option<&Twin>) {
+    let log = title_with_log(
+        ui,
+        "loss J of each run",
+        "losses",
+        "Log scale: J - J*, the excess over the lowest loss any run has reached (J* less 1e-12 of itself, so the best run stays on the axis), in decades",
+    );
+    let mut lines = vec![series(trace, 600, |r| r.gd.loss), series(trace, 600, |r| r.em.loss)];
+    if let Some(t) = twin {
+        lines.push(series(t.experiment.trace(), 600, |r| r.gd.loss));
+    }
+    if log {
+        lines = excess_losses(&lines);
+    }
+    let plot = Plot::new(("losses", log))
+        .height(150.0)
+        .legend(Legend::default())
+        .allow_scroll(false);
+    let plot = if log {
+        view_data::log_y_ticks(plot).y_axis_label("J - J*")
+    } else {
+        view_data::short_ticks(plot)
+    };
+    plot.show(ui, |plot| {
+        let mut lines = lines.into_iter();
+        plot.line(
+            Line::new("gradient descent", lines.next().unwrap_or_default())
+                .color(view_data::colour(0))
+                .width(2.0),
+        );
+        plot.line(
+            Line::new("explicit EM", lines.next().unwrap_or_default())
+                .color(view_data::colour(1))
+                .width(1.5),
+        );
+        if let Some(path) = lines.next() {
             plot.line(
-                Line::new("distance", series(trace, 600, floored))
-                    .color(view_data::colour(2))
-                    .width(1.5),
+                Line::new("twin GD", path)
+                    .color(egui::Color32::GRAY)
+                    .width(1.5)
+                    .style(egui_plot::LineStyle::dashed_dense()),
             );
-            plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
-        });
+        }
+        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+    });
+}
+
+/// The distance between the two runs' prototype sets over the steps; on a log scale, distances
+/// below the floor (rounding) are left out.
+fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
+    let log = title_with_log(
+        ui,
+        "distance between the prototype sets √Σ||μ_GD − μ_EM||²",
+        "distance",
+        "Log scale, in decades; distances below 1e-12 (rounding: GD and EM that coincide differ by about 1e-15) are left out",
+    );
+    let distances = series(trace, 600, |r| r.prototype_distance);
+    let plot = Plot::new(("distance", log)).height(90.0).allow_scroll(false);
+    let (plot, points) = if log {
+        (
+            view_data::log_y_ticks(plot),
+            log10_points(distances, view_data::DISTANCE_FLOOR),
+        )
+    } else {
+        // Rounding noise (1e-15 when GD and EM coincide) reads 0 rather than a spike.
+        let floored = distances
+            .into_iter()
+            .map(|[s, d]| [s, if d < view_data::DISTANCE_FLOOR { 0.0 } else { d }])
+            .collect();
+        (view_data::short_ticks(plot), floored)
+    };
+    plot.show(ui, |plot| {
+        plot.line(Line::new("distance", points).color(view_data::colour(2)).width(1.5));
+        plot.vline(VLine::new("step shown", rec.step as f64).color(egui::Color32::GRAY));
+    });
 }
 
 /// Each component's mass over the steps (GD; EM dashed for a few components).
@@ -376,4 +443,26 @@ fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambd
         a.splits.iter().filter(|s| s.run == "gd").count(),
         next.map_or(String::new(), |c| format!("; next critical temperature {c:.4}"))
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excess_losses;
+
+    #[test]
+    fn log_losses_are_decades_above_the_best() {
+        // J* = 2 (less 2e-12); the first run sits 1 and 0.01 above it, the second reaches it.
+        let runs = vec![
+            vec![[0.0, 3.0], [1.0, 2.01]],
+            vec![[0.0, 2.1], [1.0, 2.0], [2.0, f64::NAN]],
+        ];
+        let logs = excess_losses(&runs);
+        assert_eq!(logs.len(), 2);
+        assert!((logs[0][0][1] - (1.0_f64 + 2e-12).log10()).abs() < 1e-12);
+        assert!((logs[0][1][1] - (0.01_f64 + 2e-12).log10()).abs() < 1e-9);
+        assert!((logs[1][0][1] - (0.1_f64 + 2e-12).log10()).abs() < 1e-9);
+        // The best run's last finite step stays on the plot, at the rounding level; NaN goes.
+        assert_eq!(logs[1].len(), 2);
+        assert!((logs[1][1][1] - (2e-12_f64).log10()).abs() < 1e-3, "{}", logs[1][1][1]);
+    }
 }

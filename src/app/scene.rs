@@ -202,7 +202,10 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let ((fit_lo, fit_hi), fit) = fitted_view(app, ui, &data);
     let equal = scene_data::equal_axes(data.content);
-    let mut plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation(), equal)));
+    let [x_name, y_name] = scene_data::axis_names(problem);
+    let mut plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation(), equal)))
+        .x_axis_label(x_name)
+        .y_axis_label(y_name);
     if equal {
         plot = plot.data_aspect(1.0);
     }

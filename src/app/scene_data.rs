@@ -415,3 +415,18 @@ fn readouts(problem: &Problem, gd: &State) -> Vec<[[f64; 2]; 2]> {
         .filter_map(|i| view_data::readout(problem, gd, i).map(|o| [xy(problem.point(i)), xy(&o)]))
         .collect()
 }
+
+/// The scene's axis titles: the data's column names (a CSV header's) or `x1`, `x2`.
+#[must_use]
+pub fn axis_names(problem: &Problem) -> [String; 2] {
+    let name = |d: usize| {
+        problem.names.get(d).cloned().unwrap_or_else(|| {
+            if d < problem.dim {
+                format!("x{}", d + 1)
+            } else {
+                String::new()
+            }
+        })
+    };
+    [name(0), name(1)]
+}

@@ -341,30 +341,135 @@ pub fn num(v: f64, sig: usize) -> String {
     }
 }
 
-/// An axis tick label: `0` for a tick at rounding distance from zero, fixed point with as many
-/// decimals as the tick spacing needs between `1e-3` and `1e5`, two significant digits in
-/// scientific notation outside (so an axis at `1e300` is a few characters wide, never hundreds
-/// of digits that squeeze the plot).
+/// The smallest step of the 1-2-5 sequence (…, 0.5, 1, 2, 5, 10, …) that is at least `min`.
 #[must_use]
-pub fn tick(value: f64, range: &std::ops::RangeInclusive<f64>) -> String {
-    let span = (range.end() - range.start()).abs();
-    if value == 0.0 || value.abs() <= 1e-9 * span {
+pub fn nice_step(min: f64) -> f64 {
+    if !(min.is_finite() && min > 0.0) {
+        return 1.0;
+    }
+    let decade = 10f64.powf(min.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * decade)
+        .find(|&s| s >= min * (1.0 - 1e-12))
+        .unwrap_or(10.0 * decade)
+}
+
+/// egui_plot's `base_step_size` is the value span of this many pixels (its grid's minimum
+/// spacing).
+const GRID_MIN_PX: f64 = 8.0;
+
+/// Grid marks for one axis: labelled lines at a 1-2-5 step at least `label_px` pixels apart,
+/// thinner unlabelled lines between (a fifth of a 1 or 5 step, a quarter of a 2 step), thicker
+/// ones at ten times it. egui_plot's own spacer steps by powers of ten only, so at a few hundred
+/// pixels for a span of 14 it labels only `0` (its 1-step is too close, its 10-step too far).
+#[must_use]
+pub fn nice_marks(input: &egui_plot::GridInput, label_px: f64) -> Vec<egui_plot::GridMark> {
+    let per_px = input.base_step_size / GRID_MIN_PX;
+    if !(per_px.is_finite() && per_px > 0.0) {
+        return Vec::new();
+    }
+    let label = nice_step(per_px * label_px);
+    let mantissa = label / 10f64.powf(label.log10().floor());
+    let minor = if (mantissa - 2.0).abs() < 0.5 {
+        label / 4.0
+    } else {
+        label / 5.0
+    };
+    marks(&[minor, label, 10.0 * label], input.bounds)
+}
+
+/// Grid marks for a log-scale axis whose values are `log10`: labelled lines only at whole
+/// decades (every 1, 2, 5, … decades, at least `label_px` pixels apart).
+#[must_use]
+pub fn decade_marks(input: &egui_plot::GridInput, label_px: f64) -> Vec<egui_plot::GridMark> {
+    let per_px = input.base_step_size / GRID_MIN_PX;
+    if !(per_px.is_finite() && per_px > 0.0) {
+        return Vec::new();
+    }
+    let label = nice_step(per_px * label_px).max(1.0);
+    marks(&[label, 10.0 * label], input.bounds)
+}
+
+/// Every multiple of each step in `steps` (ascending) within `bounds`, each value once with the
+/// largest step it is a multiple of (at most 2,000 marks: a degenerate range draws none).
+fn marks(steps: &[f64], (lo, hi): (f64, f64)) -> Vec<egui_plot::GridMark> {
+    let fine = steps[0];
+    if !(lo.is_finite() && hi.is_finite() && fine > 0.0) || (hi - lo) / fine > 2000.0 {
+        return Vec::new();
+    }
+    let first = (lo / fine).ceil() as i64;
+    let last = (hi / fine).floor() as i64;
+    (first..=last)
+        .map(|i| {
+            let value = i as f64 * fine;
+            let step_size = steps
+                .iter()
+                .rev()
+                .copied()
+                .find(|&s| {
+                    let q = value / s;
+                    (q - q.round()).abs() < 1e-6
+                })
+                .unwrap_or(fine);
+            egui_plot::GridMark { value, step_size }
+        })
+        .collect()
+}
+
+/// An axis tick label at `value`, a multiple of the tick spacing `step`: `0` at zero (and at
+/// rounding distance from it), fixed point with the decimals the spacing needs while the axis
+/// stays within `1e-3 … 1e5`, scientific notation with the digits that tell neighbours apart
+/// outside (so an axis at `1e300` is a few characters wide, never hundreds of digits).
+#[must_use]
+pub fn tick(value: f64, step: f64, range: &std::ops::RangeInclusive<f64>) -> String {
+    if value == 0.0 || value.abs() <= 1e-9 * step.abs() {
         return "0".into();
     }
     let largest = range.start().abs().max(range.end().abs());
-    if (1e-3..1e5).contains(&largest) && span > 0.0 {
-        let decimals = (2.0 - span.log10().floor()).clamp(0.0, 6.0) as usize;
+    let step_decade = step.abs().log10().floor();
+    if (1e-3..1e5).contains(&largest) {
+        let decimals = (-step_decade).clamp(0.0, 6.0) as usize;
         format!("{value:.decimals$}")
     } else {
-        format!("{value:.1e}")
+        let digits = (value.abs().log10().floor() - step_decade).clamp(0.0, 6.0) as usize;
+        format!("{value:.digits$e}")
     }
 }
 
-/// A plot with [`tick`] labels on both axes.
+/// The label of a log-scale tick at `log10 = value`: plain between 0.001 and 1000, `1e−k`
+/// beyond, nothing between decades.
+#[must_use]
+pub fn decade_tick(value: f64) -> String {
+    let n = value.round();
+    if (value - n).abs() > 1e-6 {
+        return String::new();
+    }
+    match n as i32 {
+        e @ -3..=3 => tick(10f64.powi(e), 10f64.powi(e), &(0.0..=1.0)),
+        e => format!("1e{e}"),
+    }
+}
+
+/// Labelled pixels per tick on the x axis (labels are wide) and on the y axis.
+const LABEL_PX: [f64; 2] = [72.0, 30.0];
+
+/// A plot with 1-2-5 grids and [`tick`] labels on both axes.
 #[must_use]
 pub fn short_ticks(plot: egui_plot::Plot<'_>) -> egui_plot::Plot<'_> {
-    plot.x_axis_formatter(|mark, range| tick(mark.value, range))
-        .y_axis_formatter(|mark, range| tick(mark.value, range))
+    plot.x_grid_spacer(|input| nice_marks(&input, LABEL_PX[0]))
+        .y_grid_spacer(|input| nice_marks(&input, LABEL_PX[1]))
+        .x_axis_formatter(|mark, range| tick(mark.value, mark.step_size, range))
+        .y_axis_formatter(|mark, range| tick(mark.value, mark.step_size, range))
+}
+
+/// A plot like [`short_ticks`] whose y values are `log10` of what it shows: decades labelled.
+#[must_use]
+pub fn log_y_ticks(plot: egui_plot::Plot<'_>) -> egui_plot::Plot<'_> {
+    plot.x_grid_spacer(|input| nice_marks(&input, LABEL_PX[0]))
+        .y_grid_spacer(|input| decade_marks(&input, LABEL_PX[1]))
+        .x_axis_formatter(|mark, range| tick(mark.value, mark.step_size, range))
+        .y_axis_formatter(|mark, _| decade_tick(mark.value))
 }
 
 /// Distances below this read as 0 in the plots: the rounding level of coordinates of order one
@@ -405,12 +510,70 @@ mod tests {
 
     #[test]
     fn tick_labels_stay_short() {
-        assert_eq!(tick(0.0, &(-1.0..=1.0)), "0");
-        assert_eq!(tick(1e-17, &(-1.0..=1.0)), "0");
-        assert_eq!(tick(0.5, &(-1.0..=1.0)), "0.50");
-        assert_eq!(tick(250.0, &(0.0..=1000.0)), "250");
-        assert_eq!(tick(-1e300, &(-2e300..=0.0)), "-1.0e300");
-        assert_eq!(tick(2e-7, &(0.0..=1e-6)), "2.0e-7");
+        assert_eq!(tick(0.0, 0.5, &(-1.0..=1.0)), "0");
+        assert_eq!(tick(1e-17, 0.5, &(-1.0..=1.0)), "0");
+        assert_eq!(tick(0.5, 0.5, &(-1.0..=1.0)), "0.5");
+        assert_eq!(tick(0.30000000000000004, 0.1, &(-1.0..=1.0)), "0.3");
+        assert_eq!(tick(-4.0, 2.0, &(-6.0..=6.0)), "-4");
+        assert_eq!(tick(250.0, 50.0, &(0.0..=1000.0)), "250");
+        assert_eq!(tick(-1e300, 5e299, &(-2e300..=0.0)), "-1.0e300");
+        assert_eq!(tick(2e-7, 2e-7, &(0.0..=1e-6)), "2e-7");
+        assert_eq!(tick(105_000.0, 5_000.0, &(9e4..=1.2e5)), "1.05e5");
+        // Never the 0.00000000000001 of a fixed-point label at a tiny spacing.
+        assert_eq!(tick(1e-14, 1e-14, &(0.0..=5e-14)), "1e-14");
+        assert_eq!(decade_tick(-2.0), "0.01");
+        assert_eq!(decade_tick(3.0), "1000");
+        assert_eq!(decade_tick(-12.0), "1e-12");
+        assert_eq!(decade_tick(-2.5), "");
+    }
+
+    #[test]
+    fn steps_follow_one_two_five() {
+        for (min, want) in [
+            (0.7, 1.0),
+            (1.0, 1.0),
+            (1.3, 2.0),
+            (2.01, 5.0),
+            (5.5, 10.0),
+            (3e-7, 5e-7),
+            (0.0, 1.0),
+        ] {
+            assert!(
+                (nice_step(min) - want).abs() <= 1e-12 * want,
+                "{min}: {}",
+                nice_step(min)
+            );
+        }
+    }
+
+    /// The scene's x axis at 340 px over a span of 14 (three blobs at 960 × 600): egui_plot's
+    /// powers of ten labelled only `0`; the 1-2-5 grid labels every 5 (four labels, 120 px apart).
+    #[test]
+    fn a_narrow_axis_gets_several_labels() {
+        let span = 14.0;
+        let px = 340.0;
+        let input = egui_plot::GridInput {
+            bounds: (-7.5, 6.5),
+            base_step_size: span / px * GRID_MIN_PX,
+        };
+        let marks = nice_marks(&input, LABEL_PX[0]);
+        let labelled: Vec<f64> = marks
+            .iter()
+            .filter(|m| m.step_size / span * px >= LABEL_PX[0])
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(labelled, [-5.0, 0.0, 5.0]);
+        // The minor lines are the labelled step's fifths, each value once.
+        assert_eq!(marks.len(), 14);
+        assert!(marks.windows(2).all(|w| (w[1].value - w[0].value - 1.0).abs() < 1e-12));
+        // A log axis over 1e-15 … 1: labels at whole decades only.
+        let input = egui_plot::GridInput {
+            bounds: (-15.0, 0.0),
+            base_step_size: 15.0 / 100.0 * GRID_MIN_PX,
+        };
+        let decades = decade_marks(&input, LABEL_PX[1]);
+        assert!(decades.iter().all(|m| m.value.fract() == 0.0 && m.step_size >= 5.0));
+        assert_eq!(decades.first().map(|m| m.value), Some(-15.0));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Problem {
     pub targets: Arc<Vec<f64>>,
     /// Soft labels `p_ic` of some points (cross-entropy clamps them; empty when none).
     pub soft: Arc<SoftLabels>,
+    /// The coordinates' names, `D` of them, or empty when unnamed.
+    pub names: Arc<Vec<String>>,
 }
 
 impl Problem {
@@ -117,6 +119,12 @@ impl Problem {
             target_dim,
             targets: std::sync::Arc::new(targets),
             soft: std::sync::Arc::new(data.soft),
+            // Names only when there is one per coordinate.
+            names: std::sync::Arc::new(if data.names.len() == data.dim {
+                data.names
+            } else {
+                Vec::new()
+            }),
         })
     }
 
@@ -182,6 +190,7 @@ impl Problem {
             target_dim: if attention { p.target_dim } else { 0 },
             targets: if attention { p.targets.to_vec() } else { Vec::new() },
             soft: (*p.soft).clone(),
+            names: p.names.to_vec(),
         }
     }
 

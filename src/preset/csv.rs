@@ -54,6 +54,16 @@ pub fn parse_csv(text: &str, source: &str) -> Result<Dataset, String> {
     let mut data = Dataset {
         dim,
         target_dim,
+        names: if has_header {
+            names
+                .iter()
+                .zip(&kinds)
+                .filter(|&(_, &k)| k == Col::Coord)
+                .map(|(n, _)| n.clone())
+                .collect()
+        } else {
+            Vec::new()
+        },
         ..Dataset::default()
     };
     parse_rows(lines, &names, &kinds, soft_classes, source, &mut data)?;
@@ -261,11 +271,13 @@ mod tests {
         assert_eq!(d.points, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(d.labels, vec![Some(0), None]);
         assert_eq!(d.targets, vec![0.5, 1.5]);
+        assert_eq!(d.names, ["x", "y"]);
     }
 
     #[test]
     fn csv_without_header_is_all_coordinates() {
         let d = parse_csv("1,2,3\n4,5,6\n", "t.csv").unwrap();
+        assert!(d.names.is_empty());
         assert_eq!(d.dim, 3);
         assert_eq!(d.labels, vec![None, None]);
     }

@@ -24,6 +24,8 @@ pub struct Dataset {
     pub targets: Vec<f64>,
     /// Soft labels of some points (empty when the data define none).
     pub soft: SoftLabels,
+    /// The coordinates' names (a CSV header's), `D` of them, or empty when unnamed.
+    pub names: Vec<String>,
 }
 
 /// Soft labels: for some points a probability vector over the classes, `p_ic ≥ 0`,
