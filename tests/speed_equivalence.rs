@@ -259,6 +259,7 @@ fn lane_parallel_fields_equal_the_plain_field_rows() {
             let colouring = Colouring {
                 palette: &palette,
                 group: &group,
+                rest: [0.0; 3],
             };
             let (mut rgb, mut winner, mut free) = (vec![[0.0; 3]; n], vec![0; n], vec![0.0; n]);
             field_colours(

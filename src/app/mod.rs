@@ -10,6 +10,7 @@ mod controls;
 mod files;
 mod help;
 mod inspect;
+mod markers;
 mod scene;
 pub mod scene_data;
 mod undo;

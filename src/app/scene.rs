@@ -10,6 +10,7 @@ use egui_plot::{
     Points,
 };
 
+use super::markers::{self, Mark, Markers, overlay_item_parts};
 use super::scene_data::{self, MAX_DRAWN_POINTS, SceneData, xy};
 use super::view_data::{self, Fields, Grid};
 use super::{Background, Command, LabApp, Tool};
@@ -134,22 +135,7 @@ impl PlotItem for Segments {
             shapes.push(Shape::line_segment([a, b], self.stroke));
         }
     }
-    fn initialize(&mut self, _x_range: RangeInclusive<f64>) {}
-    fn color(&self) -> Color32 {
-        self.stroke.color
-    }
-    fn geometry(&self) -> PlotGeometry<'_> {
-        PlotGeometry::None
-    }
-    fn bounds(&self) -> PlotBounds {
-        PlotBounds::NOTHING
-    }
-    fn base(&self) -> &PlotItemBase {
-        &self.base
-    }
-    fn base_mut(&mut self) -> &mut PlotItemBase {
-        &mut self.base
-    }
+    overlay_item_parts!(self, self.stroke.color);
 }
 
 /// Pixels the plot's axes take from the scene's room (an estimate for a plot's first frame).
@@ -195,7 +181,8 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if app.view.background != Background::None || ce {
         update_fields(app, ui, problem, &data.gd);
     }
-    let fg = if ui.visuals().dark_mode {
+    let dark = ui.visuals().dark_mode;
+    let fg = if dark {
         Color32::from_gray(220)
     } else {
         Color32::from_gray(30)
@@ -226,7 +213,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         }
         background_layer(plot, &app.scene, background, ce, fg);
         points_layer(plot, &data, fg);
-        prototypes_layer(plot, &data, show_em, fg);
+        prototypes_layer(plot, &data, show_em, dark);
         probes_layer(plot, &data, fg);
         plot.pointer_coordinate()
     });
@@ -460,10 +447,11 @@ fn points_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
     }
 }
 
-/// Each prototype's trails, EM's (hollow) and GD's (filled, with a rim), and the twin's
-/// (triangles).
-fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em: bool, fg: Color32) {
+/// Each prototype's trails, then the markers (above the points and the trails): EM's rings,
+/// the twin's triangles and GD's discs ([`markers`]).
+fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em: bool, dark: bool) {
     ellipses_layer(plot, data);
+    let mut marks = Vec::new();
     for (j, &c) in data.prototype_colours.iter().enumerate() {
         if let Some(path) = data.gd_trails.get(j) {
             plot.line(
@@ -481,41 +469,22 @@ fn prototypes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, show_em:
             );
         }
         if show_em {
-            plot.points(
-                Points::new(format!("EM prototype {j}"), vec![data.em_prototype(j)])
-                    .shape(MarkerShape::Circle)
-                    .filled(false)
-                    .radius(9.0)
-                    .color(c),
-            );
+            marks.push((PlotPoint::from(data.em_prototype(j)), Mark::Em, c));
         }
-        let at = data.gd_prototype(j);
-        plot.points(
-            Points::new(format!("GD prototype {j}"), vec![at])
-                .shape(MarkerShape::Circle)
-                .filled(true)
-                .radius(6.5)
-                .color(c),
-        );
-        plot.points(
-            Points::new(format!("GD prototype {j} rim"), vec![at])
-                .shape(MarkerShape::Circle)
-                .filled(false)
-                .radius(6.5)
-                .color(fg),
-        );
+        marks.push((PlotPoint::from(data.gd_prototype(j)), Mark::Gd, c));
     }
-    if let Some((label, positions)) = &data.twin {
-        for (j, (&at, &c)) in positions.iter().zip(&data.prototype_colours).enumerate() {
-            plot.points(
-                Points::new(format!("twin ({label}) prototype {j}"), vec![at])
-                    .shape(MarkerShape::Up)
-                    .filled(true)
-                    .radius(7.0)
-                    .color(c.gamma_multiply(0.85)),
-            );
+    if let Some((_, positions)) = &data.twin {
+        for (&at, &c) in positions.iter().zip(&data.prototype_colours) {
+            marks.push((PlotPoint::from(at), Mark::Twin, c));
         }
     }
+    let (ink, paper) = markers::ink_and_paper(dark);
+    plot.add(Markers {
+        base: PlotItemBase::new("prototypes".into()),
+        marks,
+        ink,
+        paper,
+    });
 }
 
 /// The components' 1σ and 2σ ellipses: solid for gradient descent, dashed for EM, dotted for
@@ -545,16 +514,25 @@ fn ellipses_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData) {
     }
 }
 
-/// Each probe's path to its fixed point, with its kind.
+/// Each probe's path to its fixed point (as segments: a converging path's many tiny steps
+/// drew a filled wedge as one line), with its number and kind; the label sits on the side of
+/// the fixed point towards the plot's centre, so it is not cut at the edge, and clear of a
+/// prototype's marker there.
 fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32) {
+    let bounds = plot.plot_bounds();
+    let per_px = plot.transform().dvalue_dpos();
+    let centre = [
+        f64::midpoint(bounds.min()[0], bounds.max()[0]),
+        f64::midpoint(bounds.min()[1], bounds.max()[1]),
+    ];
     for (q, r) in data.probes.iter().enumerate() {
         let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
         let end = *path.last().unwrap_or(&[0.0, 0.0]);
-        plot.line(
-            Line::new(format!("probe {q} path"), path.clone())
-                .color(fg.gamma_multiply(0.8))
-                .width(1.2),
-        );
+        plot.add(Segments {
+            base: PlotItemBase::new(format!("probe {q} path")),
+            segments: path.windows(2).map(|w| [w[0], w[1]]).collect(),
+            stroke: Stroke::new(1.2, fg.gamma_multiply(0.8)),
+        });
         plot.points(
             Points::new(format!("probe {q} steps"), path)
                 .color(fg.gamma_multiply(0.6))
@@ -573,16 +551,39 @@ fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
                 .radius(7.0)
                 .shape(MarkerShape::Asterisk),
         );
+        let (anchor, text, at) = probe_label(q, &r.kind.short(), end, centre, per_px);
         plot.text(
-            egui_plot::Text::new(
-                format!("probe {q} label"),
-                PlotPoint::new(end[0], end[1]),
-                format!("  {}: {}", q + 1, r.kind.describe()),
-            )
-            .color(fg)
-            .anchor(egui::Align2::LEFT_BOTTOM),
+            egui_plot::Text::new(format!("probe {q} label"), PlotPoint::new(at[0], at[1]), text)
+                .color(fg)
+                .anchor(anchor),
         );
     }
+}
+
+/// A probe's label, its anchor and where it is anchored: right of a fixed point left of the
+/// plot's centre, left of it otherwise, and above it in the lower half, below it in the upper;
+/// [`markers::RING`] and a little more away (`per_px`: plot units per screen point, y down).
+fn probe_label(
+    q: usize,
+    kind: &str,
+    end: [f64; 2],
+    centre: [f64; 2],
+    per_px: [f64; 2],
+) -> (egui::Align2, String, [f64; 2]) {
+    let right = end[0] <= centre[0];
+    let above = end[1] <= centre[1];
+    let anchor = match (right, above) {
+        (true, true) => egui::Align2::LEFT_BOTTOM,
+        (true, false) => egui::Align2::LEFT_TOP,
+        (false, true) => egui::Align2::RIGHT_BOTTOM,
+        (false, false) => egui::Align2::RIGHT_TOP,
+    };
+    let away = f64::from(markers::RING) + 4.0;
+    let at = [
+        end[0] + if right { away } else { -away } * per_px[0].abs(),
+        end[1] + if above { 0.5 * away } else { -0.5 * away } * per_px[1].abs(),
+    ];
+    (anchor, format!("{}: {kind}", q + 1), at)
 }
 
 /// Turns clicks and drags into commands: the tool decides what a click does; `pressed_on` is
@@ -786,4 +787,32 @@ pub fn remove_point(app: &mut LabApp, i: usize) {
     data.remove(i);
     app.selection.selected = None;
     edit_data(app, data, &format!("removed point {i}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_label;
+    use eframe::egui::Align2;
+
+    /// Probe labels were cut at the plot's right edge: a fixed point right of the centre is
+    /// labelled to its left, and one above the centre below it.
+    #[test]
+    fn probe_labels_point_inwards() {
+        let (c, px) = ([0.0, 0.0], [0.1, -0.2]);
+        let (a, text, at) = probe_label(0, "key 1", [-3.0, -1.0], c, px);
+        assert_eq!((a, text.as_str()), (Align2::LEFT_BOTTOM, "1: key 1"));
+        // 16.5 points right (1.65 units) and 8.25 up (1.65 units) of the fixed point.
+        assert!(
+            (at[0] - (-3.0 + 1.65)).abs() < 1e-12 && (at[1] - (-1.0 + 1.65)).abs() < 1e-12,
+            "{at:?}"
+        );
+        let (a, _, at) = probe_label(1, "rejected", [9.0, 7.0], c, px);
+        assert_eq!(a, Align2::RIGHT_TOP);
+        assert!(
+            (at[0] - (9.0 - 1.65)).abs() < 1e-12 && (at[1] - (7.0 - 1.65)).abs() < 1e-12,
+            "{at:?}"
+        );
+        assert_eq!(probe_label(2, "rejected", [9.0, -8.0], c, px).0, Align2::RIGHT_BOTTOM);
+        assert_eq!(probe_label(3, "key 0", [-9.0, 8.0], c, px).0, Align2::LEFT_TOP);
+    }
 }

@@ -66,10 +66,11 @@ impl Groups {
         Self { palette, group }
     }
 
-    fn colouring(&self) -> Colouring<'_> {
+    fn colouring(&self, rest: [f64; 3]) -> Colouring<'_> {
         Colouring {
             palette: &self.palette,
             group: &self.group,
+            rest,
         }
     }
 }
@@ -79,6 +80,10 @@ fn to_colour(rgb: [f64; 3]) -> Color32 {
     let q = |v: f64| (v + 0.5).clamp(0.0, 255.0) as u8;
     Color32::from_rgb(q(rgb[0]), q(rgb[1]), q(rgb[2]))
 }
+
+/// The colour of a point's share in the reject option's background component: a mid grey
+/// that stands out on both themes (the background field darkens there instead).
+pub const REJECTED: [f64; 3] = [150.0, 150.0, 150.0];
 
 /// Rows per parallel chunk of the view computations.
 const VIEW_CHUNK: usize = 512;
@@ -102,7 +107,7 @@ pub fn point_colours(problem: &Problem, state: &State) -> Vec<Color32> {
             state,
             &terms,
             xs,
-            &groups.colouring(),
+            &groups.colouring(REJECTED),
             &mut rgb,
             &mut winner,
             &mut free,
@@ -179,7 +184,7 @@ pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fi
                 state,
                 &terms,
                 &xs,
-                &groups.colouring(),
+                &groups.colouring([0.0; 3]),
                 &mut rgb,
                 &mut winners,
                 &mut free,
@@ -507,6 +512,40 @@ pub fn data_bounds(problem: &Problem) -> ([f64; 2], [f64; 2]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A point's colour is `r_1 colour_1 + r_0 REJECTED` under the reject option (it used to
+    /// darken to black, which vanished on the dark theme), in closed form for one component.
+    #[test]
+    fn rejected_points_are_grey_not_black() {
+        use crate::core::data::Dataset;
+        use crate::core::model::ModelSpec;
+        // x = 0, μ = (d, 0), s = 1, π = 1, V = 1: r_1 = 1/(1 + e^{(E_1 − E_0)/T}), E_1 = d²/2.
+        for (d, e0) in [(0.0, 30.0), (2.0, 2.0), (40.0, 3.0)] {
+            let mut data = Dataset {
+                dim: 2,
+                ..Dataset::default()
+            };
+            data.push(&[0.0, 0.0], None, &[]);
+            let mut spec = ModelSpec::new(Regime::Mixture, 1.0);
+            spec.settings.reject_energy = Some(e0);
+            let problem = Problem::bind(data, spec).expect("binds");
+            let state = State::new(2, vec![d, 0.0], 0);
+            let r1 = 1.0 / (1.0 + (d * d / 2.0 - e0).exp());
+            let c = colour(0);
+            let want = |ch: u8, k: usize| r1 * f64::from(ch) + (1.0 - r1) * REJECTED[k];
+            let got = point_colours(&problem, &state)[0];
+            for (k, (g, ch)) in [(got.r(), c.r()), (got.g(), c.g()), (got.b(), c.b())]
+                .into_iter()
+                .enumerate()
+            {
+                assert!(
+                    (f64::from(g) - want(ch, k)).abs() <= 0.5 + 1e-9,
+                    "d {d}: {got:?} vs {}",
+                    want(ch, k)
+                );
+            }
+        }
+    }
 
     #[test]
     fn tick_labels_stay_short() {

@@ -44,6 +44,18 @@ impl FixedPoint {
             FixedPoint::Rejected => "rejected: none of the keys (background)".into(),
         }
     }
+
+    /// A label short enough for the scene: `key 2`, `metastable (~3 keys)`, `global average`,
+    /// `rejected`.
+    #[must_use]
+    pub fn short(self) -> String {
+        match self {
+            FixedPoint::Pattern(j) => format!("key {j}"),
+            FixedPoint::Metastable(m) => format!("metastable (~{m} keys)"),
+            FixedPoint::GlobalAverage => "global average".into(),
+            FixedPoint::Rejected => "rejected".into(),
+        }
+    }
 }
 
 /// One query's iteration.

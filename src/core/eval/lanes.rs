@@ -1281,12 +1281,15 @@ fn block_exps<const FMA: bool>(
 
 /// How [`field_colours`] colours a position: component `j` belongs to group `group[j]` (its
 /// class for cross-entropy, else itself) and the colour is `Σ_j r_j palette[group[j]]`; the
-/// winner is the group with the largest summed responsibility.
+/// winner is the group with the largest summed responsibility. With the reject option the
+/// background component's share `r_0` adds `r_0 rest`.
 pub struct Colouring<'a> {
     /// Channel values per group.
     pub palette: &'a [[f64; 3]],
     /// The group of each component.
     pub group: &'a [usize],
+    /// Channel values of the background component (reject option); black darkens.
+    pub rest: [f64; 3],
 }
 
 /// Blended colours (`rgb`, channel values), winning groups and free energies at many positions:
@@ -1386,6 +1389,18 @@ fn colour_kernel<const FMA: bool>(
                     (best[l], win[l]) = (v[l], grp);
                 }
             }
+        }
+        if f.a_bg > f64::NEG_INFINITY && c.rest != [0.0; 3] {
+            // The background's exponential is what the components leave of the total.
+            let mut comp = [0.0; B];
+            for grp in 0..groups {
+                let v = get(&mass, grp);
+                comp = lanes(|l| comp[l] + v[l]);
+            }
+            let bg = lanes(|l| (total[l] - comp[l]).max(0.0));
+            r = lanes(|l| madd::<FMA>(bg[l], c.rest[0], r[l]));
+            g = lanes(|l| madd::<FMA>(bg[l], c.rest[1], g[l]));
+            b = lanes(|l| madd::<FMA>(bg[l], c.rest[2], b[l]));
         }
         let inv = lanes(|l| 1.0 / total[l]);
         let ln_total = lanes(|l| ln_with::<FMA>(total[l]));
