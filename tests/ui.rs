@@ -1286,7 +1286,70 @@ fn scrubbing_back_updates_the_inspector_and_the_formula_strip_too() {
     h.run_steps(2);
     assert_eq!(h.state().playback().scrub, Some(1));
     // The inspector's table and the formula strip print the shown step's r, not the live one.
-    h.get_by_label(&format!("{:.6}", past[0]));
-    assert!(h.query_by_label(&format!("{:.6}", live[0])).is_none());
+    let num = implicit_em_lab::app::view_data::num;
+    h.get_by_label(&num(past[0], 4));
+    assert!(h.query_by_label(&num(live[0], 4)).is_none());
     h.get_by_label_contains(&format!("point {i}: r = ({:.3}", past[0]));
+}
+
+#[test]
+fn the_inspector_table_shows_every_column_whole_at_every_window_size() {
+    // Issue 13, item 14: the N dJ/dE column was cut at the default size and wide numbers ran
+    // into each other (`1057.23751054.6945`); soft labels pushed the convention switch away.
+    use implicit_em_lab::app::scene_data::shown_state;
+    use implicit_em_lab::app::view_data::num;
+    use implicit_em_lab::core::eval::point_row;
+    for file in ["attention-regression.ron", "soft-labels.ron", "three-blobs.ron"] {
+        for size in [
+            egui::vec2(960.0, 600.0),
+            egui::vec2(1320.0, 740.0),
+            egui::vec2(1920.0, 1080.0),
+        ] {
+            let mut app = bundled_lab(file);
+            app.playback_mut().playing = false;
+            app.selection_mut().selected = Some(0);
+            let mut h = sized_harness(app, size);
+            h.run_steps(4);
+            let what = format!("{file} at {size:?}");
+            let (problem, state) = shown_state(h.state().session(), None);
+            let row = point_row(&problem, &state, 0).unwrap();
+            // The visible table ends at the matrix (when drawn) or the comparison panel.
+            let compare = h.get_by_label("Explicit EM beside gradient descent").rect();
+            let edge = h
+                .query_by_label_contains("responsibility matrix:")
+                .map_or(compare.left(), |m| m.rect().left());
+            let header = h.get_by_label("N ∂J/∂E_ij").rect();
+            assert!(header.right() <= edge, "{what}: header {header:?} beyond {edge}");
+            for j in 0..row.responsibilities.len().min(3) {
+                let g = row.energy_gradient[j];
+                let cells = [
+                    num(row.distances[j], 4),
+                    num(row.energies[j], 4),
+                    num(row.responsibilities[j], 4),
+                    if g < 0.0 { num(g, 4) } else { format!("+{}", num(g, 4)) },
+                ];
+                let rects: Vec<egui::Rect> = cells
+                    .iter()
+                    .map(|c| {
+                        h.get_all_by_label(c)
+                            .map(|n| n.rect())
+                            .find(|r| r.top() > header.top())
+                            .unwrap_or_else(|| panic!("{what}: no cell {c}"))
+                    })
+                    .collect();
+                for (c, r) in cells.iter().zip(&rects) {
+                    assert!(r.right() <= edge, "{what}: cell {c} {r:?} cut at {edge}");
+                }
+                for w in rects.windows(2) {
+                    assert!(w[0].right() < w[1].left(), "{what}: cells touch: {w:?}");
+                }
+            }
+            // The convention switch stays in the inspector, left of the comparison panel.
+            let paper = h.get_by_role_and_label(Role::RadioButton, "paper").rect();
+            assert!(
+                paper.right() <= compare.left() && paper.bottom() <= size.y,
+                "{what}: {paper:?}"
+            );
+        }
+    }
 }

@@ -45,37 +45,144 @@ pub fn inspect_ui(
     let paper = view.convention == Convention::Paper;
     let height = ui.available_height();
     let width = ui.available_width();
-    let (w_bars, w_table) = (width * 0.3, width * 0.42);
+    let layout = widths(width, table_width(ui, &row));
     ui.horizontal_top(|ui| {
+        if layout.bars > 0.0 {
+            ui.allocate_ui_with_layout(
+                egui::vec2(layout.bars, height),
+                egui::Layout::top_down(egui::Align::Min),
+                |ui| bars_ui(ui, &row, &independent, paper, t),
+            );
+            ui.separator();
+        }
         ui.allocate_ui_with_layout(
-            egui::vec2(w_bars, height),
-            egui::Layout::top_down(egui::Align::Min),
-            |ui| bars_ui(ui, &row, &independent, paper, t),
-        );
-        ui.separator();
-        ui.allocate_ui_with_layout(
-            egui::vec2(w_table, height),
+            egui::vec2(layout.table, height),
             egui::Layout::top_down(egui::Align::Min),
             |ui| point_table_ui(ui, &row, &independent),
         );
-        ui.separator();
-        ui.allocate_ui_with_layout(
-            egui::vec2(ui.available_width(), height),
-            egui::Layout::top_down(egui::Align::Min),
-            |ui| matrix_ui(ui, problem, state),
-        );
+        if layout.matrix > 0.0 {
+            ui.separator();
+            ui.allocate_ui_with_layout(
+                egui::vec2(ui.available_width(), height),
+                egui::Layout::top_down(egui::Align::Min),
+                |ui| matrix_ui(ui, problem, state),
+            );
+        }
     });
+}
+
+/// The narrowest the responsibility matrix is drawn.
+const MATRIX_MIN_WIDTH: f32 = 70.0;
+/// The narrowest the bars are drawn.
+const BARS_MIN_WIDTH: f32 = 80.0;
+/// The narrowest grid column (egui's default is an interaction size, 40 points: the table
+/// then needs more than its cells).
+const MIN_COLUMN: f32 = 12.0;
+/// Points between grid columns.
+const COLUMN_GAP: f32 = 10.0;
+/// A separator's room.
+const SEPARATOR: f32 = 8.0;
+
+/// How the inspector's width is shared (0: not drawn).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InspectorLayout {
+    pub bars: f32,
+    pub table: f32,
+    pub matrix: f32,
+}
+
+/// The inspector's layout in `width` points, the table needing `table`: the table whole
+/// first (it holds the identity's numbers), then the bars (at least [`BARS_MIN_WIDTH`]), then
+/// the matrix (at least [`MATRIX_MIN_WIDTH`]), sharing what is left; only a table wider than
+/// the whole inspector scrolls.
+#[must_use]
+pub fn widths(width: f32, table: f32) -> InspectorLayout {
+    let table = table.min(width);
+    let rest = width - table - SEPARATOR;
+    if rest < BARS_MIN_WIDTH {
+        return InspectorLayout {
+            bars: 0.0,
+            table: width,
+            matrix: 0.0,
+        };
+    }
+    if rest - SEPARATOR < BARS_MIN_WIDTH + MATRIX_MIN_WIDTH {
+        return InspectorLayout {
+            bars: rest,
+            table,
+            matrix: 0.0,
+        };
+    }
+    let bars = ((rest - SEPARATOR) * 0.5).max(BARS_MIN_WIDTH);
+    InspectorLayout {
+        bars,
+        table,
+        matrix: rest - SEPARATOR - bars,
+    }
+}
+
+/// The table's cells as text: `j`, `d`, `E`, `r`, `N ∂J/∂E` per component (never fixed-point
+/// beyond `1e-3 … 1e6`, so no cell runs into its neighbour).
+#[must_use]
+pub fn table_cells(row: &Row) -> Vec<[String; 5]> {
+    (0..row.responsibilities.len())
+        .map(|j| {
+            let g = row.energy_gradient[j];
+            [
+                format!("{j}"),
+                num(row.distances[j], 4),
+                num(row.energies[j], 4),
+                num(row.responsibilities[j], 4),
+                if g < 0.0 { num(g, 4) } else { format!("+{}", num(g, 4)) },
+            ]
+        })
+        .collect()
+}
+
+/// Column headers of the point table.
+const HEADERS: [&str; 5] = ["j", "d_ij", "E_ij", "r_ij", "N ∂J/∂E_ij"];
+
+/// The width the point table needs: the widest cell of each column in the monospace font, the
+/// gaps between them and a scroll bar's room.
+fn table_width(ui: &egui::Ui, row: &Row) -> f32 {
+    let mono = egui::TextStyle::Monospace.resolve(ui.style());
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let cells = table_cells(row);
+    let measure = |text: &str, font: &egui::FontId| {
+        ui.fonts_mut(|f| {
+            f.layout_no_wrap(text.to_owned(), font.clone(), egui::Color32::WHITE)
+                .size()
+                .x
+        })
+    };
+    (0..5)
+        .map(|c| {
+            let head = measure(HEADERS[c], &body);
+            cells
+                .iter()
+                .map(|r| measure(&r[c], &mono))
+                .fold(head.max(MIN_COLUMN), f32::max)
+        })
+        .sum::<f32>()
+        + 4.0 * COLUMN_GAP
+        + 16.0
 }
 
 /// The inspected point's coordinates and label, and the sign convention switch.
 fn point_header_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, view: &mut ViewOptions, i: usize) {
     let problem = session.experiment().problem();
-    ui.horizontal(|ui| {
+    // Wrapped, so a long label (soft labels, many coordinates) never pushes the switch away.
+    ui.horizontal_wrapped(|ui| {
+        ui.radio_value(&mut view.convention, Convention::FreeEnergy, "free energy")
+            .on_hover_text("∂F_i/∂E_ij = +r_ij: the lab's losses are minimised and in free-energy units");
+        ui.radio_value(&mut view.convention, Convention::Paper, "paper")
+            .on_hover_text("L_i = log Σ_j exp(−d_ij/T) maximised: ∂L_i/∂d_ij = −r_ij/T (−r_ij at T = 1)");
+        ui.separator();
         ui.strong(format!("Point {i}"));
         let x = problem.point(i);
         ui.label(format!(
             "x = ({})  label {}",
-            x.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>().join(", "),
+            x.iter().map(|v| num(*v, 4)).collect::<Vec<_>>().join(", "),
             match problem.soft_label(i) {
                 Some(p) => format!(
                     "soft ({})",
@@ -85,15 +192,10 @@ fn point_header_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, 
             }
         ));
         ui.label(if selection.selected.is_some() {
-            "(selected: click a point in the scene)"
+            "(selected: click another)"
         } else {
-            "(hover or click a point in the scene)"
+            "(hover or click a point)"
         });
-        ui.separator();
-        ui.radio_value(&mut view.convention, Convention::FreeEnergy, "free energy")
-            .on_hover_text("∂F_i/∂E_ij = +r_ij: the lab's losses are minimised and in free-energy units");
-        ui.radio_value(&mut view.convention, Convention::Paper, "paper")
-            .on_hover_text("L_i = log Σ_j exp(−d_ij/T) maximised: ∂L_i/∂d_ij = −r_ij/T (−r_ij at T = 1)");
     });
 }
 
@@ -134,17 +236,20 @@ fn bars_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64], paper: bool, t: f6
 
 /// The point's distances, energies, responsibilities and energy gradients, per component.
 fn point_table_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64]) {
-    let k = row.responsibilities.len();
     let worst = row
         .responsibilities
         .iter()
         .zip(independent)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    ui.label(format!("max |r_j − ∂F/∂E_j| = {worst:.1e}  (Theorem 1, dual numbers)"));
+    ui.label(format!("max |r_j − ∂F/∂E_j| = {worst:.1e}")).on_hover_text(
+        "Theorem 1: the largest difference between the closed-form responsibilities and the energy gradient of F_i by dual numbers (forward-mode automatic differentiation through a plain implementation)",
+    );
     egui::ScrollArea::both().id_salt("point-table").show(ui, |ui| {
         egui::Grid::new("point-numbers")
             .num_columns(5)
+            .spacing([COLUMN_GAP, 2.0])
+            .min_col_width(MIN_COLUMN)
             .striped(true)
             .show(ui, |ui| {
                 let (d_tip, e_tip) = if row.mahalanobis {
@@ -158,25 +263,25 @@ fn point_table_ui(ui: &mut egui::Ui, row: &Row, independent: &[f64]) {
                         "energy d_ij + T(V (D/2) ρ_j − log π_j)",
                     )
                 };
-                for (h, tip) in [
-                    ("j", "component"),
-                    ("d_ij", d_tip),
-                    ("E_ij", e_tip),
-                    ("r_ij", "responsibility softmax_j(−E_ij/T)"),
-                    (
-                        "N ∂J/∂E_ij",
-                        "the regime's law: r (mixture), q − r (cross-entropy), −α(a − ā)/T (attention)",
-                    ),
-                ] {
-                    ui.strong(h).on_hover_text(tip);
+                let tips = [
+                    "component",
+                    d_tip,
+                    e_tip,
+                    "responsibility softmax_j(−E_ij/T)",
+                    "the regime's law: r (mixture), q − r (cross-entropy), −α(a − ā)/T (attention)",
+                ];
+                for (h, tip) in HEADERS.iter().zip(tips) {
+                    ui.add(egui::Label::new(egui::RichText::new(*h).strong()).extend())
+                        .on_hover_text(tip);
                 }
                 ui.end_row();
-                for j in 0..k {
-                    ui.label(egui::RichText::new(format!("#{j}")).color(view_data::colour(j)));
-                    ui.monospace(num(row.distances[j], 5));
-                    ui.monospace(num(row.energies[j], 5));
-                    ui.monospace(format!("{:.6}", row.responsibilities[j]));
-                    ui.monospace(format!("{:+.6}", row.energy_gradient[j]));
+                for (j, cells) in table_cells(row).into_iter().enumerate() {
+                    for (c, text) in cells.into_iter().enumerate() {
+                        let text = egui::RichText::new(text).monospace();
+                        let text = if c == 0 { text.color(view_data::colour(j)) } else { text };
+                        // Never wrapped or cut: a narrow table scrolls instead.
+                        ui.add(egui::Label::new(text).extend());
+                    }
                     ui.end_row();
                 }
             });
