@@ -192,3 +192,40 @@ fn with_a_metric_the_split_comes_at_lambda_max_of_the_whitened_covariance() {
         );
     }
 }
+
+#[test]
+fn the_outlook_names_only_splits_that_can_still_happen() {
+    // Issue 13, item 13: the panel said "next critical temperature 0.4266" at T = 0.3 (the
+    // largest over all groups, lone prototypes included, above T).
+    use implicit_em_lab::session::anneal::Outlook;
+    let p = two_anisotropic_blobs("(t0: 15.0, gamma: 0.9, t_min: 0.5)", 4, "Em");
+    let (_, a, lambda) = anneal(&p);
+    let first = a.settled.first().unwrap();
+    // Four coincident prototypes above λ_max: the next split is at λ_max (1e-9).
+    assert_eq!(first.members, vec![4]);
+    match first.outlook(first.temperature) {
+        Outlook::NextSplit(c) => assert!((c - lambda).abs() < 1e-9 * lambda, "{c} vs {lambda}"),
+        other => panic!("{other:?}"),
+    }
+    for s in &a.settled {
+        assert_eq!(s.members.iter().sum::<usize>(), 4);
+        assert_eq!(s.members.len(), s.groups_gd);
+        match s.outlook(s.temperature) {
+            // A split still to come lies below T, and belongs to a group of two or more.
+            Outlook::NextSplit(c) => {
+                assert!(c < s.temperature, "{c} at T = {}", s.temperature);
+                let g = s.critical.iter().position(|&x| x == c).unwrap();
+                assert!(s.members[g] >= 2);
+            }
+            Outlook::Splitting { members, critical } => assert!(members >= 2 && critical >= s.temperature),
+            Outlook::NoneLeft => assert!(s.members.iter().all(|&m| m == 1), "{:?}", s.members),
+        }
+    }
+    // At T_min = 0.5 all four have separated: nothing left to split.
+    assert_eq!(a.settled.last().unwrap().outlook(0.5), Outlook::NoneLeft);
+    // Both runs split alike with the EM rate, counted apart.
+    let (gd, em) = a.split_counts();
+    assert_eq!(gd, em);
+    assert_eq!(gd + em, a.splits.len());
+    assert!(gd >= 2, "{:?}", a.splits);
+}

@@ -630,7 +630,10 @@ fn the_annealing_preset_cools_splits_and_stops_at_t_min() {
     let first = a.splits.iter().find(|s| s.run == "gd").unwrap();
     let lambda = app.session().critical_temperature();
     assert!(first.temperature <= lambda && first.temperature > 0.95 * lambda);
-    h.get_by_label_contains("splits found: 3");
+    // The status and the panel count the same splits: gradient descent's three (the status
+    // said 6, both runs' together), and at T_min nothing is left to split.
+    assert!(app.status_text().unwrap().contains("splits found: 3 (explicit EM: 3)"));
+    h.get_by_label_contains("T = 0.3000; splits found: 3 (explicit EM: 3); every prototype on its own");
     // Reset starts the schedule again from T0.
     h.get_by_label("Reset").click();
     h.run_steps(2);
@@ -1352,4 +1355,30 @@ fn the_inspector_table_shows_every_column_whole_at_every_window_size() {
             );
         }
     }
+}
+
+#[test]
+fn fast_settling_reaches_the_first_split_in_a_few_seconds_of_frames() {
+    // Issue 13, item 13: at one step per frame the first split took over a minute of frames.
+    let frames_to_split = |fast: bool, frames: usize| {
+        let mut app = bundled_lab("annealing.ron");
+        app.view_mut().steps_per_frame = 1;
+        app.view_mut().fast_settle = fast;
+        let mut h = harness(app);
+        for frame in 1..=frames {
+            h.run_steps(1);
+            if h.state().session().annealer().unwrap().split_counts().0 > 0 {
+                return (frame, h.state().experiment().step_count());
+            }
+        }
+        (usize::MAX, h.state().experiment().step_count())
+    };
+    let (fast, fast_steps) = frames_to_split(true, 2000);
+    // Fast: every frame takes many steps (at most 2000), so the split (about 4500 steps) needs
+    // a few dozen frames here; slow: one step per frame, not reached in 2000 frames.
+    assert!(fast < 600, "{fast} frames ({fast_steps} steps)");
+    assert!(fast_steps > 10 * fast, "{fast_steps} steps in {fast} frames");
+    let (slow, slow_steps) = frames_to_split(false, 2000);
+    assert_eq!(slow, usize::MAX);
+    assert!(slow_steps <= 2010 && slow_steps < fast_steps, "{slow_steps}");
 }

@@ -8,6 +8,7 @@ use super::view_data::{self, num};
 use crate::core::experiment::StepRecord;
 use crate::core::model::Regime;
 use crate::session::Session;
+use crate::session::anneal::Outlook;
 use crate::session::twin::Twin;
 
 /// Draws the comparison and the step slider: reads the session, writes only the playback (the
@@ -15,7 +16,11 @@ use crate::session::twin::Twin;
 pub fn compare_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback, residual_max: f64) {
     ui.strong("Explicit EM beside gradient descent");
     if let Some(a) = session.annealer() {
-        bifurcation_ui(ui, a, session.critical_temperature(), session.temperature());
+        let problem = session.experiment().problem();
+        let span = (0..problem.len())
+            .map(|i| problem.point(i)[0])
+            .fold([f64::INFINITY, f64::NEG_INFINITY], |[lo, hi], x| [lo.min(x), hi.max(x)]);
+        bifurcation_ui(ui, a, session.critical_temperature(), session.temperature(), span);
     }
     scrub_ui(ui, session, playback);
     let trace = session.experiment().trace();
@@ -384,7 +389,7 @@ fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
 
 /// The bifurcation plot of an annealing run: each prototype's first coordinate at every settled
 /// temperature, the data's critical temperature `λ_max`, the splits found, and the current `T`.
-fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambda: f64, now: f64) {
+fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambda: f64, now: f64, span: [f64; 2]) {
     ui.label(format!(
         "annealing from T = {} to {} (×{} per settled temperature): μ_j,1 against T (log scale)",
         a.schedule.t0, a.schedule.t_min, a.schedule.gamma
@@ -393,11 +398,16 @@ fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambd
         "Deterministic annealing (MATH.md §6): at each temperature both runs settle (a tiny shake lets coincident prototypes separate), then T becomes max(T_min, γT). Prototypes split where T falls below a critical temperature: λ_max of the data covariance for the first (dashed), λ_max of each group's responsibility-weighted covariance for later ones.",
     );
     let k = a.settled.first().map_or(0, |s| s.prototypes.len());
-    Plot::new("bifurcation")
+    // The y range spans the data's first coordinate, so the shake before a split (1e-4 of the
+    // data's scale) stays a flat line instead of filling the plot.
+    let [lo, hi] = span;
+    view_data::log_x_ticks(Plot::new("bifurcation"))
+        .include_y(lo)
+        .include_y(hi)
         .height(150.0)
         .allow_scroll(false)
         .x_axis_label("T")
-        .x_axis_formatter(|mark, _| format!("{:.3}", 10f64.powf(mark.value)))
+        .y_axis_label("μ_j,1")
         .show(ui, |plot| {
             for j in 0..k {
                 let path: Vec<[f64; 2]> = a
@@ -434,15 +444,18 @@ fn bifurcation_ui(ui: &mut egui::Ui, a: &crate::session::anneal::Annealer, lambd
             }
             plot.vline(VLine::new("T now", now.log10()).color(egui::Color32::DARK_GREEN));
         });
-    let next = a
-        .settled
-        .last()
-        .and_then(|s| s.critical.iter().copied().reduce(f64::max));
-    ui.label(format!(
-        "T = {now:.4}; splits found: {}{}",
-        a.splits.iter().filter(|s| s.run == "gd").count(),
-        next.map_or(String::new(), |c| format!("; next critical temperature {c:.4}"))
-    ));
+    let (gd, em) = a.split_counts();
+    let outlook = match a.settled.last().map(|s| s.outlook(now)) {
+        Some(Outlook::NextSplit(c)) => format!("; next split below T = {}", num(c, 4)),
+        Some(Outlook::Splitting { members, critical }) => format!(
+            "; {members} coincident prototypes are below their T_c = {} and separating",
+            num(critical, 4)
+        ),
+        Some(Outlook::NoneLeft) => "; every prototype on its own, no split left".into(),
+        None => String::new(),
+    };
+    ui.add(egui::Label::new(format!("T = {}; splits found: {gd} (explicit EM: {em}){outlook}", num(now, 4))).wrap())
+        .on_hover_text("Only a group of two or more coincident prototypes can split; its critical temperature is λ_max of its responsibility-weighted covariance over its scale");
 }
 
 #[cfg(test)]

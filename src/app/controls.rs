@@ -108,6 +108,13 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
             .on_hover_text("Paired steps taken per drawn frame while playing");
     });
+    if app.session.annealer().is_some() {
+        ui.checkbox(&mut app.view.fast_settle, "fast settle").on_hover_text(format!(
+            "While the annealing schedule runs, take as many paired steps per frame as fit in {} ms (up to {}), so each temperature settles in a moment; untick to watch the runs settle at the steps per frame above",
+            super::worker::SETTLE_BUDGET_MS,
+            super::worker::SETTLE_MAX_STEPS
+        ));
+    }
     if app.worker.ms_per_step > 0.0 {
         let (mode, hint) = if app.worker.threaded {
             (

@@ -89,6 +89,9 @@ pub struct ViewOptions {
     pub dark: bool,
     /// Paired steps per frame while playing.
     pub steps_per_frame: usize,
+    /// While an annealing schedule runs, take as many steps per frame as fit in a few
+    /// milliseconds ([`worker::frame_steps`]), so each temperature settles in a moment.
+    pub fast_settle: bool,
     /// Layout generation: *View → Reset layout* counts it up, so the panels forget the sizes
     /// they were dragged to (their ids include it).
     pub layout: u32,
@@ -106,6 +109,7 @@ impl Default for ViewOptions {
             convention: Convention::FreeEnergy,
             dark: true,
             steps_per_frame: 1,
+            fast_settle: true,
             layout: 0,
         }
     }
@@ -621,10 +625,10 @@ impl LabApp {
                 None => {
                     if let Some(a) = self.session.annealer() {
                         let t = a.schedule.t_min;
+                        let (gd, em) = a.split_counts();
                         self.playback.playing = false;
                         self.info(format!(
-                            "annealing done: settled at T_min = {t}; {} splits found. Reset to anneal again.",
-                            a.splits.len()
+                            "annealing done: settled at T_min = {t}; splits found: {gd} (explicit EM: {em}). Reset to anneal again."
                         ));
                     }
                     return;
@@ -657,7 +661,8 @@ impl LabApp {
             }
             return;
         }
-        let steps = self.view.steps_per_frame;
+        let settling = self.view.fast_settle && self.session.annealer().is_some_and(|a| !a.finished());
+        let steps = worker::frame_steps(self.view.steps_per_frame, self.worker.ms_per_step, settling);
         if self.worker.busy() {
             // Keep drawing (and polling) while the worker runs.
         } else if self.worker.threaded && !self.session.finished() {
@@ -685,7 +690,7 @@ impl LabApp {
                 return;
             }
         };
-        self.worker.measured(outcome.ms_per_step, self.view.steps_per_frame);
+        self.worker.measured(outcome.ms_per_step, outcome.run.steps.max(1));
         if self.session.adopt(outcome.stepped) {
             self.residual_max = self.residual_max.max(outcome.run.residual_max);
             if outcome.run.steps > 0 {

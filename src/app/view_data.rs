@@ -477,6 +477,16 @@ pub fn log_y_ticks(plot: egui_plot::Plot<'_>) -> egui_plot::Plot<'_> {
         .y_axis_formatter(|mark, _| decade_tick(mark.value))
 }
 
+/// A plot like [`short_ticks`] whose x values are `log10` of what it shows (the bifurcation
+/// plot's temperature): decades labelled.
+#[must_use]
+pub fn log_x_ticks(plot: egui_plot::Plot<'_>) -> egui_plot::Plot<'_> {
+    plot.x_grid_spacer(|input| decade_marks(&input, LABEL_PX[0]))
+        .y_grid_spacer(|input| nice_marks(&input, LABEL_PX[1]))
+        .x_axis_formatter(|mark, _| decade_tick(mark.value))
+        .y_axis_formatter(|mark, range| tick(mark.value, mark.step_size, range))
+}
+
 /// Distances below this read as 0 in the plots: the rounding level of coordinates of order one
 /// (GD and EM that coincide differ by about `1e-15`, which auto-scaling would blow up).
 pub const DISTANCE_FLOOR: f64 = 1e-12;

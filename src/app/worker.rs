@@ -108,3 +108,44 @@ fn join(handle: JoinHandle<Outcome>) -> Result<Outcome, StepError> {
         reason: "the stepping thread failed; the lab kept its last state".into(),
     })
 }
+
+/// A frame's budget for fast settling: between [`SYNC_BELOW_MS`] and [`THREAD_ABOVE_MS`], so
+/// it does not move the steps between the threads.
+pub const SETTLE_BUDGET_MS: f64 = 6.0;
+/// The most steps fast settling takes in one frame.
+pub const SETTLE_MAX_STEPS: usize = 2000;
+
+/// Paired steps for this frame: `base` (steps per frame), or while an annealing schedule
+/// settles with fast settling on, as many as fit in [`SETTLE_BUDGET_MS`] at the measured
+/// `ms_per_step` (at most [`SETTLE_MAX_STEPS`], never fewer than `base`).
+#[must_use]
+pub fn frame_steps(base: usize, ms_per_step: f64, settling: bool) -> usize {
+    let base = base.max(1);
+    if !(settling && ms_per_step > 0.0 && ms_per_step.is_finite()) {
+        return base;
+    }
+    let fit = (SETTLE_BUDGET_MS / ms_per_step).floor() as usize;
+    fit.clamp(base, SETTLE_MAX_STEPS.max(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_settling_fills_the_frame_budget_and_no_more() {
+        // Off, or before any measurement: the slider's steps.
+        assert_eq!(frame_steps(3, 0.2, false), 3);
+        assert_eq!(frame_steps(3, 0.0, true), 3);
+        assert_eq!(frame_steps(0, f64::NAN, true), 1);
+        // 0.2 ms a step: 30 steps fill 6 ms.
+        assert_eq!(frame_steps(1, 0.2, true), 30);
+        // A fast lab is capped; a slow one keeps the slider's count.
+        assert_eq!(frame_steps(1, 1e-4, true), SETTLE_MAX_STEPS);
+        assert_eq!(frame_steps(5, 3.0, true), 5);
+        // The budget stays inside the band where the worker neither starts nor stops.
+        let steps = frame_steps(1, 0.37, true);
+        let frame = steps as f64 * 0.37;
+        assert!(frame > SYNC_BELOW_MS && frame < THREAD_ABOVE_MS, "{frame}");
+    }
+}

@@ -117,6 +117,45 @@ pub struct Settled {
     pub critical: Vec<f64>,
     /// The gradient-descent run's prototypes there (what the bifurcation plot draws).
     pub prototypes: Vec<Vec<f64>>,
+    /// How many prototypes each group of the gradient-descent run holds (beside `critical`).
+    #[serde(default)]
+    pub members: Vec<usize>,
+}
+
+/// What comes next in a schedule, read from the last settled temperature.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outlook {
+    /// A group of several coincident prototypes splits when `T` falls below this (the
+    /// largest such critical temperature below the current `T`).
+    NextSplit(f64),
+    /// A group of `members` prototypes is already below its critical temperature `critical`
+    /// and separates as it settles (slowly, near `T_c`).
+    Splitting { members: usize, critical: f64 },
+    /// Every prototype is on its own: no group is left to split.
+    NoneLeft,
+}
+
+impl Settled {
+    /// The outlook at temperature `t`: only groups of two or more prototypes can split (a lone
+    /// prototype's critical temperature is no split of the run's).
+    #[must_use]
+    pub fn outlook(&self, t: f64) -> Outlook {
+        let several = || {
+            self.critical
+                .iter()
+                .zip(&self.members)
+                .filter(|&(_, &m)| m >= 2)
+                .map(|(&c, &m)| (c, m))
+        };
+        if let Some((critical, members)) = several().filter(|&(c, _)| c >= t).max_by(|a, b| a.0.total_cmp(&b.0)) {
+            return Outlook::Splitting { members, critical };
+        }
+        several()
+            .map(|(c, _)| c)
+            .filter(|&c| c > 0.0)
+            .reduce(f64::max)
+            .map_or(Outlook::NoneLeft, Outlook::NextSplit)
+    }
 }
 
 /// Drives an [`Experiment`] through a [`Schedule`].
@@ -198,6 +237,13 @@ impl Annealer {
         Ok(a)
     }
 
+    /// Splits found by gradient descent and by explicit EM.
+    #[must_use]
+    pub fn split_counts(&self) -> (usize, usize) {
+        let gd = self.splits.iter().filter(|s| s.run == "gd").count();
+        (gd, self.splits.len() - gd)
+    }
+
     /// Whether the schedule has run out (settled at `T_min`).
     #[must_use]
     pub fn finished(&self) -> bool {
@@ -261,6 +307,9 @@ impl Annealer {
             groups_gd: now[0],
             groups_em: now[1],
             critical: group_critical_temperatures(experiment, &gd_groups),
+            members: (0..now[0])
+                .map(|g| gd_groups.iter().filter(|&&x| x == g).count())
+                .collect(),
             prototypes: (0..experiment.gd_state().k)
                 .map(|j| experiment.gd_state().prototype(j).to_vec())
                 .collect(),
