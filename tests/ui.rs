@@ -1382,3 +1382,40 @@ fn fast_settling_reaches_the_first_split_in_a_few_seconds_of_frames() {
     assert_eq!(slow, usize::MAX);
     assert!(slow_steps <= 2010 && slow_steps < fast_steps, "{slow_steps}");
 }
+
+#[test]
+fn space_shows_the_pause_on_the_next_frame_while_the_worker_steps() {
+    // Issue 13, item 18: at 100,000 points a Space press took about a second to show the
+    // pause: keys became commands run after the frame was drawn, and a paused window asked
+    // for no new frame, so the pause showed only on some later event.
+    use implicit_em_lab::core::workload::{Workload, workload};
+    let exp = workload(Workload::Mixture, 100_000, 16, 2, 4);
+    let mut app = LabApp::from_experiment(exp);
+    app.worker_mut().measured(20.0, 1);
+    let mut h = harness(app);
+    // One pass per frame, as a settled window draws (egui's second pass, when a layout asks
+    // for one, would hide a frame drawn before its input took effect).
+    h.ctx.options_mut(|o| o.max_passes = std::num::NonZeroUsize::MIN);
+    h.state_mut().playback_mut().playing = true;
+    let mut frames = 0;
+    while !h.state().worker().busy() && frames < 50 {
+        h.run_steps(1);
+        frames += 1;
+    }
+    assert!(h.state().worker().busy(), "the worker never started");
+    h.get_by_label_contains("playing, step");
+    // Key down alone: one frame (kittest runs a frame per queued event).
+    h.event(egui::Event::Key {
+        key: egui::Key::Space,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(1);
+    // The very frame that took the key shows it, though the worker is still stepping.
+    assert!(!h.state().playback().playing);
+    h.get_by_label_contains("paused, step");
+    assert!(h.query_by_label_contains("playing, step").is_none());
+    h.state_mut().settle();
+}

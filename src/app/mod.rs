@@ -928,6 +928,14 @@ impl LabApp {
         });
         self.shell.frames += 1;
         self.shortcuts(&ctx);
+        // Play, pause and step keys act before anything is drawn, so this frame shows what
+        // they did (at 100,000 points, where a frame takes long, a pause showed frames later).
+        // Other commands keep their place after the controls (an edit's undo entry is closed
+        // there).
+        let playback = |c: &Command| matches!(c, Command::TogglePlay | Command::Step);
+        if !self.shell.commands.is_empty() && self.shell.commands.iter().all(playback) {
+            self.act(&ctx);
+        }
         self.play(&ctx);
         egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
         egui::Panel::top("formula").show(ui, |ui| inspect::formula_ui(self, ui));
@@ -963,7 +971,18 @@ impl LabApp {
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
         self.shell.typing = ctx.output(|o| o.ime.is_some());
+        self.act(&ctx);
+    }
+
+    /// Runs the commands queued so far and reconciles the draft with the session; if there
+    /// were commands, asks for another frame to show their effect (a paused window asks for
+    /// none otherwise).
+    fn act(&mut self, ctx: &egui::Context) {
+        let acted = !self.shell.commands.is_empty();
         self.run_commands();
+        if acted {
+            ctx.request_repaint();
+        }
     }
 
     /// The status bar, always in view at the bottom of the window: playing or paused, the step,

@@ -366,8 +366,8 @@ pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2], equal: bool) -> (
 /// outlines (the label's colour, cross-entropy only).
 #[allow(clippy::type_complexity)] // four parallel arrays, named at the one call
 fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Vec<Color32>, Option<Vec<Color32>>) {
-    let all = view_data::point_colours(problem, gd);
     let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
+    let colours = view_data::strided_point_colours(problem, gd, stride);
     let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
     let outlines = (problem.spec.regime == Regime::CrossEntropy).then(|| {
         drawn
@@ -379,7 +379,6 @@ fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Ve
             .collect()
     });
     let points = drawn.iter().map(|&i| xy(problem.point(i))).collect();
-    let colours = drawn.iter().map(|&i| all[i]).collect();
     (drawn, points, colours, outlines)
 }
 

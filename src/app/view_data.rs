@@ -92,15 +92,34 @@ const VIEW_CHUNK: usize = 512;
 /// ones, are coloured by their free responsibilities too). Parallel over fixed chunks.
 #[must_use]
 pub fn point_colours(problem: &Problem, state: &State) -> Vec<Color32> {
+    colours_at(problem, state, &problem.points)
+}
+
+/// [`point_colours`] of every `stride`-th point only (a reduced view colours what it draws,
+/// not all `N`): the colours of points `0, stride, 2·stride, …`.
+#[must_use]
+pub fn strided_point_colours(problem: &Problem, state: &State, stride: usize) -> Vec<Color32> {
+    if stride <= 1 {
+        return point_colours(problem, state);
+    }
+    let xs: Vec<f64> = (0..problem.len())
+        .step_by(stride)
+        .flat_map(|i| problem.point(i).iter().copied())
+        .collect();
+    colours_at(problem, state, &xs)
+}
+
+/// The colours of the positions `xs` (`n × D`, row-major), in parallel over fixed chunks.
+fn colours_at(problem: &Problem, state: &State, xs: &[f64]) -> Vec<Color32> {
     use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
-    let n = problem.len();
+    let dim = problem.dim.max(1);
+    let n = xs.len() / dim;
     let mut out = vec![Color32::BLACK; n];
-    let dim = problem.dim;
     let groups = Groups::new(problem, state.k);
     out.par_chunks_mut(VIEW_CHUNK).enumerate().for_each(|(c, chunk)| {
         let (first, len) = (c * VIEW_CHUNK, chunk.len());
-        let xs = &problem.points[first * dim..(first + len) * dim];
+        let xs = &xs[first * dim..(first + len) * dim];
         let (mut rgb, mut winner, mut free) = (vec![[0.0; 3]; len], vec![0; len], vec![0.0; len]);
         field_colours(
             &problem.spec,
@@ -681,6 +700,9 @@ mod tests {
             let state = State::new(2, protos, problem.target_dim);
             let terms = ComponentTerms::new(&problem.spec, &state);
             let colours = point_colours(&problem, &state);
+            // A reduced view's colours are those of the points it draws, bit for bit.
+            let every_third = strided_point_colours(&problem, &state, 3);
+            assert_eq!(every_third, colours.iter().step_by(3).copied().collect::<Vec<_>>());
             let grid = Grid {
                 min: [-6.0, -6.0],
                 max: [6.0, 6.0],
