@@ -640,7 +640,10 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
                 Background::Responsibility => "responsibility field",
             })
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut app.view.background, Background::None, "none");
+                ui.selectable_value(&mut app.view.background, Background::None, "none")
+                    .on_hover_text(
+                        "A plain background: only the points, the prototypes and the decision boundary (cross-entropy)",
+                    );
                 ui.selectable_value(&mut app.view.background, Background::FreeEnergy, "free-energy contours")
                     .on_hover_text("Level sets of F(x) = −T log Σ_j exp(−E_j(x)/T)");
                 ui.selectable_value(
@@ -674,9 +677,13 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     egui::ComboBox::from_label("side by side")
         .selected_text(current.map_or("no twin", |f| f.label()))
         .show_ui(ui, |ui| {
-            ui.selectable_value(&mut chosen, None, "no twin");
+            ui.selectable_value(&mut chosen, None, "no twin")
+                .on_hover_text("The lab alone");
             for f in crate::session::twin::Flip::ALL.into_iter().filter(|f| f.applies(&spec)) {
-                ui.selectable_value(&mut chosen, Some(f), f.label());
+                ui.selectable_value(&mut chosen, Some(f), f.label()).on_hover_text(format!(
+                    "A twin of this experiment with '{}' flipped, from the current states, stepped in lockstep beside it",
+                    f.label()
+                ));
             }
         })
         .response

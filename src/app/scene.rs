@@ -681,7 +681,11 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         ))
         .on_hover_text("Fixed point of ξ := Σ_j r_j(ξ) μ_j at the current T: a single key when T is low, an average over a few keys at intermediate T (metastable), the average of all keys when T is high");
     }
-    if ui.button("clear probes").clicked() {
+    if ui
+        .button("clear probes")
+        .on_hover_text("Removes every retrieval probe (undo brings them back)")
+        .clicked()
+    {
         app.command(Command::ClearProbes);
     }
 }
