@@ -1419,3 +1419,31 @@ fn space_shows_the_pause_on_the_next_frame_while_the_worker_steps() {
     assert!(h.query_by_label_contains("playing, step").is_none());
     h.state_mut().settle();
 }
+
+#[test]
+fn attention_read_outs_are_few_and_the_inspected_one_is_drawn() {
+    // Issue 13, item 15: 300 read-out links drew a tangle.
+    use implicit_em_lab::app::scene_data::{READOUTS, SceneData};
+    use implicit_em_lab::app::view_data::readout;
+    let mut app = bundled_lab("attention-regression.ron");
+    app.playback_mut().playing = false;
+    app.advance(10);
+    let session = app.session();
+    let exp = session.experiment();
+    let data = SceneData::new(session, app.view(), None, Some(7), &[]);
+    assert!(
+        !data.readouts.is_empty() && data.readouts.len() <= READOUTS,
+        "{}",
+        data.readouts.len()
+    );
+    let link = data.selected_readout.expect("the inspected point's read-out");
+    let o = readout(exp.problem(), exp.gd_state(), 7).unwrap();
+    assert_eq!(
+        link,
+        [[exp.problem().point(7)[0], exp.problem().point(7)[1]], [o[0], o[1]]]
+    );
+    // Not for a mixture.
+    let app = bundled_lab("three-blobs.ron");
+    let data = SceneData::new(app.session(), app.view(), None, Some(1), &[]);
+    assert!(data.readouts.is_empty() && data.selected_readout.is_none());
+}

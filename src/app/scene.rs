@@ -392,20 +392,35 @@ fn background_layer(
         plot.image(PlotImage::new("responsibility field", tex.id(), centre, size));
     }
     if background == Background::FreeEnergy {
-        let mut segments = Vec::new();
-        for level in view_data::levels(&fields.free_energy, 14) {
-            segments.extend(view_data::contour(grid, &fields.free_energy, level));
+        let contours: Vec<(f64, Vec<[[f64; 2]; 2]>)> = view_data::levels(&fields.free_energy, 10)
+            .into_iter()
+            .map(|level| (level, view_data::contour(grid, &fields.free_energy, level)))
+            .collect();
+        for (at, text) in view_data::contour_labels(&contours) {
+            plot.text(
+                egui_plot::Text::new(
+                    "free-energy level",
+                    PlotPoint::new(at[0], at[1]),
+                    egui::RichText::new(format!("F = {text}")).small(),
+                )
+                .color(fg.gamma_multiply(0.7))
+                .anchor(egui::Align2::CENTER_BOTTOM),
+            );
         }
         plot.add(Segments {
             base: PlotItemBase::new("free-energy contours".into()),
-            segments,
+            segments: contours.into_iter().flat_map(|(_, s)| s).collect(),
             stroke: Stroke::new(1.0, fg.gamma_multiply(0.45)),
         });
     }
     if ce {
         plot.add(Segments {
             base: PlotItemBase::new("decision boundary".into()),
-            segments: view_data::boundary(grid, &fields.winner),
+            segments: if fields.margins.is_empty() {
+                view_data::boundary(grid, &fields.winner)
+            } else {
+                view_data::smooth_boundary(grid, &fields.margins)
+            },
             stroke: Stroke::new(2.0, fg.gamma_multiply(0.85)),
         });
     }
@@ -434,6 +449,19 @@ fn points_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
             .color(fg.gamma_multiply(0.7))
             .radius(1.6)
             .shape(MarkerShape::Diamond),
+        );
+    }
+    if let Some(link) = data.selected_readout {
+        plot.add(Segments {
+            base: PlotItemBase::new("selected read-out".into()),
+            segments: vec![link],
+            stroke: Stroke::new(2.0, fg),
+        });
+        plot.points(
+            Points::new("selected read-out Σ α k", vec![link[1]])
+                .color(fg)
+                .radius(4.0)
+                .shape(MarkerShape::Diamond),
         );
     }
     if let Some(at) = data.selected {

@@ -17,8 +17,8 @@ use crate::session::Session;
 pub const MAX_DRAWN_POINTS: usize = 20_000;
 /// Most points per trail (a long history is drawn through every n-th record).
 const TRAIL_POINTS: usize = 200;
-/// Most read-out links drawn.
-const READOUTS: usize = 300;
+/// Most read-out links drawn (300 drew a tangle; the inspected point's is drawn boldly too).
+pub const READOUTS: usize = 80;
 
 /// A plane position: the first two coordinates (0 for a missing second one).
 #[must_use]
@@ -146,6 +146,8 @@ pub struct SceneData {
     pub probes: Vec<Retrieval>,
     /// The inspected point's position.
     pub selected: Option<[f64; 2]>,
+    /// The inspected point and its read-out (attention with read-outs shown).
+    pub selected_readout: Option<[[f64; 2]; 2]>,
     /// Each GD component's 1σ and 2σ ellipses at the shown temperature (empty unless the
     /// metric has maps or is learned, and the view shows them).
     pub gd_ellipses: Vec<Ellipses>,
@@ -242,6 +244,9 @@ impl SceneData {
             },
             probes: retrievals(&problem, &gd, probes),
             selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
+            selected_readout: selected
+                .filter(|&i| i < problem.len() && view.readouts && attention)
+                .and_then(|i| view_data::readout(&problem, &gd, i).map(|o| [xy(problem.point(i)), xy(&o)])),
             gd_ellipses,
             em_ellipses,
             twin_ellipses,

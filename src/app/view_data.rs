@@ -174,6 +174,9 @@ pub struct Fields {
     pub colours: Vec<Color32>,
     /// Most probable class (cross-entropy), else most responsible component.
     pub winner: Vec<usize>,
+    /// Cross-entropy only: per class `c`, `p(c|x) − max_{c' ≠ c} p(c'|x)`, whose zero set is
+    /// the decision boundary around `c` ([`smooth_boundary`]); empty otherwise.
+    pub margins: Vec<Vec<f64>>,
 }
 
 /// Evaluates the background fields on `grid` (other coordinates fixed at `rest`), one grid
@@ -217,7 +220,103 @@ pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fi
         out.colours.extend(c);
         out.winner.extend(w);
     }
+    if problem.spec.regime == Regime::CrossEntropy && groups.palette.len() > 1 {
+        out.margins = class_margins(problem, state, grid, rest, &groups);
+    }
     out
+}
+
+/// The grid cells' positions: `rest` with the first two coordinates at each cell's centre.
+fn grid_positions(grid: &Grid, rest: &[f64]) -> Vec<f64> {
+    let dim = rest.len();
+    let mut xs = Vec::with_capacity(grid.width * grid.height * dim);
+    for cy in 0..grid.height {
+        for cx in 0..grid.width {
+            let c = grid.centre(cx, cy);
+            let at = xs.len();
+            xs.extend_from_slice(rest);
+            xs[at] = c[0];
+            if dim > 1 {
+                xs[at + 1] = c[1];
+            }
+        }
+    }
+    xs
+}
+
+/// Each class's margin `p(c|x) − max_{c' ≠ c} p(c'|x)` on the grid. The class posteriors come
+/// from the colour kernel itself: with a palette that puts class `c` in one channel and
+/// nothing elsewhere, the blend `Σ_j r_j palette[class_j]` is `p(c|x)` in that channel (three
+/// classes a pass).
+fn class_margins(problem: &Problem, state: &State, grid: &Grid, rest: &[f64], groups: &Groups) -> Vec<Vec<f64>> {
+    use rayon::prelude::*;
+    let terms = ComponentTerms::new(&problem.spec, state);
+    let classes = groups.palette.len();
+    let dim = rest.len().max(1);
+    let xs = grid_positions(grid, rest);
+    let cells = grid.width * grid.height;
+    let mut posteriors = vec![vec![0.0; cells]; classes];
+    for first in (0..classes).step_by(3) {
+        let palette: Vec<[f64; 3]> = (0..classes)
+            .map(|c| {
+                let mut p = [0.0; 3];
+                if (first..first + 3).contains(&c) {
+                    p[c - first] = 1.0;
+                }
+                p
+            })
+            .collect();
+        let colouring = Colouring {
+            palette: &palette,
+            group: &groups.group,
+            rest: [0.0; 3],
+        };
+        let rgb: Vec<[f64; 3]> = xs
+            .par_chunks(VIEW_CHUNK * dim)
+            .flat_map_iter(|chunk| {
+                let n = chunk.len() / dim;
+                let (mut rgb, mut winner, mut free) = (vec![[0.0; 3]; n], vec![0; n], vec![0.0; n]);
+                field_colours(
+                    &problem.spec,
+                    state,
+                    &terms,
+                    chunk,
+                    &colouring,
+                    &mut rgb,
+                    &mut winner,
+                    &mut free,
+                );
+                rgb
+            })
+            .collect();
+        for c in first..(first + 3).min(classes) {
+            for (q, v) in rgb.iter().enumerate() {
+                posteriors[c][q] = v[c - first];
+            }
+        }
+    }
+    (0..classes)
+        .map(|c| {
+            (0..cells)
+                .map(|q| {
+                    let best_other = (0..classes)
+                        .filter(|&o| o != c)
+                        .map(|o| posteriors[o][q])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    posteriors[c][q] - best_other
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The decision boundary as the interpolated zero sets of the class margins (marching
+/// squares): smooth where [`boundary`] follows the grid's cells in steps. The boundary of the
+/// last class is left out (every piece of it is some other class's boundary too).
+#[must_use]
+pub fn smooth_boundary(grid: &Grid, margins: &[Vec<f64>]) -> Vec<[[f64; 2]; 2]> {
+    let n = margins.len().saturating_sub(1);
+    margins[..n].iter().flat_map(|m| contour(grid, m, 0.0)).collect()
 }
 
 /// Line segments of the level set `value = level` of a grid field (marching squares over
@@ -264,8 +363,9 @@ pub fn contour(grid: &Grid, values: &[f64], level: f64) -> Vec<[[f64; 2]; 2]> {
     segments
 }
 
-/// Evenly spaced levels between the 2nd and 60th percentile of a field (where the structure
-/// is; the far field only grows).
+/// Round levels (multiples of a 1-2-5 step, about `count` of them) between the 2nd and 60th
+/// percentile of a field (where the structure is; the far field only grows), so each can be
+/// labelled with a short number.
 #[must_use]
 pub fn levels(values: &[f64], count: usize) -> Vec<f64> {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
@@ -275,8 +375,35 @@ pub fn levels(values: &[f64], count: usize) -> Vec<f64> {
     sorted.sort_by(f64::total_cmp);
     let lo = sorted[sorted.len() / 50];
     let hi = sorted[sorted.len() * 3 / 5];
-    (1..=count)
-        .map(|l| lo + (hi - lo) * l as f64 / (count + 1) as f64)
+    if hi <= lo {
+        return Vec::new();
+    }
+    let step = nice_step((hi - lo) / count as f64);
+    let first = (lo / step).floor() + 1.0;
+    (0..2 * count)
+        .map(|i| (first + i as f64) * step)
+        .take_while(|&v| v <= hi)
+        .collect()
+}
+
+/// Where to label each contour: the top-most midpoint of its segments (nested rings around a
+/// cluster then carry their labels apart), with the level's text.
+#[must_use]
+pub fn contour_labels(contours: &[(f64, Vec<[[f64; 2]; 2]>)]) -> Vec<([f64; 2], String)> {
+    let (Some(first), Some(last)) = (contours.first(), contours.last()) else {
+        return Vec::new();
+    };
+    // Decimals from the levels' step, as on an axis.
+    let step = contours.get(1).map_or(first.0.abs(), |second| second.0 - first.0);
+    let range = first.0..=last.0;
+    contours
+        .iter()
+        .filter_map(|(level, segs)| {
+            segs.iter()
+                .map(|s| [f64::midpoint(s[0][0], s[1][0]), f64::midpoint(s[0][1], s[1][1])])
+                .max_by(|a, b| a[1].total_cmp(&b[1]))
+                .map(|at| (at, tick(*level, step, &range)))
+        })
         .collect()
 }
 
@@ -756,6 +883,71 @@ mod tests {
         for s in segs {
             assert!((s[0][0] - 0.5).abs() < 1e-12 && (s[1][0] - 0.5).abs() < 1e-12);
         }
+    }
+
+    /// Two classes, one prototype each at (±1, 0), equal scales: the decision boundary is the
+    /// line x = 0. The cell boundary (staircase) misses it by up to half a cell; the
+    /// interpolated zero set of the margin lies on it to a fiftieth of a cell.
+    #[test]
+    fn the_smooth_boundary_lies_on_the_true_one() {
+        use crate::core::data::Dataset;
+        use crate::core::model::ModelSpec;
+        let mut data = Dataset {
+            dim: 2,
+            ..Dataset::default()
+        };
+        data.push(&[-1.0, 0.0], Some(0), &[]);
+        data.push(&[1.0, 0.0], Some(1), &[]);
+        let mut spec = ModelSpec::new(Regime::CrossEntropy, 0.7);
+        spec.classes = vec![0, 1];
+        let problem = Problem::bind(data, spec).expect("binds");
+        let state = State::new(2, vec![-1.0, 0.3, 1.0, 0.3], 0);
+        // An asymmetric grid, so no cell centre sits on x = 0.
+        let grid = Grid {
+            min: [-3.3, -2.0],
+            max: [2.9, 2.0],
+            width: 31,
+            height: 9,
+        };
+        let f = fields(&problem, &state, &grid, &[0.0, 0.0]);
+        assert_eq!(f.margins.len(), 2);
+        // E_j = |x − μ_j|²/2 plus equal constants, so E_1 − E_0 = −2x and the margin
+        // p(0|x) − p(1|x) = σ(−2x/T) − σ(2x/T) = −tanh(x/T), in every cell.
+        for cy in 0..grid.height {
+            for cx in 0..grid.width {
+                let (q, x) = (cy * grid.width + cx, grid.centre(cx, cy)[0]);
+                let want = -(x / 0.7).tanh();
+                assert!((f.margins[0][q] - want).abs() < 1e-12, "{} vs {want}", f.margins[0][q]);
+                assert!((f.margins[1][q] + want).abs() < 1e-12);
+            }
+        }
+        let dx = (grid.max[0] - grid.min[0]) / grid.width as f64;
+        let smooth = smooth_boundary(&grid, &f.margins);
+        assert!(!smooth.is_empty());
+        let worst = smooth.iter().flatten().map(|p| p[0].abs()).fold(0.0, f64::max);
+        assert!(worst < dx / 50.0, "{worst} vs cell {dx}");
+        // It spans the grid's height between the outer cell centres.
+        let ys: Vec<f64> = smooth.iter().flatten().map(|p| p[1]).collect();
+        let (lo, hi) = ys.iter().fold((f64::MAX, f64::MIN), |(a, b), &y| (a.min(y), b.max(y)));
+        assert!((lo - grid.centre(0, grid.height - 1)[1]).abs() < 1e-12 && (hi - grid.centre(0, 0)[1]).abs() < 1e-12);
+        let stairs = boundary(&grid, &f.winner);
+        let stair_worst = stairs.iter().flatten().map(|p| p[0].abs()).fold(0.0, f64::max);
+        assert!(stair_worst > dx / 5.0, "{stair_worst}");
+    }
+
+    #[test]
+    fn contour_levels_are_round_and_labelled_at_the_top() {
+        let values: Vec<f64> = (0..1000).map(|i| f64::from(i) * 0.0137).collect();
+        // The 2nd to 60th percentile: 0.274 to 8.22; 14 levels would be 0.568 apart, so the
+        // 1-2-5 step above it, 1: the levels 1, 2, …, 8.
+        let l = levels(&values, 14);
+        assert_eq!(l, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        // Ten levels over 0.274 … 8.22: 0.79 apart, so a step of 1 again; 40: a step of 0.2.
+        assert_eq!(levels(&values, 40).first().copied(), Some(0.4));
+        assert!(levels(&[1.0; 100], 5).is_empty());
+        let ring = vec![[[0.0, 1.0], [1.0, 3.0]], [[1.0, 3.0], [2.0, 2.0]]];
+        let labels = contour_labels(&[(2.5, ring), (3.0, Vec::new())]);
+        assert_eq!(labels, vec![([1.5, 2.5], "2.5".to_string())]);
     }
 
     #[test]
