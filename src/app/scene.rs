@@ -396,7 +396,8 @@ fn background_layer(
             .into_iter()
             .map(|level| (level, view_data::contour(grid, &fields.free_energy, level)))
             .collect();
-        for (at, text) in view_data::contour_labels(&contours) {
+        let view = plot.plot_bounds();
+        for (at, text) in view_data::contour_labels(&contours, (view.min(), view.max())) {
             plot.text(
                 egui_plot::Text::new(
                     "free-energy level",

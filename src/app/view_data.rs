@@ -386,25 +386,43 @@ pub fn levels(values: &[f64], count: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Where to label each contour: the top-most midpoint of its segments (nested rings around a
-/// cluster then carry their labels apart), with the level's text.
+/// Where to label each contour: the top-most midpoint of its segments inside the view `lo …
+/// hi` (nested rings around a cluster then carry their labels apart, and a ring larger than
+/// the view is labelled where it shows), with the level's text.
 #[must_use]
-pub fn contour_labels(contours: &[(f64, Vec<[[f64; 2]; 2]>)]) -> Vec<([f64; 2], String)> {
+pub fn contour_labels(
+    contours: &[(f64, Vec<[[f64; 2]; 2]>)],
+    (lo, hi): ([f64; 2], [f64; 2]),
+) -> Vec<([f64; 2], String)> {
+    // Room for the label's height above its point.
+    let top = hi[1] - 0.06 * (hi[1] - lo[1]);
+    let inside = |p: &[f64; 2]| p[0] >= lo[0] && p[0] <= hi[0] && p[1] >= lo[1] && p[1] <= top;
     let (Some(first), Some(last)) = (contours.first(), contours.last()) else {
         return Vec::new();
     };
     // Decimals from the levels' step, as on an axis.
     let step = contours.get(1).map_or(first.0.abs(), |second| second.0 - first.0);
     let range = first.0..=last.0;
-    contours
-        .iter()
-        .filter_map(|(level, segs)| {
-            segs.iter()
-                .map(|s| [f64::midpoint(s[0][0], s[1][0]), f64::midpoint(s[0][1], s[1][1])])
-                .max_by(|a, b| a[1].total_cmp(&b[1]))
-                .map(|at| (at, tick(*level, step, &range)))
-        })
-        .collect()
+    // Two labels closer than this (about one label's width and height) would overprint.
+    let (gap_x, gap_y) = (0.08 * (hi[0] - lo[0]), 0.05 * (hi[1] - lo[1]));
+    let mut placed: Vec<([f64; 2], String)> = Vec::new();
+    for (level, segs) in contours {
+        let mut spots: Vec<[f64; 2]> = segs
+            .iter()
+            .map(|s| [f64::midpoint(s[0][0], s[1][0]), f64::midpoint(s[0][1], s[1][1])])
+            .filter(inside)
+            .collect();
+        spots.sort_by(|a, b| b[1].total_cmp(&a[1]));
+        let clear = |p: &[f64; 2]| {
+            placed
+                .iter()
+                .all(|(q, _)| (p[0] - q[0]).abs() > gap_x || (p[1] - q[1]).abs() > gap_y)
+        };
+        if let Some(at) = spots.into_iter().find(clear) {
+            placed.push((at, tick(*level, step, &range)));
+        }
+    }
+    placed
 }
 
 /// Segments between grid cells whose winner differs: the decision boundary (cross-entropy) or
@@ -946,8 +964,21 @@ mod tests {
         assert_eq!(levels(&values, 40).first().copied(), Some(0.4));
         assert!(levels(&[1.0; 100], 5).is_empty());
         let ring = vec![[[0.0, 1.0], [1.0, 3.0]], [[1.0, 3.0], [2.0, 2.0]]];
-        let labels = contour_labels(&[(2.5, ring), (3.0, Vec::new())]);
+        let view = ([-10.0, -10.0], [10.0, 10.0]);
+        let labels = contour_labels(&[(2.5, ring.clone()), (3.0, Vec::new())], view);
         assert_eq!(labels, vec![([1.5, 2.5], "2.5".to_string())]);
+        // A view up to y = 3 keeps labels below 3 − 0.06·13 = 2.22: the midpoint at y = 2.5
+        // would be cut, so the highest one below it.
+        let labels = contour_labels(&[(2.5, ring.clone()), (3.0, Vec::new())], ([-10.0, -10.0], [10.0, 3.0]));
+        assert_eq!(labels, vec![([0.5, 2.0], "2.5".to_string())]);
+        // A second level whose top lies 0.3 from the first label (gaps 1.6 by 1.0 in a 20 × 20
+        // view) takes its next-highest spot instead of overprinting.
+        let near = vec![[[1.2, 2.6], [1.4, 2.8]], [[5.0, -4.0], [5.0, -3.0]]];
+        let labels = contour_labels(&[(2.5, ring), (3.0, near)], view);
+        assert_eq!(
+            labels,
+            vec![([1.5, 2.5], "2.5".to_string()), ([5.0, -3.5], "3.0".to_string())]
+        );
     }
 
     #[test]
