@@ -46,6 +46,12 @@ fn launch(args: &Cli) -> ExitCode {
         preset: args.preset.clone(),
         screenshot: args.screenshot.clone(),
         steps: args.steps,
+        figure: args.figure.clone(),
+        figure_options: implicit_em_lab::app::figure::FigureOptions {
+            width: args.size.0,
+            height: args.size.1,
+            dark: args.theme == cli::ThemeArg::Dark,
+        },
     };
     match implicit_em_lab::app::launch(&options) {
         Ok(()) => ExitCode::SUCCESS,

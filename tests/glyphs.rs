@@ -4,13 +4,14 @@
 
 use eframe::egui;
 
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     include_str!("../src/app/mod.rs"),
     include_str!("../src/app/controls.rs"),
     include_str!("../src/app/scene.rs"),
     include_str!("../src/app/compare.rs"),
     include_str!("../src/app/inspect.rs"),
     include_str!("../src/app/files.rs"),
+    include_str!("../src/app/figure.rs"),
     include_str!("../src/core/diagnostics.rs"),
 ];
 
@@ -38,4 +39,17 @@ fn every_character_in_user_facing_strings_has_a_glyph() {
         }
     }
     assert!(missing.is_empty(), "characters without a glyph: {missing:?}");
+}
+
+/// The file dialog's icons (egui_file draws them in its buttons, titles and file list): the
+/// default fonts have none of them, so they drew as boxes until the emoji fonts came in.
+#[test]
+fn the_file_dialog_icons_have_glyphs() {
+    let ctx = egui::Context::default();
+    let _ = ctx.run_ui(egui::RawInput::default(), |_| {});
+    let missing: Vec<char> = "⟲⬆💾📁📂🗀🗋"
+        .chars()
+        .filter(|&c| !ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(14.0), c)))
+        .collect();
+    assert!(missing.is_empty(), "file dialog icons without a glyph: {missing:?}");
 }

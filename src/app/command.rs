@@ -34,8 +34,8 @@ pub enum Command {
     LoadBundled(usize),
     /// Load a preset file.
     LoadPath(PathBuf),
-    /// Export a PNG of the scene (dialog).
-    ExportScene,
+    /// Export the scene as a figure (SVG or PNG, with axes and legend; a dialog).
+    ExportFigure,
     /// Export a PNG of the whole window (dialog).
     ExportWindow,
     /// Export the trace as CSV (dialog).
@@ -73,7 +73,7 @@ impl Command {
         Some(Command::Save),
         Some(Command::SaveAs),
         None,
-        Some(Command::ExportScene),
+        Some(Command::ExportFigure),
         Some(Command::ExportWindow),
         Some(Command::ExportTraceCsv),
         Some(Command::ExportTraceJson),
@@ -109,7 +109,7 @@ impl Command {
             Command::SaveAs => "Save As…",
             Command::LoadBundled(_) => "Load preset",
             Command::LoadPath(_) => "Open file",
-            Command::ExportScene => "Export scene as PNG…",
+            Command::ExportFigure => "Export figure (SVG or PNG)…",
             Command::ExportWindow => "Export window as PNG…",
             Command::ExportTraceCsv => "Export trace as CSV…",
             Command::ExportTraceJson => "Export trace as JSON…",
@@ -139,7 +139,9 @@ impl Command {
             Command::SaveAs => "Save the experiment to a new file",
             Command::LoadBundled(_) => "Load a bundled preset",
             Command::LoadPath(_) => "Open a preset file",
-            Command::ExportScene => "A PNG of the scene",
+            Command::ExportFigure => {
+                "The scene as a figure for a paper or slides: axes, title and legend, at a size you choose, as SVG (vector) or PNG"
+            }
             Command::ExportWindow => "A PNG of the whole window",
             Command::ExportTraceCsv => "The trace so far, one row per step and run (the format of `run --out x.csv`)",
             Command::ExportTraceJson => "The trace so far with the preset (the format of `run --out x.json`)",

@@ -63,8 +63,10 @@ pub enum Purpose {
     OpenPreset,
     /// Save the preset.
     SavePreset,
-    /// PNG of the scene.
-    ExportScene,
+    /// The scene as a figure: SVG.
+    ExportFigureSvg,
+    /// The scene as a figure: PNG.
+    ExportFigurePng,
     /// PNG of the window.
     ExportWindow,
     /// The trace as CSV.
@@ -77,7 +79,8 @@ impl Purpose {
     fn extension(self) -> &'static str {
         match self {
             Purpose::OpenPreset | Purpose::SavePreset => "ron",
-            Purpose::ExportScene | Purpose::ExportWindow => "png",
+            Purpose::ExportFigurePng | Purpose::ExportWindow => "png",
+            Purpose::ExportFigureSvg => "svg",
             Purpose::ExportTraceCsv => "csv",
             Purpose::ExportTraceJson => "json",
         }
@@ -114,7 +117,8 @@ impl Dialog {
             Purpose::SavePreset => current
                 .and_then(Path::file_name)
                 .map_or("experiment.ron".into(), |n| n.to_string_lossy().into_owned()),
-            Purpose::ExportScene => "scene.png".into(),
+            Purpose::ExportFigureSvg => "figure.svg".into(),
+            Purpose::ExportFigurePng => "figure.png".into(),
             Purpose::ExportWindow => "window.png".into(),
             Purpose::ExportTraceCsv => "trace.csv".into(),
             Purpose::ExportTraceJson | Purpose::OpenPreset => "trace.json".into(),
@@ -155,8 +159,8 @@ pub fn act_on(app: &mut LabApp, purpose: Purpose, path: PathBuf) {
     match purpose {
         Purpose::OpenPreset => app.command(Command::LoadPath(path)),
         Purpose::SavePreset => app.save_to(&path),
-        Purpose::ExportScene => app.shell.screenshot = Some(ScreenshotJob::new(path, Region::Scene, false)),
-        Purpose::ExportWindow => app.shell.screenshot = Some(ScreenshotJob::new(path, Region::Window, false)),
+        Purpose::ExportFigureSvg | Purpose::ExportFigurePng => app.export_figure(&path),
+        Purpose::ExportWindow => app.shell.screenshot = Some(ScreenshotJob::new(path, false)),
         Purpose::ExportTraceCsv | Purpose::ExportTraceJson => {
             app.export_trace(&path, purpose == Purpose::ExportTraceCsv)
         }
@@ -181,31 +185,162 @@ impl LabApp {
     }
 }
 
-/// Which part of the window a screenshot keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Region {
-    /// The whole window.
-    Window,
-    /// The scene (the central plot) only.
-    Scene,
+impl LabApp {
+    /// The scene as a figure's content: what the window shows at the shown step, in the
+    /// scene's current view (fitted to the content before the scene has been drawn).
+    #[must_use]
+    pub fn figure_data(&self) -> super::scene_data::SceneData {
+        super::scene_data::SceneData::new(
+            &self.session,
+            &self.view,
+            self.playback.scrub,
+            self.selection.selected,
+            &self.doc.draft.probes,
+        )
+    }
+
+    /// Writes the scene as a figure to `path` (`.svg` or `.png`, by its extension) at the
+    /// figure window's size and theme, and says so in the status line.
+    pub fn export_figure(&mut self, path: &Path) {
+        self.settle();
+        self.session.refresh();
+        let data = self.figure_data();
+        let step = data.shown_step.unwrap_or(data.live_step);
+        let t = data.problem.spec.settings.temperature;
+        let content = super::figure::Content {
+            data: &data,
+            view: self.scene.transform().map(|t| (t.bounds().min(), t.bounds().max())),
+            background: self.view.background,
+            show_em: self.view.show_em,
+            title: format!(
+                "{}: step {step}, T = {}",
+                self.doc.draft.name,
+                super::view_data::num(t, 4)
+            ),
+        };
+        let o = self.shell.figure;
+        match super::figure::write(&content, &o, path) {
+            Ok(()) => self.info(format!(
+                "figure ({} x {} px) written to {}",
+                o.width,
+                o.height,
+                path.display()
+            )),
+            Err(e) => self.error(e),
+        }
+    }
+}
+
+impl LabApp {
+    /// The `--figure` run: `steps` paired steps, then the figure, with no window; the error
+    /// says why nothing was written.
+    ///
+    /// # Errors
+    /// A size out of range, a non-finite step, or a file that cannot be written.
+    pub fn figure_headless(
+        &mut self,
+        path: &Path,
+        steps: usize,
+        o: super::figure::FigureOptions,
+    ) -> Result<(), String> {
+        o.check()?;
+        self.shell.persist = false;
+        self.playback.playing = false;
+        self.advance(steps);
+        if let Some(status) = self.shell.status.as_ref().filter(|s| s.error) {
+            return Err(format!("no figure written: {}", status.text));
+        }
+        self.shell.figure = o;
+        self.export_figure(path);
+        match self.shell.status.as_ref().filter(|s| s.error) {
+            Some(status) => Err(status.text.clone()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The figure window: size (with common choices), theme, and the two formats.
+pub fn figure_ui(app: &mut LabApp, ctx: &egui::Context) {
+    if !app.shell.figure_open {
+        return;
+    }
+    let mut open = true;
+    let mut save = None;
+    let o = &mut app.shell.figure;
+    egui::Window::new("Export figure")
+        .open(&mut open)
+        .resizable(false)
+        .collapsible(false)
+        .show(ctx, |ui| {
+            ui.label("The scene as shown (its view, step and background) with axes, a title and a legend.");
+            let range = super::figure::MIN_SIDE..=super::figure::MAX_SIDE;
+            ui.horizontal(|ui| {
+                ui.add(egui::DragValue::new(&mut o.width).range(range.clone()).suffix(" px"))
+                    .on_hover_text("Width, 200 to 8000 pixels (SVG user units)");
+                ui.label("by");
+                ui.add(egui::DragValue::new(&mut o.height).range(range).suffix(" px"))
+                    .on_hover_text("Height, 200 to 8000 pixels");
+            });
+            ui.horizontal_wrapped(|ui| {
+                for (w, h, what) in [
+                    (1600, 1000, "screen"),
+                    (1200, 900, "slide 4:3"),
+                    (1920, 1080, "slide 16:9"),
+                    (3300, 2200, "print, 11 in at 300 dpi"),
+                ] {
+                    if ui
+                        .selectable_label(o.width == w && o.height == h, format!("{w} x {h}"))
+                        .on_hover_text(what)
+                        .clicked()
+                    {
+                        (o.width, o.height) = (w, h);
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut o.dark, false, "light (paper)");
+                ui.radio_value(&mut o.dark, true, "dark");
+            });
+            ui.horizontal(|ui| {
+                if ui
+                    .button("Save SVG…")
+                    .on_hover_text(
+                        "Vector: every point, marker and label a shape; the background field an embedded image",
+                    )
+                    .clicked()
+                {
+                    save = Some(Purpose::ExportFigureSvg);
+                }
+                if ui
+                    .button("Save PNG…")
+                    .on_hover_text("The same drawing rasterised at the chosen size")
+                    .clicked()
+                {
+                    save = Some(Purpose::ExportFigurePng);
+                }
+            });
+        });
+    if let Some(purpose) = save {
+        app.shell.dialog = Some(Dialog::save(purpose, app.doc.path.as_deref()));
+        open = false;
+    }
+    app.shell.figure_open = open;
 }
 
 /// A screenshot in progress: requested once the layout has settled, written when it arrives.
 pub struct ScreenshotJob {
     path: PathBuf,
-    region: Region,
     exit: bool,
     requested: bool,
     image: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
 }
 
 impl ScreenshotJob {
-    /// A job writing `region` to `path`; `exit` closes the window afterwards.
+    /// A job writing the window to `path`; `exit` closes the window afterwards.
     #[must_use]
-    pub fn new(path: PathBuf, region: Region, exit: bool) -> Self {
+    pub fn new(path: PathBuf, exit: bool) -> Self {
         Self {
             path,
-            region,
             exit,
             requested: false,
             image: Arc::new(Mutex::new(None)),
@@ -215,7 +350,7 @@ impl ScreenshotJob {
     /// The `--screenshot` job: the whole window, then exit.
     #[must_use]
     pub fn exit_after(path: PathBuf) -> Self {
-        Self::new(path, Region::Window, true)
+        Self::new(path, true)
     }
 }
 
@@ -242,13 +377,9 @@ pub fn screenshot_tick(app: &mut LabApp, ctx: &egui::Context) {
     }
     let image = job.image.lock().ok().and_then(|mut s| s.take());
     let Some(image) = image else { return };
-    let crop = match job.region {
-        Region::Scene => app.scene.rect.map(|r| r * ctx.pixels_per_point()),
-        Region::Window => None,
-    };
     let (path, exit) = (job.path.clone(), job.exit);
     app.shell.screenshot = None;
-    let result = write_png(&image, crop, &path);
+    let result = write_png(&image, None, &path);
     match &result {
         Ok(()) => app.info(format!("image written to {}", path.display())),
         Err(e) => app.error(e.clone()),

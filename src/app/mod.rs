@@ -7,6 +7,7 @@
 mod command;
 mod compare;
 mod controls;
+pub mod figure;
 mod files;
 mod help;
 mod inspect;
@@ -227,6 +228,9 @@ struct Shell {
     help: help::HelpWindow,
     /// Whether a text field was being typed into on the last frame.
     typing: bool,
+    /// Whether the figure export window is open, and its size and theme.
+    figure_open: bool,
+    figure: figure::FigureOptions,
 }
 
 /// The lab's window: the document, the session it runs, and the window's own state. Panels
@@ -292,6 +296,8 @@ impl LabApp {
                 exit_status: Arc::new(Mutex::new(Ok(()))),
                 help: help::HelpWindow::Closed,
                 typing: false,
+                figure_open: false,
+                figure: figure::FigureOptions::default(),
             },
             scene: scene::SceneState::default(),
             residual_max: 0.0,
@@ -852,9 +858,7 @@ impl LabApp {
                     }
                 }
                 Command::LoadPath(p) => self.load_path(&p),
-                Command::ExportScene => {
-                    self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportScene, None))
-                }
+                Command::ExportFigure => self.shell.figure_open = true,
                 Command::ExportWindow => {
                     self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportWindow, None))
                 }
@@ -968,6 +972,7 @@ impl LabApp {
             });
         egui::CentralPanel::default().show(ui, |ui| scene::scene_ui(self, ui));
         help::window_ui(&ctx, &mut self.shell.help);
+        files::figure_ui(self, &ctx);
         files::dialog_ui(self, &ctx);
         files::screenshot_tick(self, &ctx);
         self.shell.typing = ctx.output(|o| o.ime.is_some());
@@ -1131,8 +1136,13 @@ pub struct LaunchOptions {
     pub preset: Option<PathBuf>,
     /// Take a screenshot of the window to this PNG after `steps` steps, then exit.
     pub screenshot: Option<PathBuf>,
-    /// Steps before the screenshot.
+    /// Steps before the screenshot or the figure.
     pub steps: Option<usize>,
+    /// Write the scene as a figure to this `.svg` or `.png` after `steps` steps, without a
+    /// window.
+    pub figure: Option<PathBuf>,
+    /// The figure's size and theme.
+    pub figure_options: figure::FigureOptions,
 }
 
 /// The message for a window that could not open: no display says so and what to do; any other
@@ -1173,6 +1183,13 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
         app.doc.path = Some(path.clone());
         Ok::<LabApp, String>(app)
     });
+    if let Some(path) = &args.figure {
+        let mut app = match opened {
+            Some(opened) => opened?,
+            None => LabApp::bundled_default(),
+        };
+        return app.figure_headless(path, args.steps.unwrap_or(0), args.figure_options);
+    }
     let (from_cli, open_error) = match opened {
         Some(Ok(app)) => (Some(app), None),
         Some(Err(message)) if args.screenshot.is_some() => return Err(message),
@@ -1182,7 +1199,7 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     let screenshot = args.screenshot.clone();
     let steps = args.steps.unwrap_or(0);
     if steps > 0 && screenshot.is_none() {
-        return Err("--steps without --screenshot: give --screenshot FILE.png (or use `run` for headless runs)".into());
+        return Err("--steps without --screenshot or --figure: give --screenshot FILE.png or --figure FILE.svg (or use `run` for headless runs)".into());
     }
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

@@ -592,7 +592,7 @@ fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
 /// A probe's label, its anchor and where it is anchored: right of a fixed point left of the
 /// plot's centre, left of it otherwise, and above it in the lower half, below it in the upper;
 /// [`markers::RING`] and a little more away (`per_px`: plot units per screen point, y down).
-fn probe_label(
+pub(super) fn probe_label(
     q: usize,
     kind: &str,
     end: [f64; 2],
@@ -719,7 +719,7 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
 }
 
-fn mean_point(problem: &crate::core::problem::Problem) -> Vec<f64> {
+pub(super) fn mean_point(problem: &crate::core::problem::Problem) -> Vec<f64> {
     let n = problem.len().max(1) as f64;
     let mut m = vec![0.0; problem.dim];
     for i in 0..problem.len() {

@@ -39,9 +39,50 @@ pub struct Cli {
     /// Open the window, run --steps steps, save a PNG screenshot to this file and exit.
     #[arg(long, value_name = "FILE.png")]
     pub screenshot: Option<PathBuf>,
-    /// Steps to run before the screenshot.
+    /// Steps to run before the screenshot or the figure.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// Without a window: run --steps steps and write the scene as a figure (axes, title,
+    /// legend) to this file, SVG (vector) or PNG by its extension.
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
+    pub figure: Option<PathBuf>,
+    /// The figure's size in pixels, 200 to 8000 a side.
+    #[arg(long, value_name = "WxH", default_value = "1600x1000", value_parser = figure_size)]
+    pub size: (u32, u32),
+    /// The figure's background: paper (light) or the window's dark.
+    #[arg(long, value_enum, default_value = "light")]
+    pub theme: ThemeArg,
+}
+
+/// A figure's theme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ThemeArg {
+    Light,
+    Dark,
+}
+
+/// `WxH` in pixels, each side 200 to 8000.
+///
+/// # Errors
+/// Not two whole numbers joined by `x`, or a side outside the range.
+pub fn figure_size(text: &str) -> Result<(u32, u32), String> {
+    let bad = || {
+        format!(
+            "`{}` is not a size WxH in pixels, like 1600x1000",
+            crate::preset::csv::quote(text)
+        )
+    };
+    let (w, h) = text.trim().split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    for (name, v) in [("width", w), ("height", h)] {
+        if !(200..=8000).contains(&v) {
+            return Err(format!("the {name} {v} is outside the allowed range 200 to 8000 px"));
+        }
+    }
+    Ok((w, h))
 }
 
 /// Headless commands.
