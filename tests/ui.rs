@@ -383,13 +383,24 @@ fn a_dropped_ron_file_opens() {
     h.run_steps(3);
     assert_eq!(h.state().draft().name, "Overlapping blobs near the first split");
     assert_eq!(h.state().path(), Some(path.as_path()));
-    // Anything but a preset is refused with a message.
+    // A CSV builds the experiment around its points.
+    let csv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/collinear.csv");
+    h.input_mut().dropped_files.push(std::sync::Arc::new(Dropped(csv)));
+    h.run_steps(3);
+    assert_eq!(h.state().draft().name, "collinear.csv");
+    assert!(h.state().status_text().unwrap().contains("opened"));
+    // Anything but a preset or data is refused with a message.
     h.input_mut()
         .dropped_files
-        .push(std::sync::Arc::new(Dropped("points.csv".into())));
+        .push(std::sync::Arc::new(Dropped("points.txt".into())));
     h.run_steps(2);
-    assert!(h.state().status_text().unwrap().contains("only .ron presets"));
-    assert_eq!(h.state().draft().name, "Overlapping blobs near the first split");
+    assert!(
+        h.state()
+            .status_text()
+            .unwrap()
+            .contains("only .ron presets and .csv data")
+    );
+    assert_eq!(h.state().draft().name, "collinear.csv");
 }
 
 /// eframe's key-value storage, in memory.

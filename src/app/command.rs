@@ -64,12 +64,15 @@ pub enum Command {
     ClearProbes,
     /// Fit the scene's view to every point, prototype, trail and probe.
     FitView,
+    /// Open a CSV of points and build the experiment around it (dialog).
+    OpenData,
 }
 
 impl Command {
     /// The File menu, in order (`None`: a separator).
-    pub const FILE_MENU: [Option<Command>; 8] = [
+    pub const FILE_MENU: [Option<Command>; 9] = [
         Some(Command::Open),
+        Some(Command::OpenData),
         Some(Command::Save),
         Some(Command::SaveAs),
         None,
@@ -105,6 +108,7 @@ impl Command {
             Command::Undo => "Undo",
             Command::Redo => "Redo",
             Command::Open => "Open…",
+            Command::OpenData => "Open data (CSV)…",
             Command::Save => "Save",
             Command::SaveAs => "Save As…",
             Command::LoadBundled(_) => "Load preset",
@@ -134,7 +138,10 @@ impl Command {
             Command::Regenerate => "New data from the next seed, and a new start",
             Command::Undo => "Undo the last change, drag or edit",
             Command::Redo => "Redo what the last undo took back",
-            Command::Open => "Open a preset file",
+            Command::Open => "Open a preset (.ron) or data (.csv)",
+            Command::OpenData => {
+                "Points from a CSV file (columns x, y, …, optional label, target…, soft0…): the current objective and settings, K prototypes by k-means++"
+            }
             Command::Save => "Save the experiment to its file (or choose one)",
             Command::SaveAs => "Save the experiment to a new file",
             Command::LoadBundled(_) => "Load a bundled preset",

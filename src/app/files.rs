@@ -94,12 +94,20 @@ pub struct Dialog {
 }
 
 impl Dialog {
-    /// An Open dialog for presets.
+    /// An Open dialog for presets and CSV data, or (`data`) for CSV data only.
     #[must_use]
-    pub fn open(current: Option<&Path>) -> Self {
+    pub fn open(current: Option<&Path>, data: bool) -> Self {
+        let shown: fn(&Path) -> bool = if data {
+            |p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        } else {
+            |p| {
+                p.extension()
+                    .is_some_and(|e| e == "ron" || e.eq_ignore_ascii_case("csv"))
+            }
+        };
         let mut dialog = egui_file::FileDialog::open_file()
-            .title("Open preset")
-            .show_files_filter(Box::new(|p: &Path| p.extension().is_some_and(|e| e == "ron")));
+            .title(if data { "Open data (CSV)" } else { "Open preset or data" })
+            .show_files_filter(Box::new(shown));
         if let Some(dir) = current.and_then(Path::parent) {
             dialog = dialog.initial_path(dir);
         }

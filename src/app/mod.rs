@@ -749,6 +749,51 @@ impl LabApp {
         }
     }
 
+    /// Builds an experiment around the CSV file at `path` ([`preset::around_data`]): the current
+    /// objective and settings, as many prototypes as now (k-means++), the file's points. The
+    /// document has no file of its own until it is saved (Save asks where). A bad file shows
+    /// its error and changes nothing.
+    pub fn open_data(&mut self, path: &Path) {
+        let k = self.session.experiment().gd_state().k;
+        let built = preset::around_data(&self.doc.draft, path, k).and_then(|(p, note)| {
+            let session = p.validate()?.build(DataRoot::of_file(path))?;
+            Ok((p, session, note))
+        });
+        match built {
+            Ok((p, session, note)) => {
+                self.before_change("load", f64::NEG_INFINITY);
+                self.doc.draft = p.clone();
+                self.start(session, p);
+                self.doc.root = DataRoot::of_file(path);
+                self.doc.path = None;
+                self.selection.selected = None;
+                self.playback.playing = true;
+                let problem = self.session.experiment().problem();
+                let mut text = format!(
+                    "opened {}: {} points, D = {}, K = {} (k-means++)",
+                    path.display(),
+                    problem.len(),
+                    problem.dim,
+                    self.session.experiment().gd_state().k
+                );
+                if let Some(note) = note {
+                    text = format!("{text}; {note}");
+                }
+                self.info(text);
+            }
+            Err(e) => self.error(format!("not opened (nothing changed): {}", e.message)),
+        }
+    }
+
+    /// Opens a file by its kind: `.csv` data ([`LabApp::open_data`]) or a preset.
+    pub fn open_path(&mut self, path: &Path) {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            self.open_data(path);
+        } else {
+            self.load_path(path);
+        }
+    }
+
     /// Loads a preset file; a bad file shows its error and changes nothing.
     pub fn load_path(&mut self, path: &Path) {
         match std::fs::read_to_string(path) {
@@ -836,7 +881,8 @@ impl LabApp {
                 }
                 Command::Undo => self.undo(false),
                 Command::Redo => self.undo(true),
-                Command::Open => self.shell.dialog = Some(files::Dialog::open(self.doc.path.as_deref())),
+                Command::Open => self.shell.dialog = Some(files::Dialog::open(self.doc.path.as_deref(), false)),
+                Command::OpenData => self.shell.dialog = Some(files::Dialog::open(self.doc.path.as_deref(), true)),
                 Command::Save => match self.doc.path.clone() {
                     Some(p) => self.save_to(&p),
                     None => {
@@ -857,7 +903,7 @@ impl LabApp {
                         self.load_text(text, name, DataRoot::Bundled, None);
                     }
                 }
-                Command::LoadPath(p) => self.load_path(&p),
+                Command::LoadPath(p) => self.open_path(&p),
                 Command::ExportFigure => self.shell.figure_open = true,
                 Command::ExportWindow => {
                     self.shell.dialog = Some(files::Dialog::save(files::Purpose::ExportWindow, None))
@@ -909,11 +955,13 @@ impl LabApp {
             }
             for f in &i.raw.dropped_files {
                 let p = f.path().to_path_buf();
-                if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ron")) {
+                if p.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("ron") || e.eq_ignore_ascii_case("csv"))
+                {
                     self.shell.commands.push(Command::LoadPath(p));
                 } else {
                     self.shell.status = Some(Status {
-                        text: format!("only .ron presets can be dropped here ({})", p.display()),
+                        text: format!("only .ron presets and .csv data can be dropped here ({})", p.display()),
                         error: true,
                         shown_at: None,
                     });
@@ -1175,6 +1223,15 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     // A preset that cannot be opened: a screenshot run fails (exit 2); the window opens anyway
     // and says why in its status bar.
     let opened = args.preset.as_ref().map(|path| {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            // Data: the default experiment (a mixture, K = 3) rebuilt around the file.
+            let mut app = LabApp::bundled_default();
+            app.open_data(path);
+            return match app.shell.status.as_ref().filter(|s| s.error) {
+                Some(status) => Err(status.text.clone()),
+                None => Ok(app),
+            };
+        }
         let p = preset::load_valid(path).map_err(|e| e.message)?.preset().clone();
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -34,7 +34,7 @@ pub struct Cli {
     /// Headless command.
     #[command(subcommand)]
     pub command: Option<Action>,
-    /// A preset (.ron) to open in the window.
+    /// A preset (.ron) or a CSV of points (.csv) to open in the window.
     pub preset: Option<PathBuf>,
     /// Open the window, run --steps steps, save a PNG screenshot to this file and exit.
     #[arg(long, value_name = "FILE.png")]

@@ -1202,6 +1202,58 @@ impl Preset {
     }
 }
 
+/// `base`'s experiment rebuilt around the points of the CSV file at `path` (File → Open data,
+/// `implicit-em-lab points.csv`): the same objective and settings, the data from the file (its
+/// absolute path, so a preset saved anywhere finds it), `k` prototypes seeded by k-means++ (for
+/// cross-entropy, classes × prototypes per class, counted in the file), no probes (they were
+/// positions in the old data). Unlabelled data under cross-entropy switch to the mixture,
+/// which needs no labels. Returns the preset and a note of what was adapted.
+///
+/// # Errors
+/// The file cannot be read or parsed (the message names the file, line and column).
+pub fn around_data(base: &Preset, path: &Path, k: usize) -> Result<(Preset, Option<String>), PresetError> {
+    let absolute = std::path::absolute(path).map_err(|e| PresetError::new(format!("{}: {e}", path.display())))?;
+    let file = absolute
+        .file_name()
+        .map_or_else(|| absolute.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut p = base.clone();
+    p.data = DataSpec::Csv {
+        path: absolute.display().to_string(),
+    };
+    let data = make_data(&p.data, p.seed, &DataRoot::of_file(&absolute))?;
+    let classes = data.class_count();
+    let mut note = None;
+    let k = match p.objective {
+        ObjectiveSpec::CrossEntropy { per_class } if classes > 0 => classes.saturating_mul(per_class),
+        ObjectiveSpec::CrossEntropy { .. } => {
+            p.objective = ObjectiveSpec::Mixture;
+            p.semi_supervised = false;
+            note = Some(format!("{file} has no labels, so the objective is now the mixture"));
+            k
+        }
+        _ => k,
+    };
+    p.prototypes = InitSpec::KMeansPlusPlus {
+        k: k.clamp(1, data.len().max(1)),
+        seed: None,
+    };
+    p.probes.clear();
+    p.anneal = None;
+    p.name = file.clone();
+    let labels = if classes > 0 {
+        format!(", {classes} classes")
+    } else {
+        String::new()
+    };
+    p.description = format!(
+        "{} points x {} coordinates from {}{labels}.",
+        data.len(),
+        data.dim,
+        absolute.display()
+    );
+    Ok((p, note))
+}
+
 /// Generates or reads the data a spec describes. `root` resolves relative CSV paths.
 ///
 /// # Errors
