@@ -87,7 +87,14 @@ fn frame(c: &mut Criterion) {
         height: 128,
     };
     group.bench_function("background grid 128x128 K=16", |b| {
-        b.iter(|| black_box(fields(exp.problem(), exp.gd_state(), &grid, &[0.0, 0.0])));
+        b.iter(|| {
+            black_box(fields(
+                exp.problem(),
+                exp.gd_state(),
+                &grid,
+                exp.problem().principal_plane(),
+            ))
+        });
     });
     group.bench_function("point colours N=20000 K=16", |b| {
         b.iter(|| black_box(point_colours(exp.problem(), exp.gd_state())));

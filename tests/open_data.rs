@@ -125,7 +125,7 @@ fn the_command_line_opens_a_csv() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let svg = std::fs::read_to_string(&out).unwrap();
-    assert!(svg.contains("cli.csv: step 3") && svg.contains("first two of 3 coordinates"));
+    assert!(svg.contains("cli.csv: step 3") && svg.contains("PCA of 3 coordinates ("));
     let missing = path.with_file_name("missing.csv");
     let o = Command::new(BIN)
         .args([missing.to_str().unwrap(), "--figure", out.to_str().unwrap()])

@@ -4,7 +4,7 @@
 use eframe::egui;
 
 use super::view_data::num;
-use super::{Background, Command, LabApp, Tool};
+use super::{Background, Command, LabApp, Tool, ViewPlane};
 use crate::core::model::RateMode;
 use crate::core::model::{ScalePrior, Score};
 use crate::preset::{DataSpec, InitSpec, ObjectiveSpec};
@@ -629,6 +629,54 @@ fn generator_parameters_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
 }
 
+/// The plane the scene shows data of more than two coordinates in: PCA or two coordinates.
+fn plane_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    let problem = app.session.experiment().problem();
+    let dim = problem.dim;
+    if dim <= 2 {
+        return;
+    }
+    let name = |k: usize| problem.names.get(k).cloned().unwrap_or_else(|| format!("x{}", k + 1));
+    let mut plane = app.view.plane;
+    ui.horizontal_wrapped(|ui| {
+        ui.label("plane");
+        egui::ComboBox::from_id_salt("plane")
+            .selected_text(match plane {
+                ViewPlane::Principal => "PCA".to_string(),
+                ViewPlane::Coordinates(..) => "coordinates".to_string(),
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut plane, ViewPlane::Principal, "PCA")
+                    .on_hover_text("The two leading principal axes of the data, through the data mean");
+                if ui
+                    .selectable_label(matches!(plane, ViewPlane::Coordinates(..)), "coordinates")
+                    .on_hover_text("Two of the coordinates as they are; the others at the data mean")
+                    .clicked()
+                    && !matches!(plane, ViewPlane::Coordinates(..))
+                {
+                    plane = ViewPlane::Coordinates(0, 1);
+                }
+            })
+            .response
+            .on_hover_text("Where the scene draws data of more than two coordinates");
+        if let ViewPlane::Coordinates(i, j) = &mut plane {
+            for (axis, k) in [("x", i), ("y", j)] {
+                egui::ComboBox::from_id_salt(("plane axis", axis))
+                    .selected_text(format!("{axis}: {}", name(*k)))
+                    .show_ui(ui, |ui| {
+                        for c in 0..dim {
+                            ui.selectable_value(k, c, name(c));
+                        }
+                    });
+            }
+        }
+    });
+    if plane != app.view.plane {
+        app.view.plane = plane;
+        app.scene.request_fit();
+    }
+}
+
 fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Scene");
     ui.horizontal(|ui| {
@@ -656,6 +704,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .response
             .on_hover_text("What the plane behind the points shows, on a grid");
     });
+    plane_ui(app, ui);
     ui.horizontal(|ui| {
         ui.checkbox(&mut app.view.trails, "trails")
             .on_hover_text("Each prototype's path so far");

@@ -10,9 +10,10 @@ use eframe::egui::{self, Color32};
 
 use super::Background;
 use super::markers::{self, Mark};
-use super::scene_data::{self, SceneData, xy};
+use super::scene_data::{self, SceneData};
 use super::view_data::{self, Grid};
 use crate::core::model::Regime;
+use crate::core::projection::Plane;
 
 /// Smallest side of a figure (pixels).
 pub const MIN_SIDE: u32 = 200;
@@ -442,7 +443,7 @@ fn background(s: &mut Svg, content: &Content<'_>, f: &Frame) -> Option<FieldImag
         width: ((f.width / 4.0) as usize).clamp(60, 400),
         height: ((f.height / 4.0) as usize).clamp(60, 400),
     };
-    let fields = view_data::fields(problem, &data.gd, &grid, &super::scene::mean_point(problem));
+    let fields = view_data::fields(problem, &data.gd, &grid, &data.projection);
     if content.background == Background::FreeEnergy {
         let contours: Vec<(f64, Vec<[[f64; 2]; 2]>)> = view_data::levels(&fields.free_energy, 10)
             .into_iter()
@@ -580,7 +581,7 @@ fn probes(s: &mut Svg, data: &SceneData, f: &Frame) {
     let centre = [f64::midpoint(f.lo[0], f.hi[0]), f64::midpoint(f.lo[1], f.hi[1])];
     let per_px = f.per_px();
     for (q, r) in data.probes.iter().enumerate() {
-        let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
+        let path: Vec<[f64; 2]> = r.path.iter().map(|x| data.projection.project(x)).collect();
         let (Some(&start), Some(&end)) = (path.first(), path.last()) else {
             continue;
         };
@@ -651,7 +652,7 @@ fn axes(s: &mut Svg, content: &Content<'_>, f: &Frame, xt: &[(f64, String)], yt:
         let _ = write!(d, "M{:.2} {:.2}L{:.2} {:.2}", m[0][0], m[0][1], m[1][0], m[1][1]);
     }
     s.line(&format!(r#"<path d="{d}" {}/>"#, stroke(ink, 1.0, u)));
-    let [x_name, y_name] = scene_data::axis_names(&content.data.problem);
+    let [x_name, y_name] = scene_data::axis_names(&content.data.problem, &content.data.projection);
     s.text([f.left + f.width / 2.0, bottom + 2.9 * fs], "middle", 1.0, ink, &x_name);
     let (yx, yy) = (1.2 * fs, f.top + f.height / 2.0);
     s.line(&format!(
@@ -676,7 +677,14 @@ fn axes(s: &mut Svg, content: &Content<'_>, f: &Frame, xt: &[(f64, String)], yt:
 fn notes(data: &SceneData) -> Vec<String> {
     let mut notes = Vec::new();
     if data.gd.dim > 2 {
-        notes.push(format!("first two of {} coordinates", data.gd.dim));
+        notes.push(match &data.projection.plane {
+            Plane::Principal { explained, .. } => format!(
+                "PCA of {} coordinates ({:.1} % of the variance)",
+                data.gd.dim,
+                100.0 * (explained[0] + explained[1])
+            ),
+            Plane::Coordinates(..) => format!("2 of {} coordinates, the others at the mean", data.gd.dim),
+        });
     }
     if !scene_data::equal_axes(data.content) {
         notes.push("axes not to scale".into());

@@ -96,6 +96,35 @@ pub struct ViewOptions {
     /// Layout generation: *View → Reset layout* counts it up, so the panels forget the sizes
     /// they were dragged to (their ids include it).
     pub layout: u32,
+    /// The plane the scene shows data of more than two coordinates in.
+    pub plane: ViewPlane,
+}
+
+/// The plane of the scene for `D > 2` (for `D ≤ 2` the scene shows the data as they are).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ViewPlane {
+    /// The two leading principal axes (PCA).
+    #[default]
+    Principal,
+    /// Two of the coordinates, the others at the data mean.
+    Coordinates(usize, usize),
+}
+
+impl ViewPlane {
+    /// The projection this choice makes of `problem`'s points (coordinates out of range are
+    /// clamped; `D ≤ 2` is always coordinates 0 and 1).
+    #[must_use]
+    pub fn of(self, problem: &crate::core::problem::Problem) -> crate::core::projection::Projection {
+        let principal = problem.principal_plane();
+        match self {
+            _ if problem.dim <= 2 => principal.clone(),
+            Self::Principal => principal.clone(),
+            Self::Coordinates(i, j) => {
+                let last = problem.dim - 1;
+                crate::core::projection::Projection::coordinates(principal.mean.clone(), i.min(last), j.min(last))
+            }
+        }
+    }
 }
 
 impl Default for ViewOptions {
@@ -112,6 +141,7 @@ impl Default for ViewOptions {
             steps_per_frame: 1,
             fast_settle: true,
             layout: 0,
+            plane: ViewPlane::Principal,
         }
     }
 }

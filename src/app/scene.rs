@@ -11,7 +11,7 @@ use egui_plot::{
 };
 
 use super::markers::{self, Mark, Markers, overlay_item_parts};
-use super::scene_data::{self, MAX_DRAWN_POINTS, SceneData, xy};
+use super::scene_data::{self, MAX_DRAWN_POINTS, SceneData};
 use super::view_data::{self, Fields, Grid};
 use super::{Background, Command, LabApp, Tool};
 use crate::core::model::{Regime, State};
@@ -179,7 +179,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let interacting = over_prototype.is_some() || app.scene.dragging.is_some() || app.selection.tool != Tool::Select;
     if app.view.background != Background::None || ce {
-        update_fields(app, ui, problem, &data.gd);
+        update_fields(app, ui, problem, &data.gd, &data.projection);
     }
     let dark = ui.visuals().dark_mode;
     let fg = if dark {
@@ -189,7 +189,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     };
     let ((fit_lo, fit_hi), fit) = fitted_view(app, ui, &data);
     let equal = scene_data::equal_axes(data.content);
-    let [x_name, y_name] = scene_data::axis_names(problem);
+    let [x_name, y_name] = scene_data::axis_names(problem, &data.projection);
     let mut plot = view_data::short_ticks(Plot::new(("scene", app.scene_generation(), equal)))
         .x_axis_label(x_name)
         .y_axis_label(y_name);
@@ -237,7 +237,7 @@ pub fn scene_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     // Hover: nearest point within 8 px.
     app.selection.hovered = pointer
         .filter(|p| resp.rect.contains(*p))
-        .and_then(|p| nearest_point(problem, &transform, p, 8.0));
+        .and_then(|p| nearest_point(&data, &transform, p, 8.0));
     if data.shown_step.is_none() {
         let clicked_at = pointer.filter(|p| resp.rect.contains(*p));
         edit_ui(
@@ -305,8 +305,10 @@ fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
             }
         }
         ui.label("filled: gradient descent,  hollow: explicit EM");
-        if data.gd.dim > 2 {
-            ui.label(format!("(first two of {} coordinates)", data.gd.dim));
+        let plane = data.projection.describe(&data.problem.names);
+        if !plane.is_empty() {
+            ui.label(egui::RichText::new(plane).color(ui.visuals().warn_fg_color))
+                .on_hover_text("Points, prototypes, trails, read-outs, probes and ellipses are projected onto this plane; the background is evaluated on it (the hidden directions at the data mean). the Scene section's plane chooses it");
         }
         if !scene_data::equal_axes(data.content) {
             ui.label(egui::RichText::new("axes not to scale").color(ui.visuals().warn_fg_color))
@@ -326,7 +328,13 @@ fn header_ui(app: &mut LabApp, ui: &mut egui::Ui, data: &SceneData) {
 
 /// Recomputes the background fields over the visible region when the view or the state
 /// changed since the last frame (a cache keyed on both), and uploads their colours.
-fn update_fields(app: &mut LabApp, ui: &egui::Ui, problem: &crate::core::problem::Problem, gd: &State) {
+fn update_fields(
+    app: &mut LabApp,
+    ui: &egui::Ui,
+    problem: &crate::core::problem::Problem,
+    gd: &State,
+    plane: &crate::core::projection::Projection,
+) {
     let (lo, hi) = app.scene.transform.as_ref().map_or_else(
         || view_data::data_bounds(problem),
         |t| (t.bounds().min(), t.bounds().max()),
@@ -350,10 +358,12 @@ fn update_fields(app: &mut LabApp, ui: &egui::Ui, problem: &crate::core::problem
     key.extend(&gd.log_weights);
     key.extend(&gd.log_scales);
     key.extend(&gd.maps);
+    key.extend(plane.rows().iter().flatten());
+    key.extend(&plane.mean);
     if key == app.scene.cache_key && app.scene.fields.is_some() {
         return;
     }
-    let f = view_data::fields(problem, gd, &grid, &mean_point(problem));
+    let f = view_data::fields(problem, gd, &grid, plane);
     let image = egui::ColorImage::new(
         [grid.width, grid.height],
         f.colours
@@ -555,7 +565,7 @@ fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
         f64::midpoint(bounds.min()[1], bounds.max()[1]),
     ];
     for (q, r) in data.probes.iter().enumerate() {
-        let path: Vec<[f64; 2]> = r.path.iter().map(|x| xy(x)).collect();
+        let path: Vec<[f64; 2]> = r.path.iter().map(|x| data.projection.project(x)).collect();
         let end = *path.last().unwrap_or(&[0.0, 0.0]);
         plot.add(Segments {
             base: PlotItemBase::new(format!("probe {q} path")),
@@ -568,7 +578,7 @@ fn probes_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
                 .radius(1.5),
         );
         plot.points(
-            Points::new(format!("probe {q} start"), vec![xy(&r.path[0])])
+            Points::new(format!("probe {q} start"), vec![data.projection.project(&r.path[0])])
                 .color(fg)
                 .radius(4.0)
                 .shape(MarkerShape::Square)
@@ -668,12 +678,7 @@ fn edit_ui(app: &mut LabApp, ui: &egui::Ui, resp: &egui::Response, pressed_on: O
 pub const MAX_PROBES: usize = 16;
 
 pub fn add_probe(app: &mut LabApp, at: [f64; 2]) {
-    let problem = app.session.experiment().problem();
-    let mut x = mean_point(problem);
-    x[0] = at[0];
-    if x.len() > 1 {
-        x[1] = at[1];
-    }
+    let x = app.view.plane.of(app.session.experiment().problem()).lift(at);
     app.before_change("probe", f64::NEG_INFINITY);
     if app.doc.draft.probes.len() >= MAX_PROBES {
         app.doc.draft.probes.remove(0);
@@ -719,30 +724,15 @@ pub fn probes_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     }
 }
 
-pub(super) fn mean_point(problem: &crate::core::problem::Problem) -> Vec<f64> {
-    let n = problem.len().max(1) as f64;
-    let mut m = vec![0.0; problem.dim];
-    for i in 0..problem.len() {
-        for (a, x) in m.iter_mut().zip(problem.point(i)) {
-            *a += x / n;
-        }
-    }
-    m
-}
-
 /// The point drawn nearest to screen position `pos`, within `radius` pixels.
-fn nearest_point(
-    problem: &crate::core::problem::Problem,
-    transform: &PlotTransform,
-    pos: egui::Pos2,
-    radius: f32,
-) -> Option<usize> {
+fn nearest_point(data: &SceneData, transform: &PlotTransform, pos: egui::Pos2, radius: f32) -> Option<usize> {
     let v = transform.value_from_position(pos);
     let [sx, sy] = transform.dpos_dvalue();
     let mut best = None;
     let mut best_d = f64::from(radius * radius);
+    let problem = &data.problem;
     for i in 0..problem.len() {
-        let x = xy(problem.point(i));
+        let x = data.projection.project(problem.point(i));
         let dx = (x[0] - v.x) * sx;
         let dy = (x[1] - v.y) * sy;
         let d = dx * dx + dy * dy;
@@ -754,16 +744,15 @@ fn nearest_point(
     best
 }
 
-/// Moves prototype `j` of both runs to `to` (first two coordinates).
+/// Moves prototype `j` of both runs to `to` on the scene's plane (its hidden components kept).
 pub fn drag_to(app: &mut LabApp, j: usize, to: [f64; 2]) {
+    let plane = app.view.plane.of(app.session.experiment().problem());
     let mut gd = app.session.experiment().gd_state().clone();
     let mut em = app.session.experiment().em_state().clone();
     let dim = gd.dim;
     for s in [&mut gd, &mut em] {
-        s.prototypes[j * dim] = to[0];
-        if dim > 1 {
-            s.prototypes[j * dim + 1] = to[1];
-        }
+        let moved = plane.moved(s.prototype(j), to);
+        s.prototypes[j * dim..(j + 1) * dim].copy_from_slice(&moved);
     }
     if let Err(e) = app.session.set_states(gd, em) {
         app.error(e.to_string());
@@ -784,15 +773,13 @@ fn edit_data(app: &mut LabApp, data: crate::core::data::Dataset, what: &str) {
     }
 }
 
-/// Adds a point at `at` (other coordinates at 0) with the chosen label; the attention target
-/// is copied from the nearest point when the data define targets.
+/// Adds a point at `at` on the scene's plane (the hidden directions at the data mean) with the
+/// chosen label; the attention target is copied from the nearest point when the data define
+/// targets.
 pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
+    let plane = app.view.plane.of(app.session.experiment().problem());
     let mut data = app.session.experiment().problem().to_dataset();
-    let mut x = vec![0.0; data.dim];
-    x[0] = at[0];
-    if data.dim > 1 {
-        x[1] = at[1];
-    }
+    let x = plane.lift(at);
     let nearest = (0..data.len()).min_by(|&a, &b| {
         let da: f64 = data.point(a).iter().zip(&x).map(|(p, q)| (p - q).powi(2)).sum();
         let db: f64 = data.point(b).iter().zip(&x).map(|(p, q)| (p - q).powi(2)).sum();
@@ -806,7 +793,16 @@ pub fn add_point(app: &mut LabApp, at: [f64; 2]) {
         (data.labels.iter().any(Option::is_some) || app.selection.new_label > 0).then_some(app.selection.new_label);
     app.before_change("add point", f64::NEG_INFINITY);
     data.push(&x, label, &target);
-    edit_data(app, data, &format!("added a point at ({:.3}, {:.3})", at[0], at[1]));
+    let hidden = if x.len() > 2 {
+        "; its other directions at the data mean"
+    } else {
+        ""
+    };
+    edit_data(
+        app,
+        data,
+        &format!("added a point at ({:.3}, {:.3}){hidden}", at[0], at[1]),
+    );
 }
 
 /// Removes point `i`.

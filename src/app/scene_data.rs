@@ -11,6 +11,7 @@ use crate::core::experiment::RunRecord;
 use crate::core::hopfield::{self, Retrieval};
 use crate::core::model::{Regime, State};
 use crate::core::problem::Problem;
+use crate::core::projection::Projection;
 use crate::session::Session;
 
 /// Largest number of points drawn individually; above it a faithful subsample is drawn.
@@ -19,12 +20,6 @@ pub const MAX_DRAWN_POINTS: usize = 20_000;
 const TRAIL_POINTS: usize = 200;
 /// Most read-out links drawn (300 drew a tangle; the inspected point's is drawn boldly too).
 pub const READOUTS: usize = 80;
-
-/// A plane position: the first two coordinates (0 for a missing second one).
-#[must_use]
-pub fn xy(v: &[f64]) -> [f64; 2] {
-    [v[0], v.get(1).copied().unwrap_or(0.0)]
-}
 
 /// A state rebuilt from a trace record (to show a past step).
 #[must_use]
@@ -72,21 +67,21 @@ pub fn ellipse(centre: [f64; 2], cov: [f64; 4], k: f64) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// Each component's 1σ and 2σ ellipses at temperature `t`: the marginal covariance of the first
-/// two coordinates of `T (W_jᵀW_j)⁻¹` (or `T s_j I`). Empty in 1-D.
+/// Each component's 1σ and 2σ ellipses at temperature `t`: the covariance of `T (W_jᵀW_j)⁻¹`
+/// (or `T s_j I`) projected onto the scene's plane, `A Σ Aᵀ` (for two coordinates, their
+/// marginal). Empty in 1-D.
 #[must_use]
-pub fn ellipses(state: &State, t: f64) -> Vec<Ellipses> {
+pub fn ellipses(state: &State, t: f64, plane: &Projection) -> Vec<Ellipses> {
     if state.dim < 2 {
         return Vec::new();
     }
-    let d = state.dim;
     (0..state.k)
         .map(|j| {
             let Some(c) = state.covariance(j, t) else {
                 return [Vec::new(), Vec::new()];
             };
-            let cov = [c[0], c[1], c[d], c[d + 1]];
-            let at = xy(state.prototype(j));
+            let cov = plane.covariance(&c);
+            let at = plane.project(state.prototype(j));
             [ellipse(at, cov, 1.0), ellipse(at, cov, 2.0)]
         })
         .collect()
@@ -157,6 +152,8 @@ pub struct SceneData {
     pub twin_ellipses: Vec<Ellipses>,
     /// The problem at the shown step (its temperature).
     pub problem: Problem,
+    /// The plane everything is drawn in.
+    pub projection: Projection,
     /// The box around everything that must be in view: every point (drawn or not), both runs'
     /// prototypes and trails, the twin's prototypes, the probes and their paths, the read-outs.
     pub content: ([f64; 2], [f64; 2]),
@@ -177,6 +174,7 @@ impl SceneData {
         let trace = experiment.trace();
         let shown = scrub.filter(|&s| s < trace.len());
         let (problem, gd) = shown_state(session, shown);
+        let plane = view.plane.of(&problem);
         let em = match shown {
             Some(s) => state_from_record(&trace[s].em, problem.dim, problem.target_dim),
             None => experiment.em_state().clone(),
@@ -187,7 +185,7 @@ impl SceneData {
             trace[..upto]
                 .iter()
                 .step_by(every)
-                .map(|r| xy(&run(r).prototypes[j]))
+                .map(|r| plane.project(&run(r).prototypes[j]))
                 .collect()
         };
         let trails = view.trails && upto > 1;
@@ -201,13 +199,13 @@ impl SceneData {
         } else {
             Vec::new()
         };
-        let (drawn, points, colours, outlines) = drawn_points(&problem, &gd);
+        let (drawn, points, colours, outlines) = drawn_points(&problem, &gd, &plane);
         let spec = &problem.spec;
         let metric = view.ellipses && (spec.structure.has_maps() || spec.settings.learn_scales);
         let t = spec.settings.temperature;
-        let gd_ellipses = if metric { ellipses(&gd, t) } else { Vec::new() };
+        let gd_ellipses = if metric { ellipses(&gd, t, &plane) } else { Vec::new() };
         let em_ellipses = if metric && view.show_em {
-            ellipses(&em, t)
+            ellipses(&em, t, &plane)
         } else {
             Vec::new()
         };
@@ -215,7 +213,7 @@ impl SceneData {
             Some(tw) if view.ellipses && shown.is_none() => {
                 let ts = &tw.experiment.problem().spec;
                 if ts.structure.has_maps() || ts.settings.learn_scales {
-                    ellipses(tw.experiment.gd_state(), ts.settings.temperature)
+                    ellipses(tw.experiment.gd_state(), ts.settings.temperature, &plane)
                 } else {
                     Vec::new()
                 }
@@ -234,19 +232,23 @@ impl SceneData {
                 let s = t.experiment.gd_state();
                 (
                     t.flip.label().to_string(),
-                    (0..s.k).map(|j| xy(s.prototype(j))).collect(),
+                    (0..s.k).map(|j| plane.project(s.prototype(j))).collect(),
                 )
             }),
             readouts: if view.readouts && attention {
-                readouts(&problem, &gd)
+                readouts(&problem, &gd, &plane)
             } else {
                 Vec::new()
             },
             probes: retrievals(&problem, &gd, probes),
-            selected: selected.filter(|&i| i < problem.len()).map(|i| xy(problem.point(i))),
+            selected: selected
+                .filter(|&i| i < problem.len())
+                .map(|i| plane.project(problem.point(i))),
             selected_readout: selected
                 .filter(|&i| i < problem.len() && view.readouts && attention)
-                .and_then(|i| view_data::readout(&problem, &gd, i).map(|o| [xy(problem.point(i)), xy(&o)])),
+                .and_then(|i| {
+                    view_data::readout(&problem, &gd, i).map(|o| [plane.project(problem.point(i)), plane.project(&o)])
+                }),
             gd_ellipses,
             em_ellipses,
             twin_ellipses,
@@ -258,6 +260,7 @@ impl SceneData {
             gd,
             em,
             problem,
+            projection: plane,
         };
         scene.content = scene.content_extent();
         scene
@@ -278,7 +281,8 @@ impl SceneData {
                 }
             }
         };
-        (0..problem.len()).for_each(|i| add(xy(problem.point(i))));
+        let plane = &self.projection;
+        (0..problem.len()).for_each(|i| add(plane.project(problem.point(i))));
         (0..self.gd.k).for_each(|j| add(self.gd_prototype(j)));
         (0..self.em.k).for_each(|j| add(self.em_prototype(j)));
         self.gd_trails
@@ -289,7 +293,10 @@ impl SceneData {
         if let Some((_, twin)) = &self.twin {
             twin.iter().for_each(|&p| add(p));
         }
-        self.probes.iter().flat_map(|r| &r.path).for_each(|p| add(xy(p)));
+        self.probes
+            .iter()
+            .flat_map(|r| &r.path)
+            .for_each(|p| add(plane.project(p)));
         self.readouts.iter().flatten().for_each(|&p| add(p));
         if problem.dim < 2 {
             (lo[1], hi[1]) = (-1.0, 1.0);
@@ -305,13 +312,13 @@ impl SceneData {
     /// GD prototype `j`'s position.
     #[must_use]
     pub fn gd_prototype(&self, j: usize) -> [f64; 2] {
-        xy(self.gd.prototype(j))
+        self.projection.project(self.gd.prototype(j))
     }
 
     /// EM prototype `j`'s position.
     #[must_use]
     pub fn em_prototype(&self, j: usize) -> [f64; 2] {
-        xy(self.em.prototype(j))
+        self.projection.project(self.em.prototype(j))
     }
 }
 
@@ -370,7 +377,11 @@ pub fn fit_view(content: ([f64; 2], [f64; 2]), size: [f32; 2], equal: bool) -> (
 /// The points drawn (every n-th above [`MAX_DRAWN_POINTS`]), their positions, fills and
 /// outlines (the label's colour, cross-entropy only).
 #[allow(clippy::type_complexity)] // four parallel arrays, named at the one call
-fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Vec<Color32>, Option<Vec<Color32>>) {
+fn drawn_points(
+    problem: &Problem,
+    gd: &State,
+    plane: &Projection,
+) -> (Vec<usize>, Vec<[f64; 2]>, Vec<Color32>, Option<Vec<Color32>>) {
     let stride = problem.len().div_ceil(MAX_DRAWN_POINTS).max(1);
     let colours = view_data::strided_point_colours(problem, gd, stride);
     let drawn: Vec<usize> = (0..problem.len()).step_by(stride).collect();
@@ -383,7 +394,7 @@ fn drawn_points(problem: &Problem, gd: &State) -> (Vec<usize>, Vec<[f64; 2]>, Ve
             })
             .collect()
     });
-    let points = drawn.iter().map(|&i| xy(problem.point(i))).collect();
+    let points = drawn.iter().map(|&i| plane.project(problem.point(i))).collect();
     (drawn, points, colours, outlines)
 }
 
@@ -412,25 +423,19 @@ fn prototype_colours(problem: &Problem, k: usize) -> Vec<Color32> {
 }
 
 /// Up to [`READOUTS`] points with their attention read-outs.
-fn readouts(problem: &Problem, gd: &State) -> Vec<[[f64; 2]; 2]> {
+fn readouts(problem: &Problem, gd: &State, plane: &Projection) -> Vec<[[f64; 2]; 2]> {
     let step = problem.len().div_ceil(READOUTS).max(1);
     (0..problem.len())
         .step_by(step)
-        .filter_map(|i| view_data::readout(problem, gd, i).map(|o| [xy(problem.point(i)), xy(&o)]))
+        .filter_map(|i| {
+            view_data::readout(problem, gd, i).map(|o| [plane.project(problem.point(i)), plane.project(&o)])
+        })
         .collect()
 }
 
-/// The scene's axis titles: the data's column names (a CSV header's) or `x1`, `x2`.
+/// The scene's axis titles: the data's column names (a CSV header's) or `x1`, `x2`; for a
+/// principal plane `PC1 (… % of variance)`.
 #[must_use]
-pub fn axis_names(problem: &Problem) -> [String; 2] {
-    let name = |d: usize| {
-        problem.names.get(d).cloned().unwrap_or_else(|| {
-            if d < problem.dim {
-                format!("x{}", d + 1)
-            } else {
-                String::new()
-            }
-        })
-    };
-    [name(0), name(1)]
+pub fn axis_names(problem: &Problem, plane: &Projection) -> [String; 2] {
+    plane.axis_names(&problem.names)
 }

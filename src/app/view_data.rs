@@ -7,6 +7,7 @@ use crate::core::eval::lanes::{Colouring, field_colours};
 use crate::core::eval::{Row, field_row, point_row};
 use crate::core::model::{ComponentTerms, Regime, State};
 use crate::core::problem::Problem;
+use crate::core::projection::Projection;
 
 /// Distinct component colours (Tableau 10).
 pub const PALETTE: [Color32; 10] = [
@@ -179,26 +180,20 @@ pub struct Fields {
     pub margins: Vec<Vec<f64>>,
 }
 
-/// Evaluates the background fields on `grid` (other coordinates fixed at `rest`), one grid
-/// row per parallel task.
+/// Evaluates the background fields on `grid`, a rectangle of the scene's `plane` (lifted to
+/// the plane through the data mean along the view axes), one grid row per parallel task.
 #[must_use]
-pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fields {
+pub fn fields(problem: &Problem, state: &State, grid: &Grid, plane: &Projection) -> Fields {
     use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
     let groups = Groups::new(problem, state.k);
     let rows: Vec<(Vec<f64>, Vec<Color32>, Vec<usize>)> = (0..grid.height)
         .into_par_iter()
         .map(|cy| {
-            let (dim, w) = (rest.len(), grid.width);
+            let (dim, w) = (problem.dim, grid.width);
             let mut xs = Vec::with_capacity(w * dim);
             for cx in 0..w {
-                let c = grid.centre(cx, cy);
-                xs.extend_from_slice(rest);
-                let x = &mut xs[cx * dim..];
-                x[0] = c[0];
-                if dim > 1 {
-                    x[1] = c[1];
-                }
+                xs.extend(plane.lift(grid.centre(cx, cy)));
             }
             let (mut rgb, mut winners, mut free) = (vec![[0.0; 3]; w], vec![0; w], vec![0.0; w]);
             field_colours(
@@ -221,24 +216,17 @@ pub fn fields(problem: &Problem, state: &State, grid: &Grid, rest: &[f64]) -> Fi
         out.winner.extend(w);
     }
     if problem.spec.regime == Regime::CrossEntropy && groups.palette.len() > 1 {
-        out.margins = class_margins(problem, state, grid, rest, &groups);
+        out.margins = class_margins(problem, state, grid, plane, &groups);
     }
     out
 }
 
-/// The grid cells' positions: `rest` with the first two coordinates at each cell's centre.
-fn grid_positions(grid: &Grid, rest: &[f64]) -> Vec<f64> {
-    let dim = rest.len();
-    let mut xs = Vec::with_capacity(grid.width * grid.height * dim);
+/// The grid cells' positions on the plane through the data mean along the view axes.
+fn grid_positions(grid: &Grid, plane: &Projection) -> Vec<f64> {
+    let mut xs = Vec::with_capacity(grid.width * grid.height * plane.mean.len());
     for cy in 0..grid.height {
         for cx in 0..grid.width {
-            let c = grid.centre(cx, cy);
-            let at = xs.len();
-            xs.extend_from_slice(rest);
-            xs[at] = c[0];
-            if dim > 1 {
-                xs[at + 1] = c[1];
-            }
+            xs.extend(plane.lift(grid.centre(cx, cy)));
         }
     }
     xs
@@ -248,12 +236,12 @@ fn grid_positions(grid: &Grid, rest: &[f64]) -> Vec<f64> {
 /// from the colour kernel itself: with a palette that puts class `c` in one channel and
 /// nothing elsewhere, the blend `Σ_j r_j palette[class_j]` is `p(c|x)` in that channel (three
 /// classes a pass).
-fn class_margins(problem: &Problem, state: &State, grid: &Grid, rest: &[f64], groups: &Groups) -> Vec<Vec<f64>> {
+fn class_margins(problem: &Problem, state: &State, grid: &Grid, plane: &Projection, groups: &Groups) -> Vec<Vec<f64>> {
     use rayon::prelude::*;
     let terms = ComponentTerms::new(&problem.spec, state);
     let classes = groups.palette.len();
-    let dim = rest.len().max(1);
-    let xs = grid_positions(grid, rest);
+    let dim = plane.mean.len().max(1);
+    let xs = grid_positions(grid, plane);
     let cells = grid.width * grid.height;
     let mut posteriors = vec![vec![0.0; cells]; classes];
     for first in (0..classes).step_by(3) {
@@ -854,7 +842,7 @@ mod tests {
                 width: 37,
                 height: 5,
             };
-            let f = fields(&problem, &state, &grid, &[0.0, 0.0]);
+            let f = fields(&problem, &state, &grid, &Projection::coordinates(vec![0.0, 0.0], 0, 1));
             let mut row = Row::new(k, 2, problem.target_dim);
             let plain = |row: &Row| -> (Color32, usize) {
                 let weights: Vec<f64> = if regime == Regime::CrossEntropy {
@@ -927,7 +915,7 @@ mod tests {
             width: 31,
             height: 9,
         };
-        let f = fields(&problem, &state, &grid, &[0.0, 0.0]);
+        let f = fields(&problem, &state, &grid, &Projection::coordinates(vec![0.0, 0.0], 0, 1));
         assert_eq!(f.margins.len(), 2);
         // E_j = |x − μ_j|²/2 plus equal constants, so E_1 − E_0 = −2x and the margin
         // p(0|x) − p(1|x) = σ(−2x/T) − σ(2x/T) = −tanh(x/T), in every cell.

@@ -25,6 +25,7 @@ pub mod math;
 pub mod metric;
 pub mod model;
 pub mod problem;
+pub mod projection;
 pub mod reference;
 pub mod step;
 pub mod workload;

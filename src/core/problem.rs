@@ -37,6 +37,9 @@ pub struct Problem {
     pub soft: Arc<SoftLabels>,
     /// The coordinates' names, `D` of them, or empty when unnamed.
     pub names: Arc<Vec<String>>,
+    /// The principal plane of the points, computed on first use (shared by clones, which share
+    /// the points).
+    pub principal: Arc<std::sync::OnceLock<crate::core::projection::Projection>>,
 }
 
 impl Problem {
@@ -125,7 +128,15 @@ impl Problem {
             } else {
                 Vec::new()
             }),
+            principal: Arc::default(),
         })
+    }
+
+    /// The principal plane of the points (PCA; coordinates 0 and 1 when `D ≤ 2`), computed once.
+    #[must_use]
+    pub fn principal_plane(&self) -> &crate::core::projection::Projection {
+        self.principal
+            .get_or_init(|| crate::core::projection::Projection::principal(&self.points, self.dim))
     }
 
     /// `N`, all points (including unlabelled ones).
