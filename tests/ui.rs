@@ -728,7 +728,8 @@ fn a_twin_with_one_choice_flipped_runs_side_by_side() {
     use implicit_em_lab::session::twin::Flip;
     let mut app = bundled_lab("volume-collapse.ron");
     app.view_mut().steps_per_frame = 10;
-    let mut h = harness(app);
+    // Tall enough that the Scene section needs no scrolling to reach.
+    let mut h = sized_harness(app, egui::vec2(1440.0, 1100.0));
     h.run_steps(2);
     // Choose the twin from the menu: the scale prior flipped (on).
     h.get_by_role_and_label(Role::ComboBox, "side by side").click();
@@ -1457,4 +1458,62 @@ fn attention_read_outs_are_few_and_the_inspected_one_is_drawn() {
     let app = bundled_lab("three-blobs.ron");
     let data = SceneData::new(app.session(), app.view(), None, Some(1), &[]);
     assert!(data.readouts.is_empty() && data.selected_readout.is_none());
+}
+
+/// A name typed into the Open dialog that names no file is said to be one (egui_file ignores
+/// Enter and Open on it without a word); typing an existing name clears the warning.
+#[test]
+fn the_open_dialog_says_when_a_typed_name_is_no_file() {
+    let mut h = paused_lab();
+    h.state_mut().command(Command::Open);
+    h.run_steps(3);
+    h.get_all_by_role(Role::TextInput).last().unwrap().focus();
+    h.run_steps(1);
+    h.get_all_by_role(Role::TextInput)
+        .last()
+        .unwrap()
+        .type_text("no-such-preset.ron");
+    h.run_steps(3);
+    let status = h.state().status_text().unwrap_or_default().to_string();
+    assert!(
+        status.contains("no such file") && status.contains("no-such-preset.ron"),
+        "{status}"
+    );
+}
+
+/// At 960 × 600 nothing in the controls runs past the panel's edge: a row wider than the panel
+/// was cut there, and widened every wrapped text below it (preset descriptions cut mid-word).
+#[test]
+fn the_controls_fit_their_panel_at_the_smallest_window_for_every_preset() {
+    for (name, text) in BUNDLED {
+        let mut app = LabApp::new(preset::parse(text, name).unwrap(), preset::DataRoot::Bundled).unwrap();
+        app.worker_mut().pin_to_ui_thread();
+        app.playback_mut().playing = false;
+        let mut h = sized_harness(app, egui::vec2(960.0, 600.0));
+        h.run_steps(5);
+        // The scene's first widget marks where the controls end.
+        let edge = h.get_by_label("Fit view").rect().min.x - 6.0;
+        for role in [
+            Role::Label,
+            Role::Button,
+            Role::Slider,
+            Role::ComboBox,
+            Role::CheckBox,
+            Role::RadioButton,
+            Role::SpinButton,
+        ] {
+            for n in h.query_all_by_role(role) {
+                let r = n.rect();
+                // Inside the controls: below the menu and formula strip, above the status bar.
+                if r.min.x < edge - 20.0 && r.min.y > 40.0 && r.max.y < 570.0 {
+                    assert!(
+                        r.max.x <= edge + 1.0,
+                        "{name}: a {role:?} reaches x = {} past the controls' edge {edge}: {:?}",
+                        r.max.x,
+                        format!("{n:?}").chars().take(140).collect::<String>()
+                    );
+                }
+            }
+        }
+    }
 }

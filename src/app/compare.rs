@@ -72,9 +72,13 @@ fn scrub_ui(ui: &mut egui::Ui, session: &Session, playback: &mut Playback) {
 fn title_with_log(ui: &mut egui::Ui, title: &str, id: &str, tip: &str) -> bool {
     let key = egui::Id::unique(("log scale", id));
     let mut log = ui.data_mut(|d| *d.get_persisted_mut_or_default::<bool>(key));
-    ui.horizontal(|ui| {
-        ui.label(title);
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+    // The title wraps in the room the switch leaves (a long one was cut at the panel's edge).
+    ui.horizontal_top(|ui| {
+        let room = (ui.clip_rect().width() - 56.0).max(60.0);
+        ui.allocate_ui(egui::vec2(room, 0.0), |ui| {
+            ui.add(egui::Label::new(title).wrap());
+        });
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Min), |ui| {
             ui.checkbox(&mut log, "log").on_hover_text(tip);
         });
     });
@@ -191,7 +195,7 @@ fn distance_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
 
 /// Each component's mass over the steps (GD; EM dashed for a few components).
 fn masses_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
-    ui.label("mass N_j = Σ_i r_ij of each component (GD; dashed: EM, for K ≤ 8)")
+    ui.add(egui::Label::new("mass N_j = Σ_i r_ij of each component (GD; dashed: EM, for K ≤ 8)").wrap())
         .on_hover_text("The rich get richer: a component that holds more points pulls harder and gains more. A component whose mass falls below 1e-6·N is reported dead");
     per_component_plot(ui, "masses", "N", trace, rec, |r, j| Some(r.counts[j]));
 }
@@ -249,7 +253,8 @@ fn log_det(run: &crate::core::experiment::RunRecord, j: usize) -> Option<f64> {
 /// `log|det W_j|` over the steps: the volume each component claims (MATH.md §8). It runs away
 /// upwards on collinear points (the singularity), downwards in the metric collapse.
 fn volume_plot_ui(ui: &mut egui::Ui, trace: &[StepRecord], rec: &StepRecord) {
-    ui.label("log|det W_j| of each component (GD; dashed: EM, for K ≤ 8)").on_hover_text(
+    ui.add(egui::Label::new("log|det W_j| of each component (GD; dashed: EM, for K ≤ 8)").wrap())
+        .on_hover_text(
         "The volume term −T·log|det W_j| in E_ij: a component's precision. It rises without bound for a component on collinear points (the singularity: EM is held by reg_covar, gradient descent is not) and falls towards −∞ in the metric collapse (W_j -> 0, no volume term)",
     );
     per_component_plot(ui, "volumes", "log|det W|", trace, rec, log_det);
@@ -301,18 +306,18 @@ fn numbers_ui(ui: &mut egui::Ui, session: &Session, residual_max: f64, rec: &Ste
         ui.label("effective components")
             .on_hover_text("exp(H(N_j/N)): K when all components share the data equally, 1 when one takes all");
         ui.monospace(format!(
-            "GD {:.3}   EM {:.3}",
+            "GD {:.3} EM {:.3}",
             rec.effective_components.gd, rec.effective_components.em
         ));
         ui.end_row();
         ui.label("identity residual").on_hover_text(
             "max over ≤128 sampled points of |N ∂J/∂E_ij (dual numbers) − closed form|, at the GD state",
         );
-        ui.monospace(format!(
-            "{:.1e}  (max {:.1e})",
-            rec.identity_residual,
-            residual_max.max(rec.identity_residual)
-        ));
+        ui.monospace(format!("{:.1e}", rec.identity_residual));
+        ui.end_row();
+        ui.label("largest so far")
+            .on_hover_text("The largest identity residual of this session's steps");
+        ui.monospace(format!("{:.1e}", residual_max.max(rec.identity_residual)));
         ui.end_row();
         ui.label("rate");
         ui.monospace(format!(

@@ -40,6 +40,11 @@ fn objective_name(o: &ObjectiveSpec) -> &'static str {
 
 /// Draws the controls.
 pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
+    // Sliders narrow with the panel, so a slider and its name fit in a 960-point window's
+    // controls (the default 100-point slider with a long name ran past the edge and was cut).
+    // The clip rectangle is the panel's visible width (the available width grows with any
+    // row that ran past the edge in an earlier frame, and would keep it wide).
+    ui.spacing_mut().slider_width = (ui.clip_rect().width() - 200.0).clamp(50.0, 140.0);
     // Open again for each newly loaded preset (the id follows its name).
     let name = app.draft().name.clone();
     ui.push_id(&name, |ui| {
@@ -58,7 +63,7 @@ pub fn controls_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 }
 
 fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let label = if app.playback.playing { "Pause" } else { "Play" };
         if ui
             .button(label)
@@ -89,7 +94,7 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             app.command(Command::Regenerate);
         }
     });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let can_undo = app.undo_depth() > 0;
         if ui
             .add_enabled(can_undo, egui::Button::new("Undo"))
@@ -105,9 +110,9 @@ fn run_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         {
             app.command(Command::Redo);
         }
-        ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
-            .on_hover_text("Paired steps taken per drawn frame while playing");
     });
+    ui.add(egui::Slider::new(&mut app.view.steps_per_frame, 1..=50).text("steps / frame"))
+        .on_hover_text("Paired steps taken per drawn frame while playing");
     if app.session.annealer().is_some() {
         ui.checkbox(&mut app.view.fast_settle, "fast settle").on_hover_text(format!(
             "While the annealing schedule runs, take as many paired steps per frame as fit in {} ms (up to {}), so each temperature settles in a moment; untick to watch the runs settle at the steps per frame above",
@@ -259,7 +264,7 @@ fn temperature_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         let x = track.left() + log_fraction(app.session.critical_temperature(), 1e-3, 1e2) * track.width();
         let stroke = egui::Stroke::new(2.0, ui.visuals().warn_fg_color);
         ui.painter().vline(x, track.y_range(), stroke);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label(
                 egui::RichText::new(format!("T_c = {}", num(app.session.critical_temperature(), 5)))
                     .color(ui.visuals().warn_fg_color),
@@ -367,7 +372,7 @@ fn metric_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         app.command(Command::Rebuild("metric changed".into()));
     }
     let mut form = app.doc.draft.form;
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let a = ui
             .radio_value(&mut form, Form::Prototype, "W (x − μ)")
             .on_hover_text("Prototype form: gradient descent moves the centre μ_j and the map W_j");
@@ -427,7 +432,7 @@ fn scale_options_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         "Adds (T a/N) Σ_j (ln s_j + s₀/s_j) to J: scales can neither run away (metric collapse) nor shrink onto one point. EM's scale step becomes the MAP step (S + 2Ta s₀)/(T(V D N_j + 2a))",
     );
     if on {
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             r = r.union(
                 ui.add(
                     egui::DragValue::new(&mut p.strength)
@@ -479,7 +484,7 @@ fn prototype_count_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             });
         }
         InitSpec::Explicit { positions, .. } => {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.label(format!("K = {} (given positions)", positions.len()));
                 if ui
                     .small_button("use k-means++")
@@ -679,7 +684,7 @@ fn plane_ui(app: &mut LabApp, ui: &mut egui::Ui) {
 
 fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     ui.strong("Scene");
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("background");
         egui::ComboBox::from_label("")
             .selected_text(match app.view.background {
@@ -705,7 +710,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             .on_hover_text("What the plane behind the points shows, on a grid");
     });
     plane_ui(app, ui);
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.checkbox(&mut app.view.trails, "trails")
             .on_hover_text("Each prototype's path so far");
         ui.checkbox(&mut app.view.show_em, "EM (hollow)")
@@ -740,7 +745,7 @@ fn view_ui(app: &mut LabApp, ui: &mut egui::Ui) {
     if chosen != current {
         app.command(Command::SetTwin(chosen));
     }
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("click");
         ui.radio_value(&mut app.selection.tool, Tool::Select, "select / drag")
             .on_hover_text("Click a point to inspect it; drag a prototype (both runs continue from there)");

@@ -91,6 +91,12 @@ impl Purpose {
 pub struct Dialog {
     purpose: Purpose,
     dialog: egui_file::FileDialog,
+    /// The name in the dialog's file field (an Open dialog reports it through its filename
+    /// filter), so that a name of no existing file is said to be one: egui_file ignores Enter
+    /// and Open on it without a word.
+    typed: Arc<Mutex<String>>,
+    /// The last warning given about the typed name (so it is not repeated every frame).
+    warned: Option<PathBuf>,
 }
 
 impl Dialog {
@@ -105,9 +111,17 @@ impl Dialog {
                     .is_some_and(|e| e == "ron" || e.eq_ignore_ascii_case("csv"))
             }
         };
+        let typed = Arc::new(Mutex::new(String::new()));
+        let seen = Arc::clone(&typed);
         let mut dialog = egui_file::FileDialog::open_file()
             .title(if data { "Open data (CSV)" } else { "Open preset or data" })
-            .show_files_filter(Box::new(shown));
+            .show_files_filter(Box::new(shown))
+            .filename_filter(Box::new(move |name: &str| {
+                if let Ok(mut s) = seen.lock() {
+                    name.clone_into(&mut s);
+                }
+                true
+            }));
         if let Some(dir) = current.and_then(Path::parent) {
             dialog = dialog.initial_path(dir);
         }
@@ -115,6 +129,8 @@ impl Dialog {
         Self {
             purpose: Purpose::OpenPreset,
             dialog,
+            typed,
+            warned: None,
         }
     }
 
@@ -136,7 +152,12 @@ impl Dialog {
             dialog = dialog.initial_path(dir);
         }
         dialog.open();
-        Self { purpose, dialog }
+        Self {
+            purpose,
+            dialog,
+            typed: Arc::default(),
+            warned: None,
+        }
     }
 }
 
@@ -151,6 +172,23 @@ pub fn dialog_ui(app: &mut LabApp, ctx: &egui::Context) {
         .then(|| d.dialog.path().map(Path::to_path_buf))
         .flatten();
     let closed = !d.dialog.visible();
+    // An Open dialog's typed name of no existing file: say so (egui_file does nothing on it).
+    let typed = d.typed.lock().map(|s| s.clone()).unwrap_or_default();
+    if purpose == Purpose::OpenPreset && !typed.is_empty() && chosen.is_none() {
+        let path = d.dialog.directory().join(&typed);
+        if path.exists() || typed.ends_with('/') {
+            // The name is a file now: the warning about the half-typed one goes.
+            if d.warned.take().is_some() {
+                app.shell.status = None;
+            }
+        } else if d.warned.as_ref() != Some(&path) {
+            d.warned = Some(path.clone());
+            app.error(format!(
+                "no such file: {} (Open needs an existing .ron preset or .csv data file; a path may be typed in full)",
+                path.display()
+            ));
+        }
+    }
     if let Some(mut path) = chosen {
         app.shell.dialog = None;
         if path.extension().is_none() {

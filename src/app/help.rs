@@ -112,10 +112,33 @@ fn about_ui(ui: &mut egui::Ui) {
 pub fn description_ui(ui: &mut egui::Ui, name: &str, description: &str) {
     let description = drawable(ui.ctx(), description);
     let name = drawable(ui.ctx(), name);
-    egui::CollapsingHeader::new(egui::RichText::new(name).strong())
+    // A long name is cut with an ellipsis in the header (egui lays a header's text out
+    // unwrapped, and a header wider than the panel widened everything below it past the
+    // panel's edge) and given whole below it. The clip rectangle is the panel's visible width.
+    let room = ui.clip_rect().width() - 40.0;
+    let font = egui::FontId::proportional(14.0);
+    let width = |t: &str| {
+        ui.fonts_mut(|f| {
+            f.layout_no_wrap(t.to_string(), font.clone(), egui::Color32::WHITE)
+                .size()
+                .x
+        })
+    };
+    let mut short = name.clone();
+    let cut = width(&name) > room;
+    if cut {
+        while !short.is_empty() && width(&format!("{short}…")) > room {
+            short.pop();
+        }
+        short = format!("{}…", short.trim_end());
+    }
+    egui::CollapsingHeader::new(egui::RichText::new(&short).strong())
         .id_salt("preset description")
         .default_open(true)
         .show(ui, |ui| {
+            if cut {
+                ui.add(egui::Label::new(egui::RichText::new(&name).strong()).wrap());
+            }
             ui.add(egui::Label::new(egui::RichText::new(&description).small()).wrap());
         });
 }

@@ -1038,6 +1038,10 @@ impl LabApp {
             .size_range(180.0..=layout.right.1)
             .show(ui, |ui| {
                 egui::ScrollArea::both().show(ui, |ui| {
+                    // Plots and wrapped titles take the visible width; only the per-prototype
+                    // table may scroll sideways (the available width had grown with it, and
+                    // every plot and title with it, cut at the panel's edge).
+                    ui.set_max_width(ui.clip_rect().width() - 4.0);
                     compare::compare_ui(ui, &self.session, &mut self.playback, self.residual_max);
                 });
             });

@@ -382,9 +382,10 @@ pub fn contour_labels(
     contours: &[(f64, Vec<[[f64; 2]; 2]>)],
     (lo, hi): ([f64; 2], [f64; 2]),
 ) -> Vec<([f64; 2], String)> {
-    // Room for the label's height above its point.
+    // Room for the label's height above its point and half its width either side.
     let top = hi[1] - 0.06 * (hi[1] - lo[1]);
-    let inside = |p: &[f64; 2]| p[0] >= lo[0] && p[0] <= hi[0] && p[1] >= lo[1] && p[1] <= top;
+    let (left, right) = (lo[0] + 0.07 * (hi[0] - lo[0]), hi[0] - 0.07 * (hi[0] - lo[0]));
+    let inside = |p: &[f64; 2]| p[0] >= left && p[0] <= right && p[1] >= lo[1] && p[1] <= top;
     let (Some(first), Some(last)) = (contours.first(), contours.last()) else {
         return Vec::new();
     };
@@ -392,7 +393,7 @@ pub fn contour_labels(
     let step = contours.get(1).map_or(first.0.abs(), |second| second.0 - first.0);
     let range = first.0..=last.0;
     // Two labels closer than this (about one label's width and height) would overprint.
-    let (gap_x, gap_y) = (0.08 * (hi[0] - lo[0]), 0.05 * (hi[1] - lo[1]));
+    let (gap_x, gap_y) = (0.16 * (hi[0] - lo[0]), 0.06 * (hi[1] - lo[1]));
     let mut placed: Vec<([f64; 2], String)> = Vec::new();
     for (level, segs) in contours {
         let mut spots: Vec<[f64; 2]> = segs
@@ -959,7 +960,7 @@ mod tests {
         // would be cut, so the highest one below it.
         let labels = contour_labels(&[(2.5, ring.clone()), (3.0, Vec::new())], ([-10.0, -10.0], [10.0, 3.0]));
         assert_eq!(labels, vec![([0.5, 2.0], "2.5".to_string())]);
-        // A second level whose top lies 0.3 from the first label (gaps 1.6 by 1.0 in a 20 × 20
+        // A second level whose top lies 0.3 from the first label (gaps 3.2 by 1.2 in a 20 × 20
         // view) takes its next-highest spot instead of overprinting.
         let near = vec![[[1.2, 2.6], [1.4, 2.8]], [[5.0, -4.0], [5.0, -3.0]]];
         let labels = contour_labels(&[(2.5, ring), (3.0, near)], view);
