@@ -338,40 +338,46 @@ fn per_prototype_ui(ui: &mut egui::Ui, session: &Session, rec: &StepRecord) {
     );
     let ce = session.experiment().problem().spec.regime == Regime::CrossEntropy;
     let classes = session.experiment().problem().spec.classes.clone();
-    egui::Grid::new("per-prototype")
-        .num_columns(6)
-        .striped(true)
+    // The table alone scrolls sideways when the panel is narrow (the whole panel scrolling
+    // let every plot and right-aligned switch grow past the visible edge).
+    egui::ScrollArea::horizontal()
+        .id_salt("per-prototype scroll")
         .show(ui, |ui| {
-            let maps = rec.gd.maps.is_some();
-            for h in [
-                "j",
-                "cos",
-                "α_j",
-                "N_j GD",
-                "π_j",
-                if maps { "log|det W_j|" } else { "s_j" },
-            ] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for j in 0..rec.gd.prototypes.len() {
-                let c = if ce {
-                    view_data::colour(classes[j])
-                } else {
-                    view_data::colour(j)
-                };
-                ui.label(egui::RichText::new(format!("#{j}")).color(c));
-                let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |v| format!("{v:.p$}"));
-                ui.monospace(opt(rec.alignment[j], 6));
-                ui.monospace(opt(rec.step_fraction[j], 4));
-                ui.monospace(num(rec.gd.counts[j], 5));
-                ui.monospace(format!("{:.3}", rec.gd.weights[j]));
-                match log_det(&rec.gd, j) {
-                    Some(v) => ui.monospace(num(v, 4)),
-                    None => ui.monospace(num(rec.gd.scales[j], 4)),
-                };
-                ui.end_row();
-            }
+            egui::Grid::new("per-prototype")
+                .num_columns(6)
+                .striped(true)
+                .show(ui, |ui| {
+                    let maps = rec.gd.maps.is_some();
+                    for h in [
+                        "j",
+                        "cos",
+                        "α_j",
+                        "N_j GD",
+                        "π_j",
+                        if maps { "log|det W_j|" } else { "s_j" },
+                    ] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    for j in 0..rec.gd.prototypes.len() {
+                        let c = if ce {
+                            view_data::colour(classes[j])
+                        } else {
+                            view_data::colour(j)
+                        };
+                        ui.label(egui::RichText::new(format!("#{j}")).color(c));
+                        let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |v| format!("{v:.p$}"));
+                        ui.monospace(opt(rec.alignment[j], 6));
+                        ui.monospace(opt(rec.step_fraction[j], 4));
+                        ui.monospace(num(rec.gd.counts[j], 5));
+                        ui.monospace(format!("{:.3}", rec.gd.weights[j]));
+                        match log_det(&rec.gd, j) {
+                            Some(v) => ui.monospace(num(v, 4)),
+                            None => ui.monospace(num(rec.gd.scales[j], 4)),
+                        };
+                        ui.end_row();
+                    }
+                });
         });
     if !rec.value_alignment.is_empty() {
         ui.separator();

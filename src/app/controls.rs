@@ -7,7 +7,7 @@ use super::view_data::num;
 use super::{Background, Command, LabApp, Tool, ViewPlane};
 use crate::core::model::RateMode;
 use crate::core::model::{ScalePrior, Score};
-use crate::preset::{DataSpec, InitSpec, ObjectiveSpec};
+use crate::preset::{DataSpec, InitSpec, ObjectiveSpec, Standardise};
 
 /// A change to the draft that takes effect live, recorded for undo; the session follows at the
 /// end of the frame (`LabApp::reconcile`).
@@ -632,6 +632,13 @@ fn generator_parameters_ui(app: &mut LabApp, ui: &mut egui::Ui) {
             app.doc.draft.seed = seed;
         });
     }
+    let mut z = app.doc.draft.standardise == Standardise::ZScore;
+    let r = ui.checkbox(&mut z, "standardise (z-score)").on_hover_text(
+        "Each coordinate centred at its mean and divided by its standard deviation before the run (scikit-learn's StandardScaler): columns in different units (grams against millimetres) then weigh alike. A restart; the axes read 'name (z)'",
+    );
+    restart(app, &r, "standardisation changed", |app| {
+        app.doc.draft.standardise = if z { Standardise::ZScore } else { Standardise::None };
+    });
 }
 
 /// The plane the scene shows data of more than two coordinates in: PCA or two coordinates.

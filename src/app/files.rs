@@ -10,9 +10,12 @@ use crate::export::trace::{self, TraceDocument};
 use crate::preset::io::write_atomic;
 
 /// Every preset in `presets/`, compiled in so they are one click away wherever the binary runs.
-pub const BUNDLED: [(&str, &str); 19] = [
+pub const BUNDLED: [(&str, &str); 22] = [
     ("three-blobs.ron", include_str!("../../presets/three-blobs.ron")),
     ("old-faithful.ron", include_str!("../../presets/old-faithful.ron")),
+    ("iris.ron", include_str!("../../presets/iris.ron")),
+    ("penguins.ron", include_str!("../../presets/penguins.ron")),
+    ("digits.ron", include_str!("../../presets/digits.ron")),
     (
         "anisotropic-blobs.ron",
         include_str!("../../presets/anisotropic-blobs.ron"),

@@ -180,9 +180,16 @@ fn point_header_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, 
         ui.separator();
         ui.strong(format!("Point {i}"));
         let x = problem.point(i);
+        // At most six coordinates in the line (64 pushed the table out of the panel); all of
+        // them on hover.
+        let shown = |n: usize| x.iter().take(n).map(|v| num(*v, 4)).collect::<Vec<_>>().join(", ");
+        let coordinates = if x.len() > 6 {
+            format!("{}, … ({} coordinates)", shown(6), x.len())
+        } else {
+            shown(6)
+        };
         ui.label(format!(
-            "x = ({})  label {}",
-            x.iter().map(|v| num(*v, 4)).collect::<Vec<_>>().join(", "),
+            "x = ({coordinates})  label {}",
             match problem.soft_label(i) {
                 Some(p) => format!(
                     "soft ({})",
@@ -190,7 +197,8 @@ fn point_header_ui(ui: &mut egui::Ui, session: &Session, selection: &Selection, 
                 ),
                 None => problem.labels[i].map_or("none".into(), |y| y.to_string()),
             }
-        ));
+        ))
+        .on_hover_text(format!("x = ({})", shown(x.len())));
         ui.label(if selection.selected.is_some() {
             "(selected: click another)"
         } else {

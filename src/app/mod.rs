@@ -1030,18 +1030,20 @@ impl LabApp {
             .default_size(layout.left.0)
             .size_range(160.0..=layout.left.1)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| controls::controls_ui(self, ui));
+                // Another preset starts at the top of the controls (its name and description);
+                // a restart after a change keeps the place.
+                egui::ScrollArea::vertical()
+                    .id_salt(("controls scroll", self.doc.draft.name.clone()))
+                    .show(ui, |ui| controls::controls_ui(self, ui));
             });
         egui::Panel::right(("compare", generation))
             .resizable(true)
             .default_size(layout.right.0)
             .size_range(180.0..=layout.right.1)
             .show(ui, |ui| {
-                egui::ScrollArea::both().show(ui, |ui| {
-                    // Plots and wrapped titles take the visible width; only the per-prototype
-                    // table may scroll sideways (the available width had grown with it, and
-                    // every plot and title with it, cut at the panel's edge).
-                    ui.set_max_width(ui.clip_rect().width() - 4.0);
+                // Vertical only: plots and titles take the visible width; the per-prototype
+                // table scrolls sideways on its own.
+                egui::ScrollArea::vertical().show(ui, |ui| {
                     compare::compare_ui(ui, &self.session, &mut self.playback, self.residual_max);
                 });
             });

@@ -457,8 +457,8 @@ fn points_layer(plot: &mut egui_plot::PlotUi<'_>, data: &SceneData, fg: Color32)
                 "read-outs Σ α k",
                 data.readouts.iter().map(|l| l[1]).collect::<Vec<_>>(),
             )
-            .color(fg.gamma_multiply(0.7))
-            .radius(1.6)
+            .color(fg.gamma_multiply(0.8))
+            .radius(3.0)
             .shape(MarkerShape::Diamond),
         );
     }
@@ -764,9 +764,12 @@ fn edit_data(app: &mut LabApp, data: crate::core::data::Dataset, what: &str) {
     match app.session.replace_data(data) {
         Ok(()) => {
             app.doc.draft.data = inline;
-            // The inline points carry the labels as they are now (hidden ones already dropped).
+            // The inline points carry the labels as they are now (hidden ones already dropped),
+            // and the coordinates as shown (already standardised, if they were).
             app.doc.draft.labelled_fraction = 1.0;
             app.doc.running.labelled_fraction = 1.0;
+            app.doc.draft.standardise = crate::preset::Standardise::None;
+            app.doc.running.standardise = crate::preset::Standardise::None;
             app.info(what.to_string());
         }
         Err(e) => app.error(format!("{what} refused: {e}")),

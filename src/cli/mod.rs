@@ -230,6 +230,15 @@ pub enum MetricArg {
     Tied,
 }
 
+/// Scaling of the coordinates on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StandardiseArg {
+    /// As given.
+    None,
+    /// Each coordinate centred and divided by its standard deviation.
+    Zscore,
+}
+
 /// Gradient descent's parametrisation on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FormArg {
@@ -279,6 +288,10 @@ pub struct PresetArgs {
     /// Gradient descent's parametrisation of a metric with maps (diag, full, tied).
     #[arg(long, value_enum)]
     pub form: Option<FormArg>,
+    /// Scale the coordinates first: `zscore` (each centred, divided by its standard deviation)
+    /// or `none`. Overrides the preset's `standardise`.
+    #[arg(long, value_enum)]
+    pub standardise: Option<StandardiseArg>,
     /// scikit-learn's reg_covar > 0, added to explicit EM's covariances (default 1e-6).
     #[arg(long, value_name = "LAMBDA", allow_hyphen_values = true, value_parser = number)]
     pub reg_covar: Option<f64>,
@@ -535,6 +548,12 @@ fn apply_overrides(args: &PresetArgs, p: &mut Preset) -> Result<(), Failure> {
     }
     if let Some(s) = args.seed {
         p.seed = s;
+    }
+    if let Some(s) = args.standardise {
+        p.standardise = match s {
+            StandardiseArg::None => preset::Standardise::None,
+            StandardiseArg::Zscore => preset::Standardise::ZScore,
+        };
     }
     if let Some(m) = args.metric {
         p.metric = match m {

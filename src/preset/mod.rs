@@ -147,6 +147,40 @@ pub enum DataSpec {
     },
 }
 
+/// How the coordinates are scaled before a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Standardise {
+    /// As given.
+    #[default]
+    None,
+    /// Per coordinate `(x − m) / σ` with the data's mean and standard deviation (`1/N`, two
+    /// passes); a constant coordinate is only centred.
+    ZScore,
+}
+
+/// Z-scores every coordinate of `data` in place ([`Standardise::ZScore`]); the names gain ` (z)`.
+/// Returns each coordinate's mean and standard deviation.
+pub fn standardise(data: &mut Dataset) -> Vec<(f64, f64)> {
+    let (n, d) = (data.len(), data.dim);
+    let mut out = Vec::with_capacity(d);
+    for c in 0..d {
+        let column = || data.points.iter().skip(c).step_by(d);
+        let mean = column().sum::<f64>() / n.max(1) as f64;
+        let var = column().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n.max(1) as f64;
+        let sd = var.sqrt();
+        out.push((mean, sd));
+    }
+    for row in data.points.chunks_exact_mut(d.max(1)) {
+        for (x, &(mean, sd)) in row.iter_mut().zip(&out) {
+            *x = if sd > 0.0 { (*x - mean) / sd } else { *x - mean };
+        }
+    }
+    for name in &mut data.names {
+        name.push_str(" (z)");
+    }
+    out
+}
+
 /// Where the prototypes start.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +271,10 @@ pub struct Preset {
     pub steps: usize,
     /// The points.
     pub data: DataSpec,
+    /// `ZScore`: each coordinate centred and divided by its standard deviation before the run
+    /// (scikit-learn's `StandardScaler`); `None` (the default): as given.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub standardise: Standardise,
     /// The initial prototypes.
     pub prototypes: InitSpec,
     /// Deterministic annealing: `(t0: …, gamma: …, t_min: …)`; the run starts at `t0` (instead
@@ -333,6 +371,7 @@ impl Default for Preset {
                 spread: 5.0,
                 std: 0.8,
             },
+            standardise: Standardise::None,
             prototypes: InitSpec::KMeansPlusPlus { k: 3, seed: None },
             anneal: None,
             scale_prior: None,
@@ -1359,7 +1398,7 @@ impl From<&PathBuf> for DataRoot {
 }
 
 /// The CSV files the bundled presets read, compiled in (name, text).
-pub const BUNDLED_DATA: [(&str, &str); 4] = [
+pub const BUNDLED_DATA: [(&str, &str); 7] = [
     ("soft-labels.csv", include_str!("../../presets/soft-labels.csv")),
     ("old-faithful.csv", include_str!("../../presets/old-faithful.csv")),
     (
@@ -1367,6 +1406,9 @@ pub const BUNDLED_DATA: [(&str, &str); 4] = [
         include_str!("../../presets/anisotropic-blobs.csv"),
     ),
     ("collinear.csv", include_str!("../../presets/collinear.csv")),
+    ("iris.csv", include_str!("../../presets/iris.csv")),
+    ("penguins.csv", include_str!("../../presets/penguins.csv")),
+    ("digits.csv", include_str!("../../presets/digits.csv")),
 ];
 
 impl DataSpec {
@@ -1510,6 +1552,9 @@ impl ValidPreset {
         self.check_planned_memory(&root, limit)?;
         let mut data = make_data(&p.data, p.seed, &root)?;
         check_coordinates(&data)?;
+        if p.standardise == Standardise::ZScore {
+            standardise(&mut data);
+        }
         let one_hot = matches!(p.objective, ObjectiveSpec::Attention { .. }) && data.target_dim == 0;
         budget::check(
             &budget::Sizes {
