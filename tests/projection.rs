@@ -190,3 +190,107 @@ fn the_scene_of_three_dimensional_data_goes_through_one_projection() {
         ["c".to_string(), "a".to_string()]
     );
 }
+
+/// Three classes apart along a low-variance direction, a large nuisance spread along another:
+/// PCA's first axis is the nuisance, LDA's the classes' direction, as an independent power
+/// iteration on `S_w⁻¹ S_b` finds it.
+#[test]
+fn discriminant_axes_separate_the_classes_where_pca_sees_the_spread() {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (mut x, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..900 {
+        let c = i % 3;
+        let z: [f64; 3] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+        // Nuisance: σ = 10 along e₀; classes at −1.5, 0, 1.5 along e₂ with σ = 0.3; e₁: σ = 1.
+        x.extend([10.0 * z[0], z[1], 1.5 * (c as f64 - 1.0) + 0.3 * z[2]]);
+        labels.push(Some(c as u32));
+    }
+    let pca = Projection::principal(&x, 3);
+    let Plane::Principal { axes, .. } = &pca.plane else {
+        panic!()
+    };
+    assert!(axes[0][0].abs() > 0.99, "{:?}", axes[0]);
+    let lda = Projection::discriminant(&x, 3, &labels).unwrap();
+    let Plane::Discriminant { axes, separation } = &lda.plane else {
+        panic!()
+    };
+    assert!(axes[0][2].abs() > 0.99, "{:?}", axes[0]);
+    assert!((dot(&axes[0], &axes[0]) - 1.0).abs() < 1e-12 && dot(&axes[0], &axes[1]).abs() < 1e-12);
+    // Independent: S_w and S_b written out, the leading eigenvector of S_w⁻¹ S_b by power
+    // iteration (S_w⁻¹ by Gauss–Jordan on 3 × 3).
+    let (sw, sb) = scatter(&x, &labels);
+    let inv = invert3(&sw);
+    let a: Vec<f64> = (0..9)
+        .map(|k| (0..3).map(|m| inv[k / 3 * 3 + m] * sb[m * 3 + k % 3]).sum())
+        .collect();
+    let mut v = vec![1.0, 1.0, 1.0];
+    for _ in 0..2000 {
+        let w: Vec<f64> = (0..3).map(|r| (0..3).map(|c| a[r * 3 + c] * v[c]).sum()).collect();
+        let n = dot(&w, &w).sqrt();
+        v = w.iter().map(|q| q / n).collect();
+    }
+    assert!(dot(&v, &axes[0]).abs() > 1.0 - 1e-9, "{v:?} {:?}", axes[0]);
+    let quad = |s: &[f64], w: &[f64]| {
+        (0..3)
+            .map(|r| w[r] * (0..3).map(|c| s[r * 3 + c] * w[c]).sum::<f64>())
+            .sum::<f64>()
+    };
+    let want = quad(&sb, &axes[0]) / quad(&sw, &axes[0]);
+    assert!((separation[0] - want).abs() < 1e-9 * want, "{} {want}", separation[0]);
+    // Fewer than two classes: no discriminant plane.
+    assert!(Projection::discriminant(&x, 3, &vec![Some(0); 900]).is_none());
+}
+
+fn scatter(x: &[f64], labels: &[Option<u32>]) -> (Vec<f64>, Vec<f64>) {
+    let n = labels.len();
+    let m: Vec<f64> = (0..3)
+        .map(|a| (0..n).map(|i| x[i * 3 + a]).sum::<f64>() / n as f64)
+        .collect();
+    let (mut sw, mut sb) = (vec![0.0; 9], vec![0.0; 9]);
+    for c in 0..3u32 {
+        let idx: Vec<usize> = (0..n).filter(|&i| labels[i] == Some(c)).collect();
+        let nc = idx.len() as f64;
+        let mc: Vec<f64> = (0..3)
+            .map(|a| idx.iter().map(|&i| x[i * 3 + a]).sum::<f64>() / nc)
+            .collect();
+        for &i in &idx {
+            for a in 0..3 {
+                for b in 0..3 {
+                    sw[a * 3 + b] += (x[i * 3 + a] - mc[a]) * (x[i * 3 + b] - mc[b]);
+                }
+            }
+        }
+        for a in 0..3 {
+            for b in 0..3 {
+                sb[a * 3 + b] += nc * (mc[a] - m[a]) * (mc[b] - m[b]);
+            }
+        }
+    }
+    (sw, sb)
+}
+
+fn invert3(m: &[f64]) -> Vec<f64> {
+    let mut a: Vec<Vec<f64>> = (0..3)
+        .map(|r| {
+            let mut row = m[r * 3..r * 3 + 3].to_vec();
+            row.extend((0..3).map(|c| f64::from(u8::from(c == r))));
+            row
+        })
+        .collect();
+    for c in 0..3 {
+        let p = (c..3).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs())).unwrap();
+        a.swap(c, p);
+        let d = a[c][c];
+        a[c].iter_mut().for_each(|v| *v /= d);
+        for r in 0..3 {
+            if r != c {
+                let f = a[r][c];
+                let pivot = a[c].clone();
+                a[r].iter_mut().zip(&pivot).for_each(|(v, p)| *v -= f * p);
+            }
+        }
+    }
+    a.iter().flat_map(|row| row[3..].to_vec()).collect()
+}

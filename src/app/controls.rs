@@ -655,11 +655,16 @@ fn plane_ui(app: &mut LabApp, ui: &mut egui::Ui) {
         egui::ComboBox::from_id_salt("plane")
             .selected_text(match plane {
                 ViewPlane::Principal => "PCA".to_string(),
+                ViewPlane::Discriminant => "LDA".to_string(),
                 ViewPlane::Coordinates(..) => "coordinates".to_string(),
             })
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut plane, ViewPlane::Principal, "PCA")
                     .on_hover_text("The two leading principal axes of the data, through the data mean");
+                if problem.class_count() >= 2 {
+                    ui.selectable_value(&mut plane, ViewPlane::Discriminant, "LDA")
+                        .on_hover_text("Fisher's discriminant axes of the labels: the directions that separate the classes most against their spread within");
+                }
                 if ui
                     .selectable_label(matches!(plane, ViewPlane::Coordinates(..)), "coordinates")
                     .on_hover_text("Two of the coordinates as they are; the others at the data mean")

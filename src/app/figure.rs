@@ -684,6 +684,7 @@ fn notes(data: &SceneData) -> Vec<String> {
                 100.0 * (explained[0] + explained[1])
             ),
             Plane::Coordinates(..) => format!("2 of {} coordinates, the others at the mean", data.gd.dim),
+            Plane::Discriminant { .. } => format!("LDA plane of {} coordinates", data.gd.dim),
         });
     }
     if !scene_data::equal_axes(data.content) {

@@ -108,6 +108,8 @@ pub enum ViewPlane {
     Principal,
     /// Two of the coordinates, the others at the data mean.
     Coordinates(usize, usize),
+    /// Fisher's discriminant axes of the labels (PCA when there are fewer than two classes).
+    Discriminant,
 }
 
 impl ViewPlane {
@@ -119,6 +121,7 @@ impl ViewPlane {
         match self {
             _ if problem.dim <= 2 => principal.clone(),
             Self::Principal => principal.clone(),
+            Self::Discriminant => problem.discriminant_plane().unwrap_or(principal).clone(),
             Self::Coordinates(i, j) => {
                 let last = problem.dim - 1;
                 crate::core::projection::Projection::coordinates(principal.mean.clone(), i.min(last), j.min(last))

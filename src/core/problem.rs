@@ -40,6 +40,9 @@ pub struct Problem {
     /// The principal plane of the points, computed on first use (shared by clones, which share
     /// the points).
     pub principal: Arc<std::sync::OnceLock<crate::core::projection::Projection>>,
+    /// The discriminant plane of the labels (`None`: fewer than two classes), computed on first
+    /// use.
+    pub discriminant: Arc<std::sync::OnceLock<Option<crate::core::projection::Projection>>>,
 }
 
 impl Problem {
@@ -129,6 +132,7 @@ impl Problem {
                 Vec::new()
             }),
             principal: Arc::default(),
+            discriminant: Arc::default(),
         })
     }
 
@@ -137,6 +141,15 @@ impl Problem {
     pub fn principal_plane(&self) -> &crate::core::projection::Projection {
         self.principal
             .get_or_init(|| crate::core::projection::Projection::principal(&self.points, self.dim))
+    }
+
+    /// Fisher's discriminant plane of the labels (LDA), computed once; `None` with fewer than
+    /// two classes or `D ≤ 2`.
+    #[must_use]
+    pub fn discriminant_plane(&self) -> Option<&crate::core::projection::Projection> {
+        self.discriminant
+            .get_or_init(|| crate::core::projection::Projection::discriminant(&self.points, self.dim, &self.labels))
+            .as_ref()
     }
 
     /// `N`, all points (including unlabelled ones).
