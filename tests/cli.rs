@@ -986,3 +986,48 @@ fn metric_bad_input_names_the_field_and_writes_nothing() {
     let text = std::fs::read_to_string(out).unwrap();
     assert!(text.contains("\"maps\"") && text.contains("\"covariances\""));
 }
+
+/// BIC, AIC and the per-point log-likelihood of Old Faithful at EM's optimum against
+/// scikit-learn 1.9's GaussianMixture(2, covariance_type="full" / "spherical", tol=1e-12,
+/// n_init=5) on the same 272 points: score·N −1130.2639601930966 and −1709.5292821774235,
+/// bic 2322.1917431154493 and 3458.299178818919, aic 2282.5279203861933 and 3433.058564354847.
+#[test]
+fn bic_and_aic_match_scikit_learn_on_old_faithful() {
+    let o = run(&["run", "--preset", &preset("old-faithful.ron"), "--steps", "300"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stderr(&o) + &stdout(&o);
+    let em_after = |line_start: &str, key: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{text}"));
+        let rest = &line[line.find(key).unwrap() + key.len()..];
+        let rest = &rest[rest.find("EM ").unwrap() + 3..];
+        rest.split([',', ';', ' ']).next().unwrap().parse().unwrap()
+    };
+    let bic_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("BIC")).collect();
+    assert_eq!(bic_lines.len(), 2, "{text}");
+    let bic = em_after("BIC", "BIC");
+    let aic = em_after("BIC", "AIC");
+    assert!((bic - 2322.1917431154493).abs() < 1e-4, "{bic}");
+    assert!((aic - 2282.5279203861933).abs() < 1e-4, "{aic}");
+    let per_point = em_after("log-likelihood", "per point");
+    assert!((per_point - -1130.2639601930966 / 272.0).abs() < 1e-6, "{per_point}");
+    // The spherical twin's line.
+    let twin = bic_lines[1];
+    let twin_bic: f64 = twin[twin.find("EM ").unwrap() + 3..]
+        .split([',', ';'])
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((twin_bic - 3458.299178818919).abs() < 1e-4, "{twin_bic}");
+    let twin_aic: f64 = twin[twin.rfind("EM ").unwrap() + 3..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((twin_aic - 3433.058564354847).abs() < 1e-4, "{twin_aic}");
+}

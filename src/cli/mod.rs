@@ -690,11 +690,22 @@ fn likelihood_line(experiment: &crate::core::experiment::Experiment) -> String {
         let n = experiment.problem().len() as f64;
         let constant = 0.5 * experiment.problem().dim as f64 * (2.0 * std::f64::consts::PI).ln();
         let ll = |j: f64| -n * (j + constant);
+        let (gd, em) = (ll(last.gd.em_objective), ll(last.em.em_objective));
+        let p = crate::core::criteria::free_parameters(
+            spec.structure,
+            last.em.prototypes.len(),
+            experiment.problem().dim,
+            spec.settings.learn_weights,
+            spec.settings.learn_scales,
+        );
+        let n_points = experiment.problem().len();
+        let (gd_bic, gd_aic) = crate::core::criteria::information_criteria(gd, p, n_points);
+        let (em_bic, em_aic) = crate::core::criteria::information_criteria(em, p, n_points);
         return format!(
-            "log-likelihood (T = 1: −N (J + (D/2) ln 2π)): GD {:.6}, EM {:.6} ({} components)\n",
-            ll(last.gd.em_objective),
-            ll(last.em.em_objective),
-            spec.structure.name()
+            "log-likelihood (T = 1: −N (J + (D/2) ln 2π)): GD {gd:.6}, EM {em:.6} ({} components); per point GD {:.6}, EM {:.6}\nBIC GD {gd_bic:.6}, EM {em_bic:.6}; AIC GD {gd_aic:.6}, EM {em_aic:.6} ({p} free parameters, counted as scikit-learn does)\n",
+            spec.structure.name(),
+            gd / n,
+            em / n,
         );
     }
     String::new()

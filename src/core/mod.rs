@@ -16,6 +16,7 @@
 //! - [`workload`]: the standard benchmark experiments.
 
 pub mod check;
+pub mod criteria;
 pub mod data;
 pub mod diagnostics;
 pub mod eval;
