@@ -15,10 +15,7 @@ use super::view_data::{self, Grid};
 use crate::core::model::Regime;
 use crate::core::projection::Plane;
 
-/// Smallest side of a figure (pixels).
-pub const MIN_SIDE: u32 = 200;
-/// Largest side of a figure (pixels): 8000 × 8000 takes 256 MB to rasterise.
-pub const MAX_SIDE: u32 = 8000;
+use crate::export::FIGURE_SIDES;
 
 /// The font list written into an SVG (the PNG is drawn with egui's Ubuntu, which is the first).
 const FONTS: &str = "Ubuntu, 'Ubuntu Light', 'DejaVu Sans', Helvetica, Arial, sans-serif";
@@ -45,15 +42,17 @@ impl Default for FigureOptions {
 }
 
 impl FigureOptions {
-    /// Whether both sides lie in [`MIN_SIDE`] to [`MAX_SIDE`].
+    /// Whether both sides lie in [`FIGURE_SIDES`].
     ///
     /// # Errors
     /// A side outside the range, named with the range.
     pub fn check(&self) -> Result<(), String> {
         for (name, v) in [("width", self.width), ("height", self.height)] {
-            if !(MIN_SIDE..=MAX_SIDE).contains(&v) {
+            if !FIGURE_SIDES.contains(&v) {
                 return Err(format!(
-                    "a figure's {name} of {v} px is outside the allowed range {MIN_SIDE} to {MAX_SIDE} px"
+                    "a figure's {name} of {v} px is outside the allowed range {} to {} px",
+                    FIGURE_SIDES.start(),
+                    FIGURE_SIDES.end()
                 ));
             }
         }
@@ -273,7 +272,7 @@ impl Svg {
         let u = self.u;
         let (ink, paper) = (self.ink, self.paper);
         let disc = f64::from(markers::DISC) * u;
-        let (inkw, halo) = (1.5 * u, 1.5 * u);
+        let (inkw, halo) = (f64::from(markers::INK) * u, f64::from(markers::HALO) * u);
         match mark {
             Mark::Gd => {
                 for (r, c) in [(disc + inkw + halo, paper), (disc + inkw, ink), (disc, colour)] {
@@ -286,7 +285,7 @@ impl Svg {
                 }
             }
             Mark::Em => {
-                let (ring, band) = (f64::from(markers::RING) * u, 2.5 * u);
+                let (ring, band) = (f64::from(markers::RING) * u, f64::from(markers::BAND) * u);
                 for (w, c) in [
                     (band + 2.0 * (inkw + halo), paper),
                     (band + 2.0 * inkw, ink),

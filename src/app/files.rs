@@ -59,6 +59,18 @@ pub const BUNDLED: [(&str, &str); 22] = [
     ),
 ];
 
+/// Whether `path` names a CSV file (by its extension, in any case).
+#[must_use]
+pub fn is_csv(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+/// Whether `path` names a preset (`.ron`, in any case).
+#[must_use]
+pub fn is_preset(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ron"))
+}
+
 /// What a file dialog is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -106,14 +118,7 @@ impl Dialog {
     /// An Open dialog for presets and CSV data, or (`data`) for CSV data only.
     #[must_use]
     pub fn open(current: Option<&Path>, data: bool) -> Self {
-        let shown: fn(&Path) -> bool = if data {
-            |p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-        } else {
-            |p| {
-                p.extension()
-                    .is_some_and(|e| e == "ron" || e.eq_ignore_ascii_case("csv"))
-            }
-        };
+        let shown: fn(&Path) -> bool = if data { is_csv } else { |p| is_preset(p) || is_csv(p) };
         let typed = Arc::new(Mutex::new(String::new()));
         let seen = Arc::clone(&typed);
         let mut dialog = egui_file::FileDialog::open_file()
@@ -258,7 +263,7 @@ impl LabApp {
         let t = data.problem.spec.settings.temperature;
         let content = super::figure::Content {
             data: &data,
-            view: self.scene.transform().map(|t| (t.bounds().min(), t.bounds().max())),
+            view: self.scene_view(),
             background: self.view.background,
             show_em: self.view.show_em,
             title: format!(
@@ -278,9 +283,7 @@ impl LabApp {
             Err(e) => self.error(e),
         }
     }
-}
 
-impl LabApp {
     /// The `--figure` run: `steps` paired steps, then the figure, with no window; the error
     /// says why nothing was written.
     ///
@@ -296,15 +299,12 @@ impl LabApp {
         self.shell.persist = false;
         self.playback.playing = false;
         self.advance(steps);
-        if let Some(status) = self.shell.status.as_ref().filter(|s| s.error) {
-            return Err(format!("no figure written: {}", status.text));
+        if let Some(e) = self.error_text() {
+            return Err(format!("no figure written: {e}"));
         }
         self.shell.figure = o;
         self.export_figure(path);
-        match self.shell.status.as_ref().filter(|s| s.error) {
-            Some(status) => Err(status.text.clone()),
-            None => Ok(()),
-        }
+        self.error_text().map_or(Ok(()), |e| Err(e.to_string()))
     }
 }
 
@@ -322,13 +322,14 @@ pub fn figure_ui(app: &mut LabApp, ctx: &egui::Context) {
         .collapsible(false)
         .show(ctx, |ui| {
             ui.label("The scene as shown (its view, step and background) with axes, a title and a legend.");
-            let range = super::figure::MIN_SIDE..=super::figure::MAX_SIDE;
+            let range = crate::export::FIGURE_SIDES;
+            let (lo, hi) = (range.start(), range.end());
             ui.horizontal(|ui| {
                 ui.add(egui::DragValue::new(&mut o.width).range(range.clone()).suffix(" px"))
-                    .on_hover_text("Width, 200 to 8000 pixels (SVG user units)");
+                    .on_hover_text(format!("Width, {lo} to {hi} pixels (SVG user units)"));
                 ui.label("by");
-                ui.add(egui::DragValue::new(&mut o.height).range(range).suffix(" px"))
-                    .on_hover_text("Height, 200 to 8000 pixels");
+                ui.add(egui::DragValue::new(&mut o.height).range(range.clone()).suffix(" px"))
+                    .on_hover_text(format!("Height, {lo} to {hi} pixels"));
             });
             ui.horizontal_wrapped(|ui| {
                 for (w, h, what) in [

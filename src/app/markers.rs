@@ -37,8 +37,10 @@ pub const RING: f32 = 12.5;
 /// The twin's triangle: the distance from its centre to a corner.
 pub const TRIANGLE: f32 = 13.0;
 /// Ink's width round each marker, and the paper halo's beyond it.
-const INK: f32 = 1.5;
-const HALO: f32 = 1.5;
+pub const INK: f32 = 1.5;
+pub const HALO: f32 = 1.5;
+/// The width of EM's ring in the component's colour (between its two rings of ink).
+pub const BAND: f32 = 2.5;
 
 /// The shapes of one marker at `pos`, from the bottom up.
 #[must_use]
@@ -51,7 +53,7 @@ pub fn marker_shapes(mark: Mark, pos: Pos2, colour: Color32, ink: Color32, paper
         ],
         Mark::Em => {
             // A band of the component's colour between two rings of ink, over a paper halo.
-            let band = 2.5;
+            let band = BAND;
             vec![
                 Shape::circle_stroke(pos, RING, Stroke::new(band + 2.0 * (INK + HALO), paper)),
                 Shape::circle_stroke(pos, RING, Stroke::new(band + 2.0 * INK, ink)),
@@ -213,7 +215,7 @@ mod tests {
         assert!((gd - (DISC + INK + HALO)).abs() < 1e-4, "{gd}");
         // EM's inner ink edge (the ring less half its ink stroke) clear of the disc and its
         // halo; the two halos may overlap (both are paper).
-        let em_inner = RING - (2.5 + 2.0 * INK) / 2.0;
+        let em_inner = RING - (BAND + 2.0 * INK) / 2.0;
         assert!(em_inner > gd, "ring's inner ink {em_inner}, disc {gd}");
         let twin = marker_shapes(Mark::Twin, at, Color32::RED, ink, paper);
         let corners = match &twin[2] {

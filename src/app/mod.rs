@@ -518,6 +518,12 @@ impl LabApp {
         self.shell.status.as_ref().map(|s| s.text.as_str())
     }
 
+    /// The last status message when it is an error.
+    #[must_use]
+    pub fn error_text(&self) -> Option<&str> {
+        self.shell.status.as_ref().filter(|s| s.error).map(|s| s.text.as_str())
+    }
+
     /// Undo entries available.
     #[must_use]
     pub fn undo_depth(&self) -> usize {
@@ -769,13 +775,7 @@ impl LabApp {
         });
         match parsed {
             Ok((p, session)) => {
-                self.before_change("load", f64::NEG_INFINITY);
-                self.doc.draft = p.clone();
-                self.start(session, p);
-                self.doc.root = root;
-                self.doc.path = path;
-                self.selection.selected = None;
-                self.playback.playing = true;
+                self.open_document(p, session, root, path);
                 self.info(format!("loaded {source}"));
             }
             Err(e) => self.error(format!("not loaded (nothing changed): {}", e.message)),
@@ -794,13 +794,7 @@ impl LabApp {
         });
         match built {
             Ok((p, session, note)) => {
-                self.before_change("load", f64::NEG_INFINITY);
-                self.doc.draft = p.clone();
-                self.start(session, p);
-                self.doc.root = DataRoot::of_file(path);
-                self.doc.path = None;
-                self.selection.selected = None;
-                self.playback.playing = true;
+                self.open_document(p, session, DataRoot::of_file(path), None);
                 let problem = self.session.experiment().problem();
                 let mut text = format!(
                     "opened {}: {} points, D = {}, K = {} (k-means++)",
@@ -818,9 +812,20 @@ impl LabApp {
         }
     }
 
+    /// A loaded preset or data file becomes the document (undoable), its session runs, playing.
+    fn open_document(&mut self, p: Preset, session: Session, root: DataRoot, path: Option<PathBuf>) {
+        self.before_change("load", f64::NEG_INFINITY);
+        self.doc.draft = p.clone();
+        self.start(session, p);
+        self.doc.root = root;
+        self.doc.path = path;
+        self.selection.selected = None;
+        self.playback.playing = true;
+    }
+
     /// Opens a file by its kind: `.csv` data ([`LabApp::open_data`]) or a preset.
     pub fn open_path(&mut self, path: &Path) {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        if files::is_csv(path) {
             self.open_data(path);
         } else {
             self.load_path(path);
@@ -988,9 +993,7 @@ impl LabApp {
             }
             for f in &i.raw.dropped_files {
                 let p = f.path().to_path_buf();
-                if p.extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("ron") || e.eq_ignore_ascii_case("csv"))
-                {
+                if files::is_preset(&p) || files::is_csv(&p) {
                     self.shell.commands.push(Command::LoadPath(p));
                 } else {
                     self.shell.status = Some(Status {
@@ -1262,12 +1265,12 @@ pub fn launch(args: &LaunchOptions) -> Result<(), String> {
     // A preset that cannot be opened: a screenshot run fails (exit 2); the window opens anyway
     // and says why in its status bar.
     let opened = args.preset.as_ref().map(|path| {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        if files::is_csv(path) {
             // Data: the default experiment (a mixture, K = 3) rebuilt around the file.
             let mut app = LabApp::bundled_default();
             app.open_data(path);
-            return match app.shell.status.as_ref().filter(|s| s.error) {
-                Some(status) => Err(status.text.clone()),
+            return match app.error_text() {
+                Some(e) => Err(e.to_string()),
                 None => Ok(app),
             };
         }

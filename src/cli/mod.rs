@@ -77,9 +77,14 @@ pub fn figure_size(text: &str) -> Result<(u32, u32), String> {
         w.trim().parse().map_err(|_| bad())?,
         h.trim().parse().map_err(|_| bad())?,
     );
+    let sides = crate::export::FIGURE_SIDES;
     for (name, v) in [("width", w), ("height", h)] {
-        if !(200..=8000).contains(&v) {
-            return Err(format!("the {name} {v} is outside the allowed range 200 to 8000 px"));
+        if !sides.contains(&v) {
+            return Err(format!(
+                "the {name} {v} is outside the allowed range {} to {} px",
+                sides.start(),
+                sides.end()
+            ));
         }
     }
     Ok((w, h))
